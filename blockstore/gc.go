@@ -1,0 +1,203 @@
+package blockstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+	"golang.org/x/sync/errgroup"
+)
+
+// LinkFunc lists the children of block c from its bytes. GC and Verify call
+// it concurrently from several goroutines, so it must be safe for
+// concurrent use, and it must not retain data after it returns. A block
+// without children returns (nil, nil).
+type LinkFunc func(c cid.Cid, data []byte) ([]cid.Cid, error)
+
+// GCResult tells what a GC removed.
+type GCResult struct {
+	Removed int   // blocks removed
+	Freed   int64 // bytes removed
+}
+
+// GCGuard keeps GC from running until release is called. A writer that
+// adds a tree holds it from before its first Put until its root is pinned;
+// GC waits for all holders and holds new ones off while it runs. Guards are
+// shared: any number of writers may hold one at once. A goroutine must not
+// take a second guard while it holds one, since a GC waiting between the
+// two would deadlock it. Calling release more than once is harmless.
+func (s *Store) GCGuard() (release func()) {
+	s.gcMu.RLock()
+	var once sync.Once
+	return func() { once.Do(s.gcMu.RUnlock) }
+}
+
+// GC removes every block that no pin reaches, walking from each pinned root
+// with links; blocks missing from the store are skipped. It first waits for
+// every [Store.GCGuard] to be released (it does not watch ctx while it
+// waits). If links fails for a reachable block, GC removes nothing and
+// returns the error, since it cannot tell what that block keeps alive.
+// Blocks put without a guard during a GC may be removed.
+func (s *Store) GC(ctx context.Context, links LinkFunc) (GCResult, error) {
+	if err := s.check(ctx); err != nil {
+		return GCResult{}, fmt.Errorf("gc: %w", err)
+	}
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+
+	roots, err := s.pinnedRoots()
+	if err != nil {
+		return GCResult{}, fmt.Errorf("gc: list pins: %w", err)
+	}
+	live, err := s.walk(ctx, roots, func(c cid.Cid, data []byte, err error) ([]cid.Cid, error) {
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		children, err := links(c, data)
+		if err != nil {
+			return nil, fmt.Errorf("list links of %s: %w", c, err)
+		}
+		return children, nil
+	})
+	if err != nil {
+		return GCResult{}, fmt.Errorf("gc: mark: %w", err)
+	}
+
+	var res GCResult
+	for c, err := range s.AllKeys(ctx) {
+		if err != nil {
+			if ctxErr := s.check(ctx); ctxErr != nil {
+				return res, fmt.Errorf("gc: sweep: %w", ctxErr)
+			}
+			// A stray file is left alone: GC only removes blocks.
+			log.Warnw("gc: skipping entry", "err", err)
+			continue
+		}
+		if _, ok := live[c]; ok {
+			continue
+		}
+		p, err := s.pathOf(c)
+		if err != nil {
+			return res, fmt.Errorf("gc: sweep: %w", err)
+		}
+		freed, err := s.remove(p)
+		if err != nil {
+			return res, fmt.Errorf("gc: remove %s: %w", c, err)
+		}
+		if freed >= 0 {
+			res.Removed++
+			res.Freed += freed
+		}
+	}
+	log.Infow("gc done", "roots", len(roots), "live", len(live), "removed", res.Removed, "freed", res.Freed)
+	return res, nil
+}
+
+// visitFunc is called once per block reached by walk, with the block's
+// bytes or the error reading them (wrapping ErrNotFound if it is missing).
+// It returns the children to walk next. data is only valid during the call.
+type visitFunc func(c cid.Cid, data []byte, err error) ([]cid.Cid, error)
+
+// walk visits every block reachable from roots once, level by level,
+// reading up to GOMAXPROCS blocks at once. It returns the set of CIDs
+// visited (in CIDv1 form), present or not. The first error from visit
+// ends the walk.
+func (s *Store) walk(ctx context.Context, roots []cid.Cid, visit visitFunc) (map[cid.Cid]struct{}, error) {
+	seen := make(map[cid.Cid]struct{})
+	var level []cid.Cid
+	add := func(cs []cid.Cid) {
+		for _, c := range cs {
+			if !c.Defined() {
+				continue
+			}
+			c = normalize(c)
+			if _, ok := seen[c]; !ok {
+				seen[c] = struct{}{}
+				level = append(level, c)
+			}
+		}
+	}
+	add(roots)
+	for len(level) > 0 {
+		cur := level
+		level = nil
+		var mu sync.Mutex // guards seen and level (through add)
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(runtime.GOMAXPROCS(0))
+		for _, c := range cur {
+			if gctx.Err() != nil {
+				break
+			}
+			g.Go(func() error {
+				children, err := s.visitOne(gctx, c, visit)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				add(children)
+				mu.Unlock()
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return seen, nil
+}
+
+// visitOne reads c into a pooled buffer and calls visit.
+func (s *Store) visitOne(ctx context.Context, c cid.Cid, visit visitFunc) ([]cid.Cid, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	p, err := s.pathOf(c)
+	if err != nil {
+		return nil, err
+	}
+	bp := s.bufPool.Get().(*[]byte)
+	defer s.bufPool.Put(bp)
+	data, err := readInto(s.file(p), (*bp)[:0])
+	if err != nil {
+		err = fmt.Errorf("read block %s: %w", c, notFound(err))
+	}
+	return visit(c, data, err)
+}
+
+// readInto reads the file at path into buf, which has MaxBlockSize
+// capacity. A file longer than that is an error wrapping ErrTooLarge.
+func readInto(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	for {
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) == cap(buf) {
+			var one [1]byte
+			if n, _ := f.Read(one[:]); n > 0 {
+				return nil, fmt.Errorf("block file %s exceeds %d bytes: %w", path, MaxBlockSize, ErrTooLarge)
+			}
+			return buf, nil
+		}
+	}
+}

@@ -1,0 +1,406 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Profile names accepted by [DefaultConfig] and [InitOptions].
+const (
+	ProfileDefault = "default"
+	ProfileLocal   = "local"
+	ProfileServer  = "server"
+)
+
+// Profiles lists the valid profile names, in the order they are documented.
+var Profiles = []string{ProfileDefault, ProfileLocal, ProfileServer}
+
+// APIUnix is the value of [Addresses].API that makes the daemon serve its
+// API on the repo's unix socket ([Repo.APISocketPath]).
+const APIUnix = "unix"
+
+// Limits enforced by [Config.Validate].
+const (
+	MaxReplicationFactor = 20
+	MinChunkSize         = 256 << 10
+	MaxChunkSize         = 4 << 20
+	MaxGossipSampleSize  = 64
+	MaxGossipFanout      = 16
+	// MinInterval is the shortest period accepted for a periodic loop
+	// (repair, gossip), so that a typo cannot make a node spin.
+	MinInterval = time.Second
+)
+
+// Config is the repo's JSON config file. JSON field names are the Go field
+// names. A Config is a plain value: it is not safe for concurrent mutation,
+// and [Config.Set] returns a new one instead of changing its receiver.
+type Config struct {
+	Identity    Identity
+	Addresses   Addresses
+	Bootstrap   []string // multiaddrs ending in /p2p/<peer id>
+	Discovery   Discovery
+	Replication Replication
+	Chunker     Chunker
+	Storage     Storage
+	Swarm       Swarm
+	Gossip      Gossip
+}
+
+// Identity names the node. The private key lives in keys/identity, never here.
+type Identity struct {
+	// PeerID is derived from keys/identity; [Open] checks that they match
+	// and [Config.Set] refuses to change it.
+	PeerID string
+}
+
+// Addresses lists where the node listens and what it tells others.
+type Addresses struct {
+	Swarm    []string // libp2p listen multiaddrs
+	Announce []string // if non-empty, announced instead of the listen addresses
+	// API is "unix" (the repo's api.sock) or a TCP multiaddr such as
+	// /ip4/127.0.0.1/tcp/5001, which then requires a bearer token.
+	API string
+}
+
+// Discovery configures local peer discovery.
+type Discovery struct {
+	MDNS bool
+}
+
+// Replication configures how many peers hold each root besides the owner,
+// and how often the owner checks them.
+type Replication struct {
+	Factor         int // 0..20; 0 keeps files local only
+	RepairInterval Duration
+}
+
+// Chunker configures how files are split.
+type Chunker struct {
+	Size int // bytes; a power of two between 256 KiB and 4 MiB
+}
+
+// Storage configures the space this node offers to others.
+type Storage struct {
+	Quota int64 // bytes offered to other nodes' roots; 0 stores nothing for others
+}
+
+// Swarm configures the libp2p host.
+type Swarm struct {
+	ConnMgr      ConnMgr
+	RelayService bool // act as a circuit relay v2 for others
+	NATPortMap   bool // UPnP / NAT-PMP port mapping
+	HolePunching bool // DCUtR
+}
+
+// ConnMgr configures the libp2p connection manager.
+type ConnMgr struct {
+	LowWater    int
+	HighWater   int
+	GracePeriod Duration
+}
+
+// Gossip configures the /cas/peers/1.0 peer exchange.
+type Gossip struct {
+	Interval   Duration // mean period between rounds (jittered by the node)
+	SampleSize int      // peer records per message, 1..64
+	Fanout     int      // peers sent to per round, 1..16
+}
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string ("30s", "10m", "1h30m").
+type Duration struct{ time.Duration }
+
+// MarshalJSON writes d as a string such as "10m" (not "10m0s").
+func (d Duration) MarshalJSON() ([]byte, error) {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return json.Marshal(s)
+}
+
+// UnmarshalJSON reads a duration string accepted by time.ParseDuration.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("not a duration string: %s", truncate(string(b)))
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: %w", s, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Default values shared by every profile.
+const (
+	DefaultReplicationFactor = 3
+	DefaultRepairInterval    = 10 * time.Minute
+	DefaultChunkSize         = 1 << 20
+	DefaultStorageQuota      = 10 << 30
+	DefaultConnMgrLowWater   = 32
+	DefaultConnMgrHighWater  = 96
+	DefaultConnMgrGrace      = 20 * time.Second
+	DefaultGossipInterval    = 30 * time.Second
+	DefaultGossipSampleSize  = 16
+	DefaultGossipFanout      = 3
+)
+
+// DefaultConfig returns a new config for profile ("" means "default"). Its
+// Identity.PeerID is empty: [Init] fills it in. An unknown profile is an
+// error that lists the valid ones.
+func DefaultConfig(profile string) (*Config, error) {
+	c := &Config{
+		Addresses: Addresses{
+			Swarm: []string{
+				"/ip4/0.0.0.0/tcp/4001",
+				"/ip6/::/tcp/4001",
+				"/ip4/0.0.0.0/udp/4001/quic-v1",
+				"/ip6/::/udp/4001/quic-v1",
+				"/ip4/0.0.0.0/tcp/4002/ws",
+			},
+			Announce: []string{},
+			API:      APIUnix,
+		},
+		Bootstrap:   []string{},
+		Discovery:   Discovery{MDNS: true},
+		Replication: Replication{Factor: DefaultReplicationFactor, RepairInterval: Duration{DefaultRepairInterval}},
+		Chunker:     Chunker{Size: DefaultChunkSize},
+		Storage:     Storage{Quota: DefaultStorageQuota},
+		Swarm: Swarm{
+			ConnMgr: ConnMgr{
+				LowWater:    DefaultConnMgrLowWater,
+				HighWater:   DefaultConnMgrHighWater,
+				GracePeriod: Duration{DefaultConnMgrGrace},
+			},
+			RelayService: false,
+			NATPortMap:   true,
+			HolePunching: true,
+		},
+		Gossip: Gossip{
+			Interval:   Duration{DefaultGossipInterval},
+			SampleSize: DefaultGossipSampleSize,
+			Fanout:     DefaultGossipFanout,
+		},
+	}
+	switch profile {
+	case "", ProfileDefault:
+	case ProfileServer:
+		c.Discovery.MDNS = false
+		c.Swarm.NATPortMap = false
+		c.Swarm.RelayService = true
+	case ProfileLocal:
+		c.Addresses.Swarm = []string{
+			"/ip4/127.0.0.1/tcp/0",
+			"/ip4/127.0.0.1/udp/0/quic-v1",
+			"/ip4/127.0.0.1/tcp/0/ws",
+		}
+		c.Discovery.MDNS = false
+		c.Swarm.NATPortMap = false
+		c.Swarm.HolePunching = false
+		c.Swarm.RelayService = false
+	default:
+		return nil, fmt.Errorf("config: unknown profile %q (valid: %s)", profile, strings.Join(Profiles, ", "))
+	}
+	return c, nil
+}
+
+// Parse decodes a config file strictly (unknown fields and trailing data are
+// errors) and validates it.
+func Parse(data []byte) (*Config, error) {
+	c := new(Config)
+	if err := decodeStrict(data, c); err != nil {
+		return nil, fmt.Errorf("config: decode: %w", err)
+	}
+	c.normalize()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// marshal encodes c as the indented JSON of the config file.
+func (c *Config) marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("config: encode: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// decodeStrict decodes exactly one JSON value from data into v, rejecting
+// unknown object fields and trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after JSON value")
+	}
+	return nil
+}
+
+// normalize replaces nil lists by empty ones, so the file shows [] rather
+// than null and a round trip through JSON is the identity.
+func (c *Config) normalize() {
+	for _, p := range []*[]string{&c.Addresses.Swarm, &c.Addresses.Announce, &c.Bootstrap} {
+		if *p == nil {
+			*p = []string{}
+		}
+	}
+}
+
+// Clone returns a deep copy of c.
+func (c *Config) Clone() *Config {
+	n := *c
+	n.Addresses.Swarm = cloneList(c.Addresses.Swarm)
+	n.Addresses.Announce = cloneList(c.Addresses.Announce)
+	n.Bootstrap = cloneList(c.Bootstrap)
+	return &n
+}
+
+func cloneList(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return slices.Clone(s)
+}
+
+// Validate checks every field: addresses parse as multiaddrs, bootstrap
+// entries name a peer, numbers are in range. It returns the first problem
+// as a one-line error naming the key, e.g.
+// `config: Bootstrap[0]: "foo": invalid multiaddr: ...`.
+func (c *Config) Validate() error {
+	var self peer.ID
+	if c.Identity.PeerID != "" {
+		id, err := peer.Decode(c.Identity.PeerID)
+		if err != nil {
+			return fmt.Errorf("config: Identity.PeerID: %q: invalid peer ID: %w", c.Identity.PeerID, err)
+		}
+		self = id
+	}
+	for i, s := range c.Addresses.Swarm {
+		if _, err := parseAddr(s); err != nil {
+			return fmt.Errorf("config: Addresses.Swarm[%d]: %w", i, err)
+		}
+	}
+	for i, s := range c.Addresses.Announce {
+		if _, err := parseAddr(s); err != nil {
+			return fmt.Errorf("config: Addresses.Announce[%d]: %w", i, err)
+		}
+	}
+	if c.Addresses.API != APIUnix {
+		m, err := parseAddr(c.Addresses.API)
+		if err != nil {
+			return fmt.Errorf("config: Addresses.API: must be %q or a TCP multiaddr: %w", APIUnix, err)
+		}
+		if _, err := m.ValueForProtocol(ma.P_TCP); err != nil {
+			return fmt.Errorf("config: Addresses.API: %q: must be %q or a TCP multiaddr", c.Addresses.API, APIUnix)
+		}
+	}
+	for i, s := range c.Bootstrap {
+		m, err := parseAddr(s)
+		if err != nil {
+			return fmt.Errorf("config: Bootstrap[%d]: %w", i, err)
+		}
+		transport, id := peer.SplitAddr(m)
+		if id == "" {
+			return fmt.Errorf("config: Bootstrap[%d]: %q: must end in /p2p/<peer id>", i, s)
+		}
+		if transport == nil {
+			return fmt.Errorf("config: Bootstrap[%d]: %q: has no address to dial before /p2p/", i, s)
+		}
+		if self != "" && id == self {
+			return fmt.Errorf("config: Bootstrap[%d]: %q: is this node's own peer ID", i, s)
+		}
+	}
+	if f := c.Replication.Factor; f < 0 || f > MaxReplicationFactor {
+		return fmt.Errorf("config: Replication.Factor: %d out of range 0..%d", f, MaxReplicationFactor)
+	}
+	if err := checkInterval("Replication.RepairInterval", c.Replication.RepairInterval); err != nil {
+		return err
+	}
+	if s := c.Chunker.Size; s < MinChunkSize || s > MaxChunkSize || s&(s-1) != 0 {
+		return fmt.Errorf("config: Chunker.Size: %d must be a power of two between %d (256 KiB) and %d (4 MiB)", s, MinChunkSize, MaxChunkSize)
+	}
+	if q := c.Storage.Quota; q < 0 {
+		return fmt.Errorf("config: Storage.Quota: %d must not be negative", q)
+	}
+	cm := c.Swarm.ConnMgr
+	if cm.HighWater < 1 {
+		return fmt.Errorf("config: Swarm.ConnMgr.HighWater: %d must be at least 1", cm.HighWater)
+	}
+	if cm.LowWater < 0 || cm.LowWater > cm.HighWater {
+		return fmt.Errorf("config: Swarm.ConnMgr.LowWater: %d out of range 0..HighWater (%d)", cm.LowWater, cm.HighWater)
+	}
+	if cm.GracePeriod.Duration < 0 {
+		return fmt.Errorf("config: Swarm.ConnMgr.GracePeriod: %s must not be negative", cm.GracePeriod)
+	}
+	if err := checkInterval("Gossip.Interval", c.Gossip.Interval); err != nil {
+		return err
+	}
+	if n := c.Gossip.SampleSize; n < 1 || n > MaxGossipSampleSize {
+		return fmt.Errorf("config: Gossip.SampleSize: %d out of range 1..%d", n, MaxGossipSampleSize)
+	}
+	if n := c.Gossip.Fanout; n < 1 || n > MaxGossipFanout {
+		return fmt.Errorf("config: Gossip.Fanout: %d out of range 1..%d", n, MaxGossipFanout)
+	}
+	return nil
+}
+
+func checkInterval(key string, d Duration) error {
+	if d.Duration < MinInterval {
+		return fmt.Errorf("config: %s: %s is shorter than the minimum %s", key, d, MinInterval)
+	}
+	return nil
+}
+
+// parseAddr parses s as a multiaddr; its error quotes s.
+func parseAddr(s string) (ma.Multiaddr, error) {
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		// The parser's message echoes the input, which may hold newlines.
+		return nil, fmt.Errorf("%q: invalid multiaddr: %s", truncate(s), escapeControl(err.Error()))
+	}
+	return m, nil
+}
+
+// escapeControl escapes control characters so that a message stays on one line.
+func escapeControl(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// truncate shortens s for an error message.
+func truncate(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + "..."
+}

@@ -1,0 +1,5 @@
+package config_test
+
+import "syscall"
+
+func setUmask(m int) int { return syscall.Umask(m) }

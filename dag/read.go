@@ -1,0 +1,290 @@
+package dag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/ipfs/go-cid"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/crypt"
+)
+
+// BlockGetter returns the block named c, or an error wrapping
+// blockstore.ErrNotFound. The returned slice belongs to the caller, which
+// may modify it. Getters that read from untrusted sources must verify the
+// data against c; [File.WriteTo] authenticates every block anyway.
+// Implementations must be safe for concurrent use.
+type BlockGetter interface {
+	Get(ctx context.Context, c cid.Cid) ([]byte, error)
+}
+
+// File is an opened file: its root authenticated, its metadata readable.
+type File struct {
+	Root cid.Cid
+	Key  crypt.Key
+	Meta Meta
+	root *node
+}
+
+// Capability returns the capability that opens f.
+func (f *File) Capability() Capability { return Capability{Root: f.Root, Key: f.Key} }
+
+// OpenFile opens the file with the given root and file key (a capability).
+func OpenFile(ctx context.Context, get BlockGetter, root cid.Cid, key crypt.Key) (*File, error) {
+	m, err := getRoot(ctx, get, root)
+	if err != nil {
+		return nil, err
+	}
+	return openRoot(root, m, key)
+}
+
+// OpenOwned opens a file added under master: the root carries its file key
+// wrapped under master. Any other file gives [ErrNeedCapability].
+func OpenOwned(ctx context.Context, get BlockGetter, root cid.Cid, master *crypt.Key) (*File, error) {
+	m, err := getRoot(ctx, get, root)
+	if err != nil {
+		return nil, err
+	}
+	key, err := crypt.UnwrapKey(master, m.wrapped, rootKeyAD)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", root, ErrNeedCapability)
+	}
+	return openRoot(root, m, key)
+}
+
+func openRoot(root cid.Cid, m *manifestBlock, key crypt.Key) (*File, error) {
+	n, err := m.open(&key)
+	if err != nil {
+		return nil, fmt.Errorf("open root %s: %w", root, err)
+	}
+	return &File{Root: root, Key: key, Meta: *n.body.meta, root: n}, nil
+}
+
+// getRoot fetches and checks a root block.
+func getRoot(ctx context.Context, get BlockGetter, root cid.Cid) (*manifestBlock, error) {
+	data, err := getVerified(ctx, get, root)
+	if err != nil {
+		return nil, err
+	}
+	kind, err := BlockKind(data)
+	if err != nil {
+		return nil, fmt.Errorf("read root %s: %w", root, err)
+	}
+	switch kind {
+	case KindChunk:
+		return nil, fmt.Errorf("%s is a chunk of a file: %w", root, ErrNotFile)
+	case KindNode:
+		return nil, fmt.Errorf("%s is an inner manifest block of a file: %w", root, ErrNotFile)
+	}
+	m, err := parseManifestBlock(data)
+	if err != nil {
+		return nil, fmt.Errorf("read root %s: %w", root, err)
+	}
+	return m, nil
+}
+
+// getVerified fetches a block and checks it against its CID. Manifest
+// blocks are small, so this costs little and names a corrupt block exactly.
+func getVerified(ctx context.Context, get BlockGetter, c cid.Cid) ([]byte, error) {
+	data, err := get.Get(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("get block %s: %w", c, err)
+	}
+	if err := blockstore.VerifyBlock(c, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// ReadOptions tune [File.WriteTo]. The zero value is the default.
+type ReadOptions struct {
+	// Window is the number of chunks fetched and opened at once; it bounds
+	// memory to about Window chunks. 0 means 2*GOMAXPROCS+2.
+	Window int
+}
+
+// chunkRef is one chunk to fetch, in file order.
+type chunkRef struct {
+	index int
+	cid   cid.Cid
+	key   crypt.Key
+	size  int
+	data  []byte // plaintext once opened
+}
+
+// WriteTo writes the file's plaintext to w, in order, fetching and opening
+// up to Window chunks in parallel. Every chunk is authenticated before any
+// of its bytes reach w; on error w has received a prefix of the file.
+func (f *File) WriteTo(ctx context.Context, w io.Writer, get BlockGetter, opt ReadOptions) (int64, error) {
+	if opt.Window <= 0 {
+		opt.Window = 2*runtime.GOMAXPROCS(0) + 2
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	tokens := make(chan struct{}, opt.Window) // one per chunk between walk and write
+	refs := make(chan *chunkRef)
+	done := make(chan *chunkRef, opt.Window)
+	g.Go(func() error {
+		defer close(refs)
+		return f.walkChunks(ctx, get, func(r *chunkRef) error {
+			select {
+			case tokens <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case refs <- r:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	})
+	fetchers, fctx := errgroup.WithContext(ctx)
+	for range opt.Window {
+		fetchers.Go(func() error { return fetchChunks(fctx, get, refs, done) })
+	}
+	g.Go(func() error { defer close(done); return fetchers.Wait() })
+	var written int64
+	g.Go(func() error {
+		var err error
+		written, err = writeInOrder(ctx, w, done, tokens)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return written, err
+	}
+	if written != f.Meta.Size {
+		return written, fmt.Errorf("read %s: wrote %d bytes of %d: %w", f.Root, written, f.Meta.Size, ErrMalformed)
+	}
+	return written, nil
+}
+
+// fetchChunks fetches and opens chunks until refs is closed.
+func fetchChunks(ctx context.Context, get BlockGetter, refs <-chan *chunkRef, done chan<- *chunkRef) error {
+	for {
+		var r *chunkRef
+		select {
+		case r = <-refs:
+			if r == nil {
+				return nil // refs closed: the walk is over
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		data, err := get.Get(ctx, r.cid)
+		if err != nil {
+			return fmt.Errorf("get chunk %s: %w", r.cid, err)
+		}
+		if r.data, err = openChunk(data, &r.key, r.size); err != nil {
+			return fmt.Errorf("open chunk %s: %w", r.cid, err)
+		}
+		select {
+		case done <- r:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// openChunk authenticates and decrypts a chunk block in place.
+func openChunk(data []byte, key *crypt.Key, size int) ([]byte, error) {
+	kind, err := BlockKind(data)
+	if err != nil {
+		return nil, err
+	}
+	if kind != KindChunk {
+		return nil, fmt.Errorf("%w: kind %d where a chunk belongs", ErrMalformed, kind)
+	}
+	ct := data[headerSize:]
+	pt, err := crypt.Open(ct[:0], key, ct, data[:headerSize])
+	if err != nil {
+		return nil, ErrUnauthenticated
+	}
+	if len(pt) != padTo(size, chunkPad) {
+		return nil, fmt.Errorf("%w: chunk of %d bytes for %d", ErrMalformed, len(pt), size)
+	}
+	return pt[:size], nil
+}
+
+// writeInOrder writes opened chunks to w in file order, returning a token
+// for each so that the walk may go on.
+func writeInOrder(ctx context.Context, w io.Writer, done <-chan *chunkRef, tokens <-chan struct{}) (int64, error) {
+	pending := make(map[int]*chunkRef)
+	next := 0
+	var written int64
+	for r := range done {
+		pending[r.index] = r
+		for p, ok := pending[next]; ok; p, ok = pending[next] {
+			delete(pending, next)
+			next++
+			n, err := w.Write(p.data)
+			written += int64(n)
+			if err != nil {
+				return written, fmt.Errorf("write: %w", err)
+			}
+			<-tokens
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return written, err
+	}
+	return written, nil
+}
+
+// walkChunks calls fn for each chunk of f, in order, opening manifest nodes
+// on the way. It holds one node per level of the tree.
+func (f *File) walkChunks(ctx context.Context, get BlockGetter, fn func(*chunkRef) error) error {
+	index := 0
+	var walk func(n *node) error
+	walk = func(n *node) error {
+		for i, c := range n.links {
+			e := &n.body.entries[i]
+			if n.height == 0 {
+				if e.size == 0 || e.size > uint64(f.Meta.ChunkSize) {
+					return fmt.Errorf("%w: chunk %s of %d bytes", ErrMalformed, c, e.size)
+				}
+				if err := fn(&chunkRef{index: index, cid: c, key: e.key, size: int(e.size)}); err != nil {
+					return err
+				}
+				index++
+				continue
+			}
+			child, err := openNode(ctx, get, c, &e.key, n.height-1)
+			if err != nil {
+				return err
+			}
+			if err := walk(child); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(f.root)
+}
+
+// openNode fetches and opens an inner manifest node of the given height.
+func openNode(ctx context.Context, get BlockGetter, c cid.Cid, key *crypt.Key, height int) (*node, error) {
+	data, err := getVerified(ctx, get, c)
+	if err != nil {
+		return nil, err
+	}
+	n, err := openManifest(data, key, KindNode)
+	if err != nil {
+		return nil, fmt.Errorf("open manifest node %s: %w", c, err)
+	}
+	if n.height != height {
+		return nil, fmt.Errorf("open manifest node %s: %w: height %d, want %d", c, ErrMalformed, n.height, height)
+	}
+	return n, nil
+}
+
+// IsAuthError reports whether err means that data failed authentication or
+// verification: a wrong key, or a corrupt or truncated block.
+func IsAuthError(err error) bool {
+	return errors.Is(err, ErrUnauthenticated) || errors.Is(err, blockstore.ErrCorrupt) || errors.Is(err, ErrMalformed)
+}

@@ -1,0 +1,42 @@
+// Package protocol implements the casd stream protocols over libp2p:
+//
+//   - /cas/get/1.0 ([GetID]): a client asks a peer for blocks by CID, and
+//     whether it holds a root complete; the peer streams back each block
+//     or says it lacks it.
+//   - /cas/store/1.0 ([StoreID]): an owner pushes the blocks of one root to
+//     a peer, which checks a signed offer and its quota first, verifies
+//     every block against its CID before writing, pins complete roots and
+//     acknowledges only what is durably stored.
+//
+// The wire messages live in package [github.com/casd/casd/protocol/pb];
+// docs/wire.md specifies the format and message sequences.
+//
+// # Serving
+//
+// A [Service] registers the handlers on a host for the backends it is
+// given ([GetBackend], [StoreBackend]):
+//
+//	svc := protocol.New(h, protocol.WithGetBackend(store), protocol.WithStoreBackend(store))
+//	svc.Start()
+//	defer svc.Close()
+//
+// # Fetching and storing
+//
+// [Fetch] and [HasRoot] are one-shot clients of /cas/get/1.0; a
+// [GetSession] keeps one stream open for several requests. [Store] pushes
+// a root with /cas/store/1.0. Clients verify every block they receive; a
+// wrong block yields an error wrapping [ErrBadBlock], meaning the peer
+// should be dropped.
+//
+// # Limits
+//
+// Every message is a varint length-prefixed frame of at most
+// [MaxMessageSize] bytes (block-carrying frames) or [MaxRequestSize] bytes
+// (everything else). Every stream has a deadline, refreshed per message:
+// the idle timeout, or the caller's context deadline if that is earlier.
+// A handler that sees bad input resets the stream and reports the peer
+// through the strike function ([WithStrikeFunc]).
+//
+// This package knows neither the on-disk block layout nor any key: it
+// moves ciphertext blocks named by the CID of their bytes.
+package protocol

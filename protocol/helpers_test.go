@@ -1,0 +1,252 @@
+package protocol_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	p2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-msgio"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/protocol"
+	"github.com/casd/casd/protocol/pb"
+)
+
+// newHost starts a libp2p host listening on loopback TCP.
+func newHost(tb testing.TB) host.Host {
+	tb.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = h.Close() })
+	return h
+}
+
+// hostPair returns two connected hosts.
+func hostPair(tb testing.TB) (client, server host.Host) {
+	tb.Helper()
+	client, server = newHost(tb), newHost(tb)
+	err := client.Connect(context.Background(), peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return client, server
+}
+
+func makeBlock(tb testing.TB, data []byte) blockstore.Block {
+	tb.Helper()
+	c, err := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: mh.SHA2_256, MhLength: -1}.Sum(data)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return blockstore.Block{Cid: c, Data: data}
+}
+
+func makeBlocks(tb testing.TB, n, size int, tag string) []blockstore.Block {
+	tb.Helper()
+	out := make([]blockstore.Block, n)
+	for i := range out {
+		data := make([]byte, size)
+		copy(data, fmt.Sprintf("%s-%d", tag, i))
+		out[i] = makeBlock(tb, data)
+	}
+	return out
+}
+
+// memBackend is an in-memory GetBackend and StoreBackend. A root is
+// complete when it and the children registered in tree are present.
+type memBackend struct {
+	// mu guards every field below.
+	mu       sync.Mutex
+	blocks   map[cid.Cid][]byte
+	tree     map[cid.Cid][]cid.Cid
+	pins     map[cid.Cid]string
+	reserved int64
+	quota    int64 // 0: unlimited
+	puts     int   // PutMany calls
+
+	// block, if set, makes Get signal entered and wait for ctx.
+	block   bool
+	entered chan struct{}
+}
+
+var (
+	_ protocol.GetBackend   = (*memBackend)(nil)
+	_ protocol.StoreBackend = (*memBackend)(nil)
+)
+
+func newMemBackend() *memBackend {
+	return &memBackend{
+		blocks:  map[cid.Cid][]byte{},
+		tree:    map[cid.Cid][]cid.Cid{},
+		pins:    map[cid.Cid]string{},
+		entered: make(chan struct{}, 1),
+	}
+}
+
+func (m *memBackend) add(bs ...blockstore.Block) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range bs {
+		m.blocks[b.Cid] = b.Data
+	}
+}
+
+func (m *memBackend) setTree(root cid.Cid, children ...cid.Cid) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tree[root] = children
+}
+
+func (m *memBackend) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.blocks)
+}
+
+func (m *memBackend) pin(root cid.Cid) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.pins[root]
+	return r, ok
+}
+
+func (m *memBackend) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	m.mu.Lock()
+	wait := m.block
+	data, ok := m.blocks[c]
+	m.mu.Unlock()
+	if wait {
+		select {
+		case m.entered <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if !ok {
+		return nil, fmt.Errorf("get %s: %w", c, blockstore.ErrNotFound)
+	}
+	return data, nil
+}
+
+func (m *memBackend) Complete(_ context.Context, root cid.Cid) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.blocks[root]; !ok {
+		return false, nil
+	}
+	for _, c := range m.tree[root] {
+		if _, ok := m.blocks[c]; !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (m *memBackend) Reserve(_ context.Context, _ ed25519.PublicKey, _ cid.Cid, n int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.quota > 0 && m.reserved+n > m.quota {
+		return fmt.Errorf("over quota: %d bytes asked, %d free", n, m.quota-m.reserved)
+	}
+	m.reserved += n
+	return nil
+}
+
+func (m *memBackend) PutMany(_ context.Context, bs []blockstore.Block) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.puts++
+	for _, b := range bs {
+		if err := blockstore.VerifyBlock(b.Cid, b.Data); err != nil {
+			return err
+		}
+		m.blocks[b.Cid] = slices.Clone(b.Data)
+	}
+	return nil
+}
+
+func (m *memBackend) Pin(_ context.Context, root cid.Cid, reason string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pins[root] = reason
+	return nil
+}
+
+// strikes records strike calls.
+type strikes struct {
+	mu      sync.Mutex // guards reasons
+	reasons map[peer.ID][]string
+}
+
+func (s *strikes) record(p peer.ID, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reasons == nil {
+		s.reasons = map[peer.ID][]string{}
+	}
+	s.reasons[p] = append(s.reasons[p], reason)
+}
+
+func (s *strikes) of(p peer.ID) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reasons[p])
+}
+
+// startService serves b on h and closes the service at cleanup.
+func startService(tb testing.TB, h host.Host, b *memBackend, opts ...protocol.Option) (*protocol.Service, *strikes) {
+	tb.Helper()
+	st := &strikes{}
+	opts = append([]protocol.Option{
+		protocol.WithGetBackend(b), protocol.WithStoreBackend(b), protocol.WithStrikeFunc(st.record),
+	}, opts...)
+	svc := protocol.New(h, opts...)
+	svc.Start()
+	tb.Cleanup(func() { _ = svc.Close() })
+	return svc, st
+}
+
+// rawStream is a hand-driven client or server side of a stream, for
+// playing a misbehaving peer.
+type rawStream struct {
+	s network.Stream
+	r msgio.ReadCloser
+	w msgio.WriteCloser
+}
+
+func newRaw(s network.Stream) *rawStream {
+	return &rawStream{s: s, r: msgio.NewVarintReaderSize(s, 64<<20), w: msgio.NewVarintWriter(s)}
+}
+
+func openRaw(tb testing.TB, h host.Host, p peer.ID, id p2pprotocol.ID) *rawStream {
+	tb.Helper()
+	s, err := h.NewStream(context.Background(), p, id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = s.Reset() })
+	return newRaw(s)
+}
+
+func (r *rawStream) send(m pb.Message) error { return r.w.WriteMsg(pb.Marshal(m)) }
+
+func (r *rawStream) recv() (pb.Message, error) {
+	b, err := r.r.ReadMsg()
+	if err != nil {
+		return nil, err
+	}
+	return pb.Unmarshal(b)
+}

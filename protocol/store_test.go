@@ -1,0 +1,382 @@
+package protocol_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"iter"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/protocol"
+	"github.com/casd/casd/protocol/pb"
+)
+
+func newKey(tb testing.TB) ed25519.PrivateKey {
+	tb.Helper()
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return priv
+}
+
+func seqOf(bs []blockstore.Block) iter.Seq2[blockstore.Block, error] {
+	return func(yield func(blockstore.Block, error) bool) {
+		for _, b := range bs {
+			if !yield(b, nil) {
+				return
+			}
+		}
+	}
+}
+
+func totalBytes(bs []blockstore.Block) uint64 {
+	var n uint64
+	for _, b := range bs {
+		n += uint64(len(b.Data))
+	}
+	return n
+}
+
+// storeTree returns a root block and 40 children (more than a batch).
+func storeTree(tb testing.TB, backend *memBackend) []blockstore.Block {
+	tb.Helper()
+	bs := makeBlocks(tb, 41, 3000, "store")
+	children := make([]cid.Cid, 0, len(bs)-1)
+	for _, b := range bs[1:] {
+		children = append(children, b.Cid)
+	}
+	backend.setTree(bs[0].Cid, children...)
+	return bs
+}
+
+func TestStore(t *testing.T) {
+	owner := newKey(t)
+	cases := []struct {
+		name         string
+		send         func([]blockstore.Block) []blockstore.Block
+		wantComplete bool
+	}{
+		{"whole tree", func(bs []blockstore.Block) []blockstore.Block { return bs }, true},
+		{"part of the tree", func(bs []blockstore.Block) []blockstore.Block { return bs[:20] }, false},
+		{"no blocks", func([]blockstore.Block) []blockstore.Block { return nil }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := hostPair(t)
+			backend := newMemBackend()
+			startService(t, server, backend)
+			bs := storeTree(t, backend)
+			send := tc.send(bs)
+
+			res, err := protocol.Store(context.Background(), client, server.ID(), owner, bs[0].Cid,
+				seqOf(send), uint64(len(send)), totalBytes(send))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Stored != uint64(len(send)) || res.Complete != tc.wantComplete {
+				t.Fatalf("result %+v, want Stored %d Complete %v", res, len(send), tc.wantComplete)
+			}
+			if backend.count() != len(send) {
+				t.Fatalf("backend holds %d blocks, want %d", backend.count(), len(send))
+			}
+			reason, pinned := backend.pin(bs[0].Cid)
+			if pinned != tc.wantComplete {
+				t.Fatalf("pinned = %v, want %v", pinned, tc.wantComplete)
+			}
+			pub := owner.Public().(ed25519.PublicKey)
+			if pinned && reason != "replica:"+hex.EncodeToString(pub) {
+				t.Fatalf("pin reason %q", reason)
+			}
+		})
+	}
+}
+
+func TestStoreRejected(t *testing.T) {
+	client, server := hostPair(t)
+	backend := newMemBackend()
+	backend.quota = 10_000
+	_, st := startService(t, server, backend)
+	bs := storeTree(t, backend)
+
+	_, err := protocol.Store(context.Background(), client, server.ID(), newKey(t), bs[0].Cid,
+		seqOf(bs), uint64(len(bs)), totalBytes(bs))
+	if !errors.Is(err, protocol.ErrRejected) {
+		t.Fatalf("err = %v, want ErrRejected", err)
+	}
+	var rerr *protocol.RemoteError
+	if !errors.As(err, &rerr) || !strings.HasPrefix(rerr.Reason, "over quota") {
+		t.Fatalf("err = %v, want a RemoteError with the quota message", err)
+	}
+	if backend.count() != 0 {
+		t.Fatalf("%d blocks written after a rejection", backend.count())
+	}
+	if got := st.of(client.ID()); len(got) != 0 {
+		t.Fatalf("over-quota client struck: %q", got)
+	}
+}
+
+func TestStoreBadOffer(t *testing.T) {
+	root := makeBlock(t, []byte("root")).Cid
+	owner := newKey(t)
+	cases := []struct {
+		name       string
+		tamper     func(o *pb.StoreOffer, receiver peer.ID)
+		wantReason string
+		wantStrike bool
+	}{
+		{"signed for another receiver", func(o *pb.StoreOffer, _ peer.ID) {
+			protocol.SignOffer(owner, "12D3KooWSomeoneElse", o)
+		}, "signature", true},
+		{"bytes changed after signing", func(o *pb.StoreOffer, _ peer.ID) { o.Bytes++ }, "signature", true},
+		{"signed by another key", func(o *pb.StoreOffer, r peer.ID) {
+			pub := o.Owner
+			protocol.SignOffer(newKey(t), r, o)
+			o.Owner = pub
+		}, "signature", true},
+		{"no signature", func(o *pb.StoreOffer, _ peer.ID) { o.Sig = nil }, "signature", true},
+		{"expired", func(o *pb.StoreOffer, r peer.ID) {
+			o.Expiry = time.Now().Add(-time.Minute).Unix()
+			protocol.SignOffer(owner, r, o)
+		}, "expired", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := hostPair(t)
+			backend := newMemBackend()
+			svc, st := startService(t, server, backend)
+
+			o := &pb.StoreOffer{Root: root, Blocks: 1, Bytes: 4, Expiry: time.Now().Add(time.Minute).Unix()}
+			protocol.SignOffer(owner, server.ID(), o)
+			tc.tamper(o, server.ID())
+			r := openRaw(t, client, server.ID(), protocol.StoreID)
+			if err := r.send(o); err != nil {
+				t.Fatal(err)
+			}
+			m, err := r.recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			reply, ok := m.(*pb.StoreReply)
+			if !ok || reply.Accept || !strings.Contains(reply.Reason, tc.wantReason) {
+				t.Fatalf("reply %+v, want a rejection about %q", m, tc.wantReason)
+			}
+			if err := svc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.of(client.ID()); (len(got) > 0) != tc.wantStrike {
+				t.Fatalf("strikes %q, want strike %v", got, tc.wantStrike)
+			}
+		})
+	}
+}
+
+// TestStoreMaliciousClient plays a client that pushes bad input after an
+// accepted offer.
+func TestStoreMaliciousClient(t *testing.T) {
+	good := makeBlocks(t, 3, 100, "good")
+	huge := make([]byte, protocol.MaxMessageSize+1)
+	cases := []struct {
+		name   string
+		blocks int // offered
+		bytes  uint64
+		write  func(r *rawStream) error
+	}{
+		{"corrupt block after good ones", 4, 400, func(r *rawStream) error {
+			for _, b := range good {
+				if err := r.send(&pb.Block{Cid: b.Cid, Data: b.Data}); err != nil {
+					return err
+				}
+			}
+			return r.send(&pb.Block{Cid: good[0].Cid, Data: []byte("forged")})
+		}},
+		{"block without cid", 1, 100, func(r *rawStream) error {
+			return r.send(&pb.Block{Data: good[0].Data})
+		}},
+		{"more blocks than offered", 2, 400, func(r *rawStream) error {
+			for _, b := range good {
+				if err := r.send(&pb.Block{Cid: b.Cid, Data: b.Data}); err != nil {
+					return err
+				}
+			}
+			return r.send(&pb.StoreEnd{})
+		}},
+		{"more bytes than offered", 3, 250, func(r *rawStream) error {
+			for _, b := range good {
+				if err := r.send(&pb.Block{Cid: b.Cid, Data: b.Data}); err != nil {
+					return err
+				}
+			}
+			return r.send(&pb.StoreEnd{})
+		}},
+		{"oversize message", 1, 1 << 30, func(r *rawStream) error {
+			return r.w.WriteMsg(huge)
+		}},
+		{"unexpected message", 1, 100, func(r *rawStream) error {
+			return r.send(&pb.GetRequest{})
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := hostPair(t)
+			backend := newMemBackend()
+			svc, st := startService(t, server, backend)
+
+			o := &pb.StoreOffer{Root: good[0].Cid, Blocks: uint64(tc.blocks), Bytes: tc.bytes,
+				Expiry: time.Now().Add(time.Minute).Unix()}
+			protocol.SignOffer(newKey(t), server.ID(), o)
+			r := openRaw(t, client, server.ID(), protocol.StoreID)
+			if err := r.send(o); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := r.recv(); err != nil || !m.(*pb.StoreReply).Accept {
+				t.Fatalf("offer not accepted: %v %v", m, err)
+			}
+			_ = tc.write(r) // may fail once the server resets
+			if m, err := r.recv(); err == nil {
+				t.Fatalf("server answered %+v to bad input", m)
+			}
+			if err := svc.Close(); err != nil { // waits for the handler
+				t.Fatal(err)
+			}
+			if n := backend.count(); n != 0 {
+				t.Fatalf("%d blocks written", n)
+			}
+			if got := st.of(client.ID()); len(got) != 1 {
+				t.Fatalf("strikes %q, want one", got)
+			}
+		})
+	}
+}
+
+func TestStoreOversizeOffer(t *testing.T) {
+	client, server := hostPair(t)
+	svc, st := startService(t, server, newMemBackend())
+	o := &pb.StoreOffer{Root: makeBlock(t, nil).Cid, Owner: make([]byte, protocol.MaxRequestSize)}
+	r := openRaw(t, client, server.ID(), protocol.StoreID)
+	_ = r.send(o) // may fail once the server resets
+	if m, err := r.recv(); err == nil {
+		t.Fatalf("server answered %+v to an oversize offer", m)
+	}
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.of(client.ID()); len(got) != 1 || !strings.Contains(got[0], "too large") {
+		t.Fatalf("strikes %q, want one for size", got)
+	}
+}
+
+func TestStoreBlocksError(t *testing.T) {
+	client, server := hostPair(t)
+	backend := newMemBackend()
+	startService(t, server, backend)
+	bs := storeTree(t, backend)
+	errSource := errors.New("source failed")
+	seq := func(yield func(blockstore.Block, error) bool) {
+		if !yield(bs[1], nil) {
+			return
+		}
+		yield(blockstore.Block{}, errSource)
+	}
+	_, err := protocol.Store(context.Background(), client, server.ID(), newKey(t), bs[0].Cid,
+		seq, 2, totalBytes(bs[:2]))
+	if !errors.Is(err, errSource) {
+		t.Fatalf("err = %v, want errSource", err)
+	}
+}
+
+func TestStoreContextCancel(t *testing.T) {
+	client, server := hostPair(t)
+	backend := newMemBackend()
+	startService(t, server, backend)
+	bs := storeTree(t, backend)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	seq := func(yield func(blockstore.Block, error) bool) {
+		for i, b := range bs {
+			if i == 5 {
+				cancel()
+			}
+			if !yield(b, nil) {
+				return
+			}
+		}
+	}
+	_, err := protocol.Store(ctx, client, server.ID(), newKey(t), bs[0].Cid, seq,
+		uint64(len(bs)), totalBytes(bs))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestVerifyOffer(t *testing.T) {
+	owner := newKey(t)
+	receiver := peer.ID("receiver-peer-id")
+	now := time.Unix(1_800_000_000, 0)
+	root := makeBlock(t, []byte("r")).Cid
+	signed := func(mod func(o *pb.StoreOffer)) *pb.StoreOffer {
+		o := &pb.StoreOffer{Root: root, Blocks: 2, Bytes: 1 << 20, Expiry: now.Add(10 * time.Minute).Unix()}
+		mod(o)
+		protocol.SignOffer(owner, receiver, o)
+		return o
+	}
+	cases := []struct {
+		name    string
+		offer   *pb.StoreOffer
+		wantErr error
+	}{
+		{"valid", signed(func(*pb.StoreOffer) {}), nil},
+		{"expiring now", signed(func(o *pb.StoreOffer) { o.Expiry = now.Unix() }), nil},
+		{"one hour ahead", signed(func(o *pb.StoreOffer) { o.Expiry = now.Add(time.Hour).Unix() }), nil},
+		{"expired", signed(func(o *pb.StoreOffer) { o.Expiry = now.Unix() - 1 }), protocol.ErrOfferExpired},
+		{"too far ahead", signed(func(o *pb.StoreOffer) { o.Expiry = now.Add(time.Hour).Unix() + 1 }),
+			protocol.ErrOfferExpired},
+		{"tampered expiry", func() *pb.StoreOffer {
+			o := signed(func(*pb.StoreOffer) {})
+			o.Expiry++
+			return o
+		}(), protocol.ErrBadSignature},
+		{"tampered root", func() *pb.StoreOffer {
+			o := signed(func(*pb.StoreOffer) {})
+			o.Root = makeBlock(t, []byte("other")).Cid
+			return o
+		}(), protocol.ErrBadSignature},
+		{"short key", func() *pb.StoreOffer {
+			o := signed(func(*pb.StoreOffer) {})
+			o.Owner = o.Owner[:31]
+			return o
+		}(), protocol.ErrBadSignature},
+		{"short signature", func() *pb.StoreOffer {
+			o := signed(func(*pb.StoreOffer) {})
+			o.Sig = o.Sig[:63]
+			return o
+		}(), protocol.ErrBadSignature},
+		{"no root", signed(func(o *pb.StoreOffer) { o.Root = cid.Undef }), protocol.ErrBadSignature},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := protocol.VerifyOffer(receiver, tc.offer, now)
+			if tc.wantErr == nil && err != nil || !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			// Another receiver never accepts it.
+			if err := protocol.VerifyOffer("someone-else", tc.offer, now); err == nil {
+				t.Fatal("offer valid for another receiver")
+			}
+		})
+	}
+}
+
+func TestRemoteError(t *testing.T) {
+	var err error = &protocol.RemoteError{Reason: "full"}
+	if !errors.Is(err, protocol.ErrRejected) || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("RemoteError %v", err)
+	}
+}
