@@ -1,0 +1,237 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/casd/casd/config"
+	"github.com/casd/casd/dag"
+)
+
+// Add stores r as a file of this node: encrypted blocks in the local store,
+// pinned as the node's own; online, it then replicates them.
+func (n *Node) Add(ctx context.Context, r io.Reader, opt AddOptions) (*AddResult, error) {
+	meta := dag.Meta{Name: opt.Name, Mode: fs.FileMode(opt.Mode).Perm(), MediaType: opt.MediaType}
+	added, err := n.addLocal(ctx, r, meta, opt.Progress)
+	if err != nil {
+		return nil, err
+	}
+	res := &AddResult{FileInfo: fileInfo(added.Root, &added.Meta), Capability: added.Capability().String()}
+	if n.net != nil {
+		res.Goal = n.repo.Config.Replication.Factor
+		res.Replicas, err = n.net.replicate(ctx, added.Root)
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// addLocal writes and pins the file under the GC guard, so that a
+// concurrent GC cannot sweep its blocks before the root is pinned.
+func (n *Node) addLocal(ctx context.Context, r io.Reader, meta dag.Meta, progress func(int64)) (*dag.Added, error) {
+	release := n.store.GCGuard()
+	defer release()
+	added, err := dag.Add(ctx, r, meta, &n.secrets, n.store, dag.AddOptions{
+		ChunkSize: n.repo.Config.Chunker.Size,
+		Progress:  progress,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("add %s: %w", meta.Name, err)
+	}
+	if err := n.store.Pin(ctx, added.Root, PinOwner); err != nil {
+		return nil, fmt.Errorf("pin %s: %w", added.Root, err)
+	}
+	log.Debugw("added", "cid", added.Root, "blocks", added.Blocks, "bytes", added.Bytes)
+	return added, nil
+}
+
+func fileInfo(root cid.Cid, m *dag.Meta) FileInfo {
+	return FileInfo{Cid: root.String(), Name: m.Name, Size: m.Size, Mode: uint32(m.Mode.Perm()), MediaType: m.MediaType}
+}
+
+// Cat streams the file named by ref (a CID of one of this node's files, or
+// a capability) into the writer that open returns. open is called once the
+// root is authenticated, before any byte is written.
+func (n *Node) Cat(ctx context.Context, ref string, open func(FileInfo) (io.Writer, error)) error {
+	f, err := n.openRef(ctx, ref)
+	if err != nil {
+		return err
+	}
+	w, err := open(fileInfo(f.Root, &f.Meta))
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteTo(ctx, w, n.getter(f.Root), dag.ReadOptions{Window: n.readWindow()}); err != nil {
+		return fmt.Errorf("read %s: %w", f.Root, err)
+	}
+	return nil
+}
+
+// openRef opens a file by capability, or by CID if this node owns it.
+func (n *Node) openRef(ctx context.Context, ref string) (*dag.File, error) {
+	r, err := dag.ParseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	if r.Cap != nil {
+		return dag.OpenFile(ctx, n.getter(r.Root), r.Root, r.Cap.Key)
+	}
+	return dag.OpenOwned(ctx, n.getter(r.Root), r.Root, &n.secrets.Master)
+}
+
+// getter is where the blocks of root come from: the local store, then
+// (online) the peers that provide root.
+func (n *Node) getter(root cid.Cid) dag.BlockGetter {
+	if n.net != nil {
+		return n.net.getter(root)
+	}
+	return n.store
+}
+
+// readWindow is how many chunks a read keeps in flight.
+func (n *Node) readWindow() int {
+	if n.net != nil {
+		return networkWindow
+	}
+	return 0 // dag's default, sized for local disk and cores
+}
+
+// Ls lists the node's own files, oldest first.
+func (n *Node) Ls(ctx context.Context) ([]ListEntry, error) {
+	pins, err := n.store.Pins(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list pins: %w", err)
+	}
+	out := []ListEntry{}
+	for _, p := range pins {
+		if p.Reason != PinOwner {
+			continue
+		}
+		f, err := dag.OpenOwned(ctx, n.store, p.Root, &n.secrets.Master)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", p.Root, err)
+		}
+		out = append(out, ListEntry{Cid: p.Root.String(), Name: f.Meta.Name, Size: f.Meta.Size, Added: p.Created})
+	}
+	return out, nil
+}
+
+// Share returns the capability of one of this node's files.
+func (n *Node) Share(ctx context.Context, ref string) (string, error) {
+	f, err := n.openRef(ctx, ref)
+	if errors.Is(err, dag.ErrNeedCapability) {
+		return "", fmt.Errorf("share %s: %w", ref, ErrNotOwned)
+	}
+	if err != nil {
+		return "", fmt.Errorf("share %s: %w", ref, err)
+	}
+	return f.Capability().String(), nil
+}
+
+// Refs calls fn with the CID of every block of the file, root first. It
+// needs no key.
+func (n *Node) Refs(ctx context.Context, ref string, fn func(string) error) error {
+	r, err := dag.ParseRef(ref)
+	if err != nil {
+		return err
+	}
+	return dag.Walk(ctx, n.getter(r.Root), r.Root, func(c cid.Cid, _ byte) error { return fn(c.String()) })
+}
+
+// BlockGet writes the raw (encrypted) bytes of one local block to w.
+func (n *Node) BlockGet(ctx context.Context, c string, w io.Writer) error {
+	id, err := parseCID(c)
+	if err != nil {
+		return err
+	}
+	data, err := n.store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		return fmt.Errorf("write block %s: %w", id, err)
+	}
+	return nil
+}
+
+// BlockStat describes one local block.
+func (n *Node) BlockStat(ctx context.Context, c string) (*BlockStat, error) {
+	id, err := parseCID(c)
+	if err != nil {
+		return nil, err
+	}
+	size, err := n.store.GetSize(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &BlockStat{Cid: id.String(), Size: size}, nil
+}
+
+func parseCID(s string) (cid.Cid, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("%w: %q is not a CID: %v", ErrBadInput, s, err)
+	}
+	return c, nil
+}
+
+// RepoVerify rehashes every block and walks every pin. Bad blocks are in
+// the report, not in the error.
+func (n *Node) RepoVerify(ctx context.Context) (*VerifyReport, error) {
+	rep, err := n.store.Verify(ctx, dag.Links)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	return &VerifyReport{Checked: rep.Checked, Corrupt: cidStrings(rep.Corrupt), Missing: cidStrings(rep.Missing)}, nil
+}
+
+func cidStrings(cs []cid.Cid) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.String()
+	}
+	return out
+}
+
+// RepoGC removes every block that no pin reaches.
+func (n *Node) RepoGC(ctx context.Context) (*GCResult, error) {
+	res, err := n.store.GC(ctx, dag.Links)
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	return &GCResult{Removed: res.Removed, Freed: res.Freed}, nil
+}
+
+// RepoStat reports the repo's size and contents.
+func (n *Node) RepoStat(ctx context.Context) (*RepoStat, error) {
+	st, err := n.store.Stat(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stat: %w", err)
+	}
+	pins, err := n.store.Pins(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list pins: %w", err)
+	}
+	files := 0
+	for _, p := range pins {
+		if p.Reason == PinOwner {
+			files++
+		}
+	}
+	return &RepoStat{Path: n.repo.Path, Version: config.RepoVersion, Blocks: st.Blocks, Bytes: st.Bytes, Pins: st.Pins, Files: files}, nil
+}
+
+// ID describes the node; offline it has no addresses.
+func (n *Node) ID(ctx context.Context) (*IDInfo, error) {
+	info := &IDInfo{ID: n.repo.PeerID().String(), Addrs: []string{}, AgentVersion: AgentVersion, Protocols: ourProtocols()}
+	if n.net != nil {
+		n.net.describe(info)
+	}
+	return info, nil
+}

@@ -1,0 +1,108 @@
+package node
+
+import (
+	"errors"
+	"time"
+)
+
+// The values below are what the node's operations return. They are plain
+// data with JSON tags: the API serves them as they are, and the CLI prints
+// them.
+
+// FileInfo describes an opened file.
+type FileInfo struct {
+	Cid       string `json:"cid"`
+	Name      string `json:"name"`
+	Size      int64  `json:"size"`
+	Mode      uint32 `json:"mode"`
+	MediaType string `json:"mediaType"`
+}
+
+// AddResult is the result of [Node.Add].
+type AddResult struct {
+	FileInfo
+	Capability string `json:"capability"`
+	// Replicas are the peers that acknowledged the whole file (online only).
+	Replicas []string `json:"replicas,omitempty"`
+	// Goal is the replication factor asked for (online only).
+	Goal int `json:"goal,omitempty"`
+}
+
+// ListEntry is one of the node's own files.
+type ListEntry struct {
+	Cid   string    `json:"cid"`
+	Name  string    `json:"name"`
+	Size  int64     `json:"size"`
+	Added time.Time `json:"added"`
+}
+
+// BlockStat describes one block.
+type BlockStat struct {
+	Cid  string `json:"cid"`
+	Size int    `json:"size"`
+}
+
+// VerifyReport is the result of [Node.RepoVerify].
+type VerifyReport struct {
+	Checked int      `json:"checked"`
+	Corrupt []string `json:"corrupt"`
+	Missing []string `json:"missing"`
+}
+
+// GCResult is the result of [Node.RepoGC].
+type GCResult struct {
+	Removed int   `json:"removed"`
+	Freed   int64 `json:"freed"`
+}
+
+// RepoStat is the result of [Node.RepoStat].
+type RepoStat struct {
+	Path    string `json:"path"`
+	Version int    `json:"version"`
+	Blocks  int    `json:"blocks"`
+	Bytes   int64  `json:"bytes"`
+	Pins    int    `json:"pins"`
+	Files   int    `json:"files"`
+}
+
+// IDInfo is the result of [Node.ID].
+type IDInfo struct {
+	ID           string   `json:"id"`
+	Addrs        []string `json:"addrs"`
+	AgentVersion string   `json:"agentVersion"`
+	Protocols    []string `json:"protocols"`
+}
+
+// PeerInfo is one peer of [Node.Peers].
+type PeerInfo struct {
+	ID        string   `json:"id"`
+	Addrs     []string `json:"addrs"`
+	Connected bool     `json:"connected"`
+}
+
+// StatusInfo is the result of [Node.Status].
+type StatusInfo struct {
+	Cid      string   `json:"cid"`
+	Goal     int      `json:"goal"`
+	Replicas []string `json:"replicas"`
+}
+
+// AddOptions are the per-call options of [Node.Add].
+type AddOptions struct {
+	Name      string // base name recorded in the manifest
+	Mode      uint32 // permission bits
+	MediaType string // "" to detect
+	// Progress, if set, is called with the plaintext bytes stored so far.
+	Progress func(stored int64)
+}
+
+// Sentinel errors of the node; the API and the CLI map them to statuses
+// and exit codes.
+var (
+	// ErrOffline is returned by network operations on a node without a host.
+	ErrOffline = errors.New("node: this command needs the daemon (run 'casd daemon')")
+	// ErrNotOwned is returned by Share for a file this node cannot open.
+	ErrNotOwned = errors.New("node: not one of this node's files")
+	// ErrBadInput is returned for a malformed argument (CID, multiaddr).
+	ErrBadInput = errors.New("node: bad input")
+)
