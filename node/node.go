@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/config"
@@ -30,6 +31,9 @@ type Node struct {
 	secrets crypt.Secrets
 	store   *blockstore.Store
 	net     *online // nil when offline
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens the node of repo. The caller holds the repo's lock for the
@@ -52,13 +56,17 @@ func Open(ctx context.Context, repo *config.Repo, opt Options) (*Node, error) {
 	return n, nil
 }
 
-// Close stops the network, if any, then closes the block store.
+// Close stops the network, if any, then closes the block store. Calls
+// after the first return the first's result.
 func (n *Node) Close() error {
-	var err error
-	if n.net != nil {
-		err = n.net.close()
-	}
-	return errors.Join(err, n.store.Close())
+	n.closeOnce.Do(func() {
+		var err error
+		if n.net != nil {
+			err = n.net.close()
+		}
+		n.closeErr = errors.Join(err, n.store.Close())
+	})
+	return n.closeErr
 }
 
 // Online reports whether the node runs a network.

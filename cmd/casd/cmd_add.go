@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/casd/casd/node"
+)
+
+type addOpts struct {
+	quiet    bool
+	progress progressMode
+}
+
+func newAddCmd(g *globalOpts) *cobra.Command {
+	o := addOpts{progress: progressAuto}
+	c := &cobra.Command{
+		Use:   "add FILE",
+		Short: "Store a file and print its CID",
+		Long: `Store a file: split it into encrypted chunks in the repo and, when the
+daemon runs, on other peers. Prints "added <cid> <name>". Adding the same file
+again yields the same CID and stores nothing new.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withBackend(cmd.Context(), g, func(b backend) error {
+				return runAdd(cmd.Context(), b, o, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
+			})
+		},
+	}
+	c.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "print only the CID")
+	c.Flags().Var(&o.progress, "progress", "show a progress bar on stderr: auto (on a terminal), true or false")
+	return c
+}
+
+func runAdd(ctx context.Context, b backend, o addOpts, path string, stdout, stderr io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return badInput(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("add %s: %w", path, err)
+	}
+	switch {
+	case fi.IsDir():
+		return badInput(fmt.Errorf("%s is a directory; adding directories is not supported yet", path))
+	case !fi.Mode().IsRegular():
+		return badInput(fmt.Errorf("%s is not a regular file", path))
+	}
+	name := filepath.Base(path)
+
+	var r io.Reader = f
+	var bar *progressbar.ProgressBar
+	if o.progress.enabled(stderr) && fi.Size() > 0 {
+		bar = newProgressBar(fi.Size(), "adding "+name, stderr)
+		pr := progressbar.NewReader(f, bar)
+		r = &pr
+	}
+	res, err := b.Add(ctx, r, node.AddOptions{Name: name, Mode: uint32(fi.Mode().Perm())})
+	if bar != nil {
+		if err == nil {
+			_ = bar.Finish()
+		} else {
+			_ = bar.Exit()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("add %s: %w", path, err)
+	}
+	if o.quiet {
+		_, err = fmt.Fprintln(stdout, res.Cid)
+		return err
+	}
+	if res.Goal > 0 && len(res.Replicas) < res.Goal {
+		fmt.Fprintf(stderr, "warning: %s is on %d of %d replicas so far; the daemon keeps trying\n",
+			res.Cid, len(res.Replicas), res.Goal)
+	}
+	_, err = fmt.Fprintf(stdout, "added %s %s\n", res.Cid, name)
+	return err
+}
+
+// newProgressBar returns a byte progress bar on w that shows the amount
+// done, the rate and the time left.
+func newProgressBar(total int64, desc string, w io.Writer) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+	)
+}
+
+// progressMode is the value of a --progress flag.
+type progressMode string
+
+const (
+	progressAuto  progressMode = "auto"
+	progressTrue  progressMode = "true"
+	progressFalse progressMode = "false"
+)
+
+func (m *progressMode) String() string { return string(*m) }
+func (m *progressMode) Type() string   { return "auto|true|false" }
+
+func (m *progressMode) Set(s string) error {
+	switch v := progressMode(s); v {
+	case progressAuto, progressTrue, progressFalse:
+		*m = v
+		return nil
+	}
+	return fmt.Errorf("%q is not one of auto, true, false", s)
+}
+
+// enabled reports whether to draw a progress bar on w: always for true,
+// for auto only when w is a terminal.
+func (m progressMode) enabled(w io.Writer) bool {
+	switch m {
+	case progressTrue:
+		return true
+	case progressAuto:
+		f, ok := w.(*os.File)
+		return ok && term.IsTerminal(int(f.Fd()))
+	}
+	return false
+}

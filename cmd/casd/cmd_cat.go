@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/casd/casd/node"
+)
+
+func newCatCmd(g *globalOpts) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cat CID|CAPABILITY",
+		Short: "Write a file's bytes to stdout",
+		Long: `Write the bytes of a file to stdout. A CID opens this node's own files
+(or those of the owner whose keys were restored); anyone else's file needs
+its capability (see 'casd share'). Every block is verified before a byte of
+it is written.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withBackend(cmd.Context(), g, func(b backend) error {
+				return runCat(cmd.Context(), b, args[0], cmd.OutOrStdout())
+			})
+		},
+	}
+}
+
+func runCat(ctx context.Context, b backend, ref string, stdout io.Writer) error {
+	w := bufio.NewWriterSize(stdout, 256<<10)
+	err := b.Cat(ctx, ref, func(node.FileInfo) (io.Writer, error) { return w, nil })
+	// Flush what was verified and written even on a late failure: the
+	// error line on stderr and the exit code say the output is short.
+	err = errors.Join(err, w.Flush())
+	if err != nil {
+		return fmt.Errorf("cat %s: %w", ref, err)
+	}
+	return nil
+}

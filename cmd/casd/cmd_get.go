@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/casd/casd/node"
+)
+
+type getOpts struct {
+	output string // -o: the target file or directory
+	force  bool   // overwrite an existing file
+}
+
+func newGetCmd(g *globalOpts) *cobra.Command {
+	var o getOpts
+	c := &cobra.Command{
+		Use:   "get CID|CAPABILITY",
+		Short: "Save a file under its original name",
+		Long: `Save a file in the current directory under its original name, or at
+-o PATH (inside PATH if it is a directory), with its original permissions.
+The file is written to a temporary file and renamed into place when complete,
+so a failed get leaves nothing behind. An existing file is not overwritten
+without --force.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withBackend(cmd.Context(), g, func(b backend) error {
+				return runGet(cmd.Context(), b, o, args[0], cmd.OutOrStdout())
+			})
+		},
+	}
+	c.Flags().StringVarP(&o.output, "output", "o", "", "write to this file, or into this directory")
+	c.Flags().BoolVar(&o.force, "force", false, "overwrite an existing file")
+	return c
+}
+
+func runGet(ctx context.Context, b backend, o getOpts, ref string, stdout io.Writer) error {
+	t, err := resolveGetTarget(o.output)
+	if err != nil {
+		return err
+	}
+	var (
+		tmp    *atomicFile
+		target string
+		mode   fs.FileMode
+	)
+	defer func() {
+		if tmp != nil {
+			tmp.abort()
+		}
+	}()
+	err = b.Cat(ctx, ref, func(fi node.FileInfo) (io.Writer, error) {
+		target, err = t.path(fi.Name)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkTarget(target, o.force); err != nil {
+			return nil, err
+		}
+		mode = fileMode(fi.Mode)
+		tmp, err = createTemp(filepath.Dir(target))
+		if err != nil {
+			return nil, fmt.Errorf("create temporary file: %w", err)
+		}
+		return tmp, nil
+	})
+	if err == nil && tmp == nil {
+		err = errors.New("no file was opened")
+	}
+	if err != nil {
+		return fmt.Errorf("get %s: %w", ref, err)
+	}
+	if err := tmp.commit(target, mode, o.force); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return existsError(target)
+		}
+		return fmt.Errorf("get %s: save %s: %w", ref, target, err)
+	}
+	_, err = fmt.Fprintf(stdout, "saved %s\n", target)
+	return err
+}
+
+// getTarget is where get saves a file: a fixed path, or a directory in
+// which the file keeps its original name.
+type getTarget struct {
+	dir  string // directory of the file
+	name string // the file's name; "" to use the original name
+}
+
+// resolveGetTarget interprets -o: "" is the current directory, an existing
+// directory receives the file under its original name, anything else is
+// the file's path.
+func resolveGetTarget(output string) (getTarget, error) {
+	if output == "" {
+		return getTarget{dir: "."}, nil
+	}
+	fi, err := os.Stat(output)
+	switch {
+	case err == nil && fi.IsDir():
+		return getTarget{dir: output}, nil
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return getTarget{}, badInput(fmt.Errorf("get: output %s: %w", output, err))
+	}
+	if strings.HasSuffix(output, string(filepath.Separator)) {
+		return getTarget{}, badInput(fmt.Errorf("get: output %s: no such directory", output))
+	}
+	t := getTarget{dir: filepath.Dir(output), name: filepath.Base(output)}
+	if fi, err := os.Stat(t.dir); err != nil || !fi.IsDir() {
+		return getTarget{}, badInput(fmt.Errorf("get: output %s: no such directory %s", output, t.dir))
+	}
+	return t, nil
+}
+
+// path returns the file's path for the original name recorded in the
+// file's manifest. That name comes from whoever added the file, so only
+// its last element is used, and names that are not a plain file name are
+// refused.
+func (t getTarget) path(original string) (string, error) {
+	name := t.name
+	if name == "" {
+		var err error
+		if name, err = sanitizeName(original); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(t.dir, name), nil
+}
+
+// sanitizeName returns the last element of a file name from a manifest, or
+// an error if nothing usable remains.
+func sanitizeName(original string) (string, error) {
+	name := filepath.Base(filepath.Clean("/" + original))
+	if name == "." || name == ".." || name == "/" || name == "" ||
+		strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", badInput(fmt.Errorf("the file's name %q is not usable here; save it with -o PATH", original))
+	}
+	return name, nil
+}
+
+// checkTarget refuses a target that is a directory, or that exists when
+// force is not set.
+func checkTarget(target string, force bool) error {
+	fi, err := os.Lstat(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return fmt.Errorf("%s is a directory", target)
+	case !force:
+		return existsError(target)
+	}
+	return nil
+}
+
+func existsError(target string) error {
+	return fmt.Errorf("%s exists; use --force to overwrite", target)
+}
+
+// fileMode returns the permission bits recorded for a file. Only the
+// permission bits are used (no setuid, sticky or type bits); a file
+// recorded without any permission gets 0644, as it could not be read.
+func fileMode(m uint32) fs.FileMode {
+	if p := fs.FileMode(m).Perm(); p != 0 {
+		return p
+	}
+	return 0o644
+}
