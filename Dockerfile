@@ -31,7 +31,7 @@ LABEL org.opencontainers.image.title="casd" \
       org.opencontainers.image.description="peer-to-peer, content-addressed, encrypted storage daemon" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/casd /usr/local/bin/casd
-COPY --from=build --chown=nonroot:nonroot /out/data /data
+COPY --from=build --chown=65532:65532 /out/data /data
 ENV CASD_PATH=/data/casd
 VOLUME /data
 # libp2p: TCP and QUIC on 4001, WebSocket on 4002. The HTTP API listens on a

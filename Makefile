@@ -53,9 +53,13 @@ vet:
 
 ## bench: benchmarks (limits, casd end to end, packages) into bench.out, then a summary
 ##        (CASD_BENCH_SIZE=256MiB for a quick run; CASD_BIN to use a built binary)
+##        The summary is printed even when a benchmark fails; the exit status is go test's.
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout $(BENCH_TIMEOUT) $(BENCH_PKGS) | tee $(BENCH_OUT)
-	@awk -f scripts/bench-summary.awk $(BENCH_OUT)
+	@cmd="$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout $(BENCH_TIMEOUT) $(BENCH_PKGS)"; \
+	echo "$$cmd | tee $(BENCH_OUT)"; \
+	status=0; eval "$$cmd" | tee $(BENCH_OUT) || status=$$?; \
+	awk -f scripts/bench-summary.awk $(BENCH_OUT) || true; \
+	exit $$status
 
 ## demo: build, then run scripts/demo.sh with CASD_BIN set to the binary
 demo: build
@@ -67,7 +71,7 @@ fuzz:
 
 ## docker: build the container image casd (IMAGE=name to change)
 docker:
-	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+	docker build --build-arg VERSION="$(VERSION)" -t $(IMAGE) .
 
 ## clean: remove build and benchmark outputs
 clean:

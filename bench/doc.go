@@ -12,7 +12,8 @@
 // every 8 MiB, and the per-chunk CPU work of add (hash, derive the key, seal,
 // hash the ciphertext) and of cat (verify, open). casd's own figures are best
 // read as ratios to these: an add that runs at 80% of LimitAddChunk is bound
-// by cryptography, not by casd.
+// by cryptography, not by casd. casd may spread chunks over several cores,
+// so a ratio above 1 is possible and says how well it does so.
 //
 // # End to end
 //

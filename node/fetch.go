@@ -57,11 +57,13 @@ func (f *fetcher) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	f.once.Do(func() { f.findSources(ctx) })
 	var errs []error
-	for attempt := 0; attempt < maxFetchRetries; attempt++ {
-		p, ok := f.pick(attempt)
+	tried := make(map[peer.ID]bool)
+	for range maxFetchRetries {
+		p, ok := f.pick(tried)
 		if !ok {
 			break
 		}
+		tried[p] = true
 		data, err := f.fetchFrom(ctx, p, c)
 		if err == nil {
 			return data, nil
@@ -98,19 +100,19 @@ func (f *fetcher) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, 
 	return data, nil
 }
 
-// pick returns the next source that has not been dropped; attempt makes
-// retries of one block go to different peers.
-func (f *fetcher) pick(attempt int) (peer.ID, bool) {
+// pick returns the next source, round robin, that has not been dropped
+// nor tried yet for this block.
+func (f *fetcher) pick(tried map[peer.ID]bool) (peer.ID, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	live := slices.DeleteFunc(slices.Clone(f.peers), func(p peer.ID) bool { return f.dropped[p] })
-	if len(live) == 0 || attempt >= len(live) {
-		return "", false
+	for i := range f.peers {
+		p := f.peers[(f.next+i)%len(f.peers)]
+		if !f.dropped[p] && !tried[p] {
+			f.next = (f.next + i + 1) % len(f.peers)
+			return p, true
+		}
 	}
-	if attempt == 0 {
-		f.next++
-	}
-	return live[(f.next+attempt)%len(live)], true
+	return "", false
 }
 
 func (f *fetcher) drop(p peer.ID) {

@@ -58,14 +58,13 @@ func runAdd(ctx context.Context, b backend, o addOpts, path string, stdout, stde
 	}
 	name := filepath.Base(path)
 
-	var r io.Reader = f
+	opt := node.AddOptions{Name: name, Mode: uint32(fi.Mode().Perm())}
 	var bar *progressbar.ProgressBar
 	if o.progress.enabled(stderr) && fi.Size() > 0 {
 		bar = newProgressBar(fi.Size(), "adding "+name, stderr)
-		pr := progressbar.NewReader(f, bar)
-		r = &pr
+		opt.Progress = func(stored int64) { _ = bar.Set64(min(stored, fi.Size())) }
 	}
-	res, err := b.Add(ctx, r, node.AddOptions{Name: name, Mode: uint32(fi.Mode().Perm())})
+	res, err := b.Add(ctx, f, opt)
 	if bar != nil {
 		if err == nil {
 			_ = bar.Finish()
@@ -73,19 +72,28 @@ func runAdd(ctx context.Context, b backend, o addOpts, path string, stdout, stde
 			_ = bar.Exit()
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("add %s: %w", path, err)
+	if res == nil {
+		if err == nil {
+			err = fmt.Errorf("add %s: no result", path)
+		}
+		return err // the node names the operation and the file
 	}
+	// A result with an error is a file stored here but not replicated as
+	// asked: print its CID, then fail.
+	var werr error
 	if o.quiet {
-		_, err = fmt.Fprintln(stdout, res.Cid)
+		_, werr = fmt.Fprintln(stdout, res.Cid)
+	} else {
+		if err == nil && res.Goal > 0 && len(res.Replicas) < res.Goal {
+			fmt.Fprintf(stderr, "warning: %s is on %d of %d replicas so far; the daemon keeps trying\n",
+				res.Cid, len(res.Replicas), res.Goal)
+		}
+		_, werr = fmt.Fprintf(stdout, "added %s %s\n", res.Cid, name)
+	}
+	if err != nil {
 		return err
 	}
-	if res.Goal > 0 && len(res.Replicas) < res.Goal {
-		fmt.Fprintf(stderr, "warning: %s is on %d of %d replicas so far; the daemon keeps trying\n",
-			res.Cid, len(res.Replicas), res.Goal)
-	}
-	_, err = fmt.Fprintf(stdout, "added %s %s\n", res.Cid, name)
-	return err
+	return werr
 }
 
 // newProgressBar returns a byte progress bar on w that shows the amount
@@ -96,6 +104,7 @@ func newProgressBar(total int64, desc string, w io.Writer) *progressbar.Progress
 		progressbar.OptionSetDescription(desc),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionShowCount(),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond),

@@ -27,7 +27,7 @@ read the file; keep it as secret as the file.`,
 func runShare(ctx context.Context, b backend, cid string, stdout io.Writer) error {
 	capability, err := b.Share(ctx, cid)
 	if err != nil {
-		return fmt.Errorf("share %s: %w", cid, err)
+		return err // the node names the operation and the CID
 	}
 	_, err = fmt.Fprintln(stdout, capability)
 	return err

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+type statusOpts struct {
+	json bool
+}
+
+func newStatusCmd(g *globalOpts) *cobra.Command {
+	var o statusOpts
+	c := &cobra.Command{
+		Use:   "status CID",
+		Short: "Show which peers hold a file",
+		Long: `Show how many peers hold a complete copy of a file against the
+replication goal: "<cid>: <n>/<goal> replicas", then one peer ID per line.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withBackend(cmd.Context(), g, func(b backend) error {
+				return runStatus(cmd.Context(), b, o, args[0], cmd.OutOrStdout())
+			})
+		},
+	}
+	c.Flags().BoolVar(&o.json, "json", false, "print JSON {cid, goal, replicas}")
+	return c
+}
+
+func runStatus(ctx context.Context, b backend, o statusOpts, cid string, stdout io.Writer) error {
+	st, err := b.Status(ctx, cid)
+	if err != nil {
+		return fmt.Errorf("status %s: %w", cid, err)
+	}
+	if o.json {
+		v := *st
+		v.Replicas = orEmpty(v.Replicas)
+		return writeJSON(stdout, v)
+	}
+	w := bufio.NewWriter(stdout)
+	fmt.Fprintf(w, "%s: %d/%d replicas\n", st.Cid, len(st.Replicas), st.Goal)
+	for _, p := range st.Replicas {
+		fmt.Fprintln(w, p)
+	}
+	return w.Flush()
+}

@@ -1,0 +1,132 @@
+package dag_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/casd/casd/crypt"
+	"github.com/casd/casd/dag"
+	"github.com/casd/casd/dag/dagtest"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite testdata/golden.json")
+
+// golden is one test vector: fixed secrets and input, and every block the
+// writer must produce for them (docs/format.md, "Test vectors").
+type golden struct {
+	Name        string            `json:"name"`
+	Master      string            `json:"master"`      // hex
+	Convergence string            `json:"convergence"` // hex
+	ChunkSize   int               `json:"chunkSize"`
+	Fanout      int               `json:"fanout"`
+	Mode        uint32            `json:"mode"`
+	Content     string            `json:"content"` // how the content is made
+	Root        string            `json:"root"`
+	Capability  string            `json:"capability"`
+	Blocks      map[string]string `json:"blocks"` // CID -> SHA-256 of the block, hex (the CID says it too; this double-checks the encoding)
+	SmallBlocks map[string]string `json:"smallBlocks"`
+}
+
+// goldenContent makes deterministic content: "casd golden vector\n" repeated
+// to n bytes.
+func goldenContent(n int) []byte {
+	line := []byte("casd golden vector\n")
+	return bytes.Repeat(line, n/len(line)+1)[:n]
+}
+
+func goldenVectors() []struct {
+	name, file string
+	size       int
+	opt        dag.AddOptions
+} {
+	return []struct {
+		name, file string
+		size       int
+		opt        dag.AddOptions
+	}{
+		{"hello", "hello.txt", 19, dag.AddOptions{}},
+		{"empty", "empty", 0, dag.AddOptions{}},
+		{"tree", "tree.bin", 5*dag.MinChunkSize + 3, dag.AddOptions{ChunkSize: dag.MinChunkSize, Fanout: 2}},
+	}
+}
+
+func TestGoldenVectors(t *testing.T) {
+	s := testSecrets(0x11)
+	path := filepath.Join("testdata", "golden.json")
+	var got []golden
+	for _, v := range goldenVectors() {
+		st := dagtest.NewMemStore()
+		a, err := dag.Add(t.Context(), bytes.NewReader(goldenContent(v.size)), dag.Meta{Name: v.file, Mode: 0o644}, s, st, v.opt)
+		require.NoError(t, err)
+		g := golden{
+			Name: v.name, Master: hex.EncodeToString(s.Master[:]), Convergence: hex.EncodeToString(s.Convergence[:]),
+			ChunkSize: a.Meta.ChunkSize, Fanout: v.opt.Fanout, Mode: 0o644,
+			Content: "\"casd golden vector\\n\" repeated, cut to " + itoa(v.size) + " bytes",
+			Root:    a.Root.String(), Capability: a.Capability().String(),
+			Blocks: map[string]string{}, SmallBlocks: map[string]string{},
+		}
+		for c, b := range st.All() {
+			sum := sha256.Sum256(b)
+			g.Blocks[c.String()] = hex.EncodeToString(sum[:])
+			if len(b) <= 8192 {
+				g.SmallBlocks[c.String()] = hex.EncodeToString(b)
+			}
+		}
+		got = append(got, g)
+	}
+	if *updateGolden {
+		out, err := json.MarshalIndent(got, "", "  ")
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(path, append(out, '\n'), 0o644))
+		return
+	}
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test ./dag -run TestGoldenVectors -update to create the vectors")
+	var want []golden
+	require.NoError(t, json.Unmarshal(raw, &want))
+	require.Equal(t, want, got, "the on-disk format changed: that breaks every stored file. If intended, bump FormatVersion, update docs/format.md and run with -update")
+}
+
+// TestGoldenVectorsOpen checks that the stored vectors still open: a reader
+// of this version reads what earlier writers of format 1 wrote.
+func TestGoldenVectorsOpen(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "golden.json"))
+	require.NoError(t, err)
+	var vs []golden
+	require.NoError(t, json.Unmarshal(raw, &vs))
+	for _, g := range vs {
+		if len(g.SmallBlocks) != len(g.Blocks) {
+			continue // only vectors whose blocks are all stored in full
+		}
+		t.Run(g.Name, func(t *testing.T) {
+			st := dagtest.NewMemStore()
+			for c, h := range g.SmallBlocks {
+				b, err := hex.DecodeString(h)
+				require.NoError(t, err)
+				st.Set(cid.MustParse(c), b)
+			}
+			var master crypt.Key
+			_, err := hex.Decode(master[:], []byte(g.Master))
+			require.NoError(t, err)
+			f, err := dag.OpenOwned(t.Context(), st, cid.MustParse(g.Root), &master)
+			require.NoError(t, err)
+			var out bytes.Buffer
+			_, err = f.WriteTo(t.Context(), &out, st, dag.ReadOptions{})
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(goldenContent(int(f.Meta.Size)), out.Bytes()), "content differs")
+			require.Equal(t, g.Capability, f.Capability().String())
+		})
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,100 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/require"
+
+	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/config"
+	"github.com/casd/casd/dag"
+	"github.com/casd/casd/protocol"
+)
+
+// lyingBackend serves the blocks of a real store with one byte flipped.
+type lyingBackend struct{ store *blockstore.Store }
+
+func (b lyingBackend) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	data, err := b.store.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	data[len(data)/2] ^= 0x40
+	return data, nil
+}
+
+func (b lyingBackend) Complete(context.Context, cid.Cid) (bool, error) { return true, nil }
+
+func startTestNode(t *testing.T, factor int) *Node {
+	t.Helper()
+	repo, err := config.Init(filepath.Join(t.TempDir(), "repo"), config.InitOptions{Profile: config.ProfileLocal})
+	require.NoError(t, err)
+	cfg := repo.Config.Clone()
+	cfg.Replication.Factor = factor
+	require.NoError(t, repo.SaveConfig(cfg))
+	n, err := Open(t.Context(), repo, Options{Online: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, n.Close()) })
+	return n
+}
+
+func connect(t *testing.T, from, to *Node) {
+	t.Helper()
+	require.NoError(t, from.net.host.Connect(t.Context(), peer.AddrInfo{ID: to.net.host.ID(), Addrs: to.net.host.Addrs()}))
+}
+
+// TestFetcherDropsLyingPeer: a peer that serves wrong blocks is dropped for
+// the file and struck, and the blocks come from an honest peer instead.
+func TestFetcherDropsLyingPeer(t *testing.T) {
+	honest := startTestNode(t, 0)
+	reader := startTestNode(t, 0)
+	liar := startTestNode(t, 0)
+	data := make([]byte, 3<<20+17)
+	_, err := rand.Read(data)
+	require.NoError(t, err)
+	res, err := honest.Add(t.Context(), bytes.NewReader(data), AddOptions{Name: "x"})
+	require.NoError(t, err)
+
+	// The liar holds a copy of every block and serves it corrupted.
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	for b, err := range honest.treeBlocks(t.Context(), root) {
+		require.NoError(t, err)
+		require.NoError(t, liar.store.Put(t.Context(), b))
+	}
+	require.NoError(t, liar.net.proto.Close())
+	lying := protocol.New(liar.net.host, protocol.WithGetBackend(lyingBackend{liar.store}))
+	lying.Start()
+	t.Cleanup(func() { require.NoError(t, lying.Close()) })
+
+	connect(t, reader, honest)
+	connect(t, reader, liar)
+	f := reader.net.getter(root).(*fetcher)
+	f.once.Do(func() {}) // sources are set by hand: the liar first
+	f.peers = []peer.ID{liar.net.host.ID(), honest.net.host.ID()}
+
+	c, err := dag.ParseCapability(res.Capability)
+	require.NoError(t, err)
+	file, err := dag.OpenFile(t.Context(), f, root, c.Key)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	_, err = file.WriteTo(t.Context(), &out, f, dag.ReadOptions{Window: 4})
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, out.Bytes()), "reader accepted a wrong block")
+
+	require.True(t, f.dropped[liar.net.host.ID()], "the liar was not dropped")
+	require.False(t, f.dropped[honest.net.host.ID()])
+	reader.net.mu.Lock()
+	strikes := reader.net.strikes[liar.net.host.ID()]
+	reader.net.mu.Unlock()
+	require.GreaterOrEqual(t, strikes, 1)
+	require.False(t, slices.Contains(reader.net.host.Network().Peers(), liar.net.host.ID()) && strikes >= maxStrikes,
+		"a peer past the strike limit stays connected")
+}
