@@ -105,20 +105,20 @@ func parseManifestBlock(data []byte) (*manifestBlock, error) {
 	}
 	m := &manifestBlock{kind: kind}
 	rest := data[headerSize:]
-	h, k := binary.Uvarint(rest)
+	h, k := uvarint(rest)
 	if k <= 0 || h > maxHeight {
 		return nil, fmt.Errorf("%w: height", ErrMalformed)
 	}
 	m.height = int(h)
 	rest = rest[k:]
-	n, k := binary.Uvarint(rest)
+	n, k := uvarint(rest)
 	if k <= 0 || n > MaxLinks {
 		return nil, fmt.Errorf("%w: link count", ErrMalformed)
 	}
 	rest = rest[k:]
 	m.links = make([]cid.Cid, 0, n)
 	for i := uint64(0); i < n; i++ {
-		l, k := binary.Uvarint(rest)
+		l, k := uvarint(rest)
 		if k <= 0 || l > 128 || uint64(len(rest)-k) < l {
 			return nil, fmt.Errorf("%w: link %d length", ErrMalformed, i)
 		}
@@ -176,3 +176,22 @@ func appendManifestHead(dst []byte, kind byte, height int, links []cid.Cid, wrap
 
 // padTo rounds n up to a multiple of m.
 func padTo(n, m int) int { return (n + m - 1) / m * m }
+
+// uvarint decodes a minimally encoded unsigned varint: a block has exactly
+// one encoding, so parse and re-encode agree. n <= 0 means malformed.
+func uvarint(b []byte) (v uint64, n int) {
+	v, n = binary.Uvarint(b)
+	if n > 0 && n != uvarintLen(v) {
+		return 0, -1
+	}
+	return v, n
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}

@@ -141,7 +141,7 @@ func (d *decoder) uvarint(max uint64) uint64 {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint(d.p)
+	v, n := uvarint(d.p)
 	if n <= 0 || v > max {
 		d.err = fmt.Errorf("%w: bad varint", ErrMalformed)
 		return 0

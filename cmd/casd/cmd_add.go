@@ -41,6 +41,12 @@ again yields the same CID and stores nothing new.`,
 }
 
 func runAdd(ctx context.Context, b backend, o addOpts, path string, stdout, stderr io.Writer) error {
+	// Check before opening too: opening a FIFO would block.
+	if fi, err := os.Stat(path); err == nil {
+		if err := checkAddable(path, fi); err != nil {
+			return err
+		}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return badInput(err)
@@ -50,11 +56,8 @@ func runAdd(ctx context.Context, b backend, o addOpts, path string, stdout, stde
 	if err != nil {
 		return fmt.Errorf("add %s: %w", path, err)
 	}
-	switch {
-	case fi.IsDir():
-		return badInput(fmt.Errorf("%s is a directory; adding directories is not supported yet", path))
-	case !fi.Mode().IsRegular():
-		return badInput(fmt.Errorf("%s is not a regular file", path))
+	if err := checkAddable(path, fi); err != nil {
+		return err
 	}
 	name := filepath.Base(path)
 
@@ -94,6 +97,18 @@ func runAdd(ctx context.Context, b backend, o addOpts, path string, stdout, stde
 		return err
 	}
 	return werr
+}
+
+// checkAddable returns nil for a regular file, else a bad input error:
+// adding directories and special files is not supported.
+func checkAddable(path string, fi os.FileInfo) error {
+	switch {
+	case fi.IsDir():
+		return badInput(fmt.Errorf("%s is a directory; adding directories is not supported yet", path))
+	case !fi.Mode().IsRegular():
+		return badInput(fmt.Errorf("%s is not a regular file", path))
+	}
+	return nil
 }
 
 // newProgressBar returns a byte progress bar on w that shows the amount

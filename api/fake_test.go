@@ -1,0 +1,331 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/casd/casd/node"
+)
+
+// kindErr is an error of a given kind, as node's errors are classified.
+type kindErr struct {
+	kind node.Kind
+	msg  string
+}
+
+func (e kindErr) Error() string   { return e.msg }
+func (e kindErr) Kind() node.Kind { return e.kind }
+
+var errNotFound = kindErr{node.KindNotFound, "fake: not found"}
+
+type fakeFile struct {
+	info node.FileInfo
+	data []byte
+}
+
+// fake is an in-memory Backend: it serves the files added to it. The fields
+// before mu inject failures; set them before serving.
+type fake struct {
+	// err, if set, is returned by every method; the streams (add, cat,
+	// block/get, refs) first pass failAfter bytes (refs: CIDs).
+	err       error
+	failAfter int
+	// hang makes every method send on started (the streams: after
+	// failAfter), wait for its context, then send ctx.Err() on canceled.
+	hang     bool
+	started  chan struct{}
+	canceled chan error
+	// discard makes Add count and hash the file without keeping it.
+	discard bool
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	files     map[string]fakeFile
+	lastAdd   node.AddOptions
+	added     int64  // bytes the last Add read
+	addedSum  []byte // their SHA-256
+	connected []string
+	peersAll  []bool
+}
+
+func newFake() *fake {
+	return &fake{
+		files:    map[string]fakeFile{},
+		started:  make(chan struct{}, 16),
+		canceled: make(chan error, 16),
+	}
+}
+
+// wait is the hang behaviour.
+func (f *fake) wait(ctx context.Context) error {
+	f.started <- struct{}{}
+	<-ctx.Done()
+	f.canceled <- ctx.Err()
+	return ctx.Err()
+}
+
+// fail is what a call that sends nothing returns when a failure is injected.
+func (f *fake) fail(ctx context.Context) error {
+	if f.hang {
+		return f.wait(ctx)
+	}
+	return f.err
+}
+
+// failing reports whether a failure is injected.
+func (f *fake) failing() bool { return f.hang || f.err != nil }
+
+func cidOf(sum []byte) string { return "bafk" + hex.EncodeToString(sum[:8]) }
+
+// put stores a file and returns its info.
+func (f *fake) put(data []byte, info node.FileInfo) node.FileInfo {
+	sum := sha256.Sum256(data)
+	info.Cid = cidOf(sum[:])
+	info.Size = int64(len(data))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.files[info.Cid] = fakeFile{info: info, data: data}
+	return info
+}
+
+func (f *fake) file(ref string) (fakeFile, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ff, ok := f.files[ref]
+	return ff, ok
+}
+
+// progressWriter counts and hashes what Add reads, and reports the count.
+type progressWriter struct {
+	n        int64
+	w        io.Writer
+	progress func(int64)
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	_, _ = w.w.Write(p)
+	if w.progress != nil {
+		w.progress(w.n)
+	}
+	return len(p), nil
+}
+
+func (f *fake) Add(ctx context.Context, r io.Reader, opt node.AddOptions) (*node.AddResult, error) {
+	f.mu.Lock()
+	f.lastAdd = opt
+	f.lastAdd.Progress = nil
+	f.mu.Unlock()
+	if f.hang && f.failAfter == 0 {
+		return nil, f.wait(ctx)
+	}
+	h := sha256.New()
+	var data bytes.Buffer
+	dst := io.Writer(h)
+	if !f.discard {
+		dst = io.MultiWriter(h, &data)
+	}
+	pw := &progressWriter{w: dst, progress: opt.Progress}
+	var err error
+	if f.failing() {
+		_, err = io.CopyN(pw, r, int64(f.failAfter))
+		if err == nil {
+			err = f.fail(ctx)
+		}
+	} else {
+		_, err = io.Copy(pw, r)
+	}
+	sum := h.Sum(nil)
+	f.mu.Lock()
+	f.added, f.addedSum = pw.n, sum
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	info := node.FileInfo{Name: opt.Name, Mode: opt.Mode, MediaType: opt.MediaType}
+	if f.discard {
+		info.Cid, info.Size = cidOf(sum), pw.n
+	} else {
+		info = f.put(data.Bytes(), info)
+	}
+	return &node.AddResult{FileInfo: info, Capability: "cap-" + info.Cid}, nil
+}
+
+// send writes data to w in small pieces, failing as injected.
+func (f *fake) send(ctx context.Context, w io.Writer, data []byte) error {
+	n := len(data)
+	if f.failing() {
+		n = min(f.failAfter, n)
+	}
+	for off := 0; off < n; off += 4096 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := w.Write(data[off:min(off+4096, n)]); err != nil {
+			return err
+		}
+	}
+	if f.failing() {
+		return f.fail(ctx)
+	}
+	return nil
+}
+
+func (f *fake) Cat(ctx context.Context, ref string, open func(node.FileInfo) (io.Writer, error)) error {
+	if f.failing() && f.failAfter == 0 {
+		return f.fail(ctx)
+	}
+	ff, ok := f.file(ref)
+	if !ok {
+		return fmt.Errorf("cat %s: %w", ref, errNotFound)
+	}
+	w, err := open(ff.info)
+	if err != nil {
+		return err
+	}
+	return f.send(ctx, w, ff.data)
+}
+
+func (f *fake) BlockGet(ctx context.Context, cid string, w io.Writer) error {
+	if f.failing() && f.failAfter == 0 {
+		return f.fail(ctx)
+	}
+	ff, ok := f.file(cid)
+	if !ok {
+		return fmt.Errorf("block get %s: %w", cid, errNotFound)
+	}
+	return f.send(ctx, w, ff.data)
+}
+
+// refsOf are the fake's blocks of a file: the root, then three chunks.
+func refsOf(c string) []string {
+	return []string{c, c + "-0", c + "-1", c + "-2"}
+}
+
+func (f *fake) Refs(ctx context.Context, ref string, fn func(cid string) error) error {
+	if f.failing() && f.failAfter == 0 {
+		return f.fail(ctx)
+	}
+	if _, ok := f.file(ref); !ok {
+		return fmt.Errorf("refs %s: %w", ref, errNotFound)
+	}
+	refs := refsOf(ref)
+	if f.failing() {
+		refs = refs[:f.failAfter]
+	}
+	for _, c := range refs {
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	if f.failing() {
+		return f.fail(ctx)
+	}
+	return nil
+}
+
+var added = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func (f *fake) Ls(ctx context.Context) ([]node.ListEntry, error) {
+	if err := f.fail(ctx); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []node.ListEntry
+	for _, ff := range f.files {
+		out = append(out, node.ListEntry{Cid: ff.info.Cid, Name: ff.info.Name, Size: ff.info.Size, Added: added})
+	}
+	return out, nil
+}
+
+func (f *fake) Share(ctx context.Context, cid string) (string, error) {
+	if err := f.fail(ctx); err != nil {
+		return "", err
+	}
+	if _, ok := f.file(cid); !ok {
+		return "", fmt.Errorf("share %s: %w", cid, errNotFound)
+	}
+	return "cap-" + cid, nil
+}
+
+func (f *fake) BlockStat(ctx context.Context, cid string) (*node.BlockStat, error) {
+	if err := f.fail(ctx); err != nil {
+		return nil, err
+	}
+	ff, ok := f.file(cid)
+	if !ok {
+		return nil, fmt.Errorf("block stat %s: %w", cid, errNotFound)
+	}
+	return &node.BlockStat{Cid: cid, Size: len(ff.data)}, nil
+}
+
+func (f *fake) RepoVerify(ctx context.Context) (*node.VerifyReport, error) {
+	if err := f.fail(ctx); err != nil {
+		return nil, err
+	}
+	return &node.VerifyReport{Checked: 7, Corrupt: []string{"bafkbad"}, Missing: []string{}}, nil
+}
+
+func (f *fake) RepoGC(ctx context.Context) (*node.GCResult, error) {
+	if err := f.fail(ctx); err != nil {
+		return nil, err
+	}
+	return &node.GCResult{Removed: 3, Freed: 3 << 20}, nil
+}
+
+func (f *fake) RepoStat(ctx context.Context) (*node.RepoStat, error) {
+	if err := f.fail(ctx); err != nil {
+		return nil, err
+	}
+	return &node.RepoStat{Path: "/repo", Version: 1, Blocks: 10, Bytes: 1 << 30, Pins: 2, Files: 2}, nil
+}
+
+func (f *fake) ID(ctx context.Context) (*node.IDInfo, error) {
+	if err := f.fail(ctx); err != nil {
+		return nil, err
+	}
+	return &node.IDInfo{
+		ID:           "12D3KooWfake",
+		Addrs:        []string{"/ip4/127.0.0.1/tcp/4001"},
+		AgentVersion: "casd/test",
+		Protocols:    []string{"/cas/get/1.0"},
+	}, nil
+}
+
+func (f *fake) Connect(ctx context.Context, addr string) error {
+	if err := f.fail(ctx); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.connected = append(f.connected, addr)
+	return nil
+}
+
+func (f *fake) Peers(ctx context.Context, all bool) ([]node.PeerInfo, error) {
+	if err := f.fail(ctx); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.peersAll = append(f.peersAll, all)
+	f.mu.Unlock()
+	out := []node.PeerInfo{{ID: "12D3KooWa", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}, Connected: true}}
+	if all {
+		out = append(out, node.PeerInfo{ID: "12D3KooWb", Addrs: []string{"/ip4/10.0.0.2/udp/4001/quic-v1"}})
+	}
+	return out, nil
+}
+
+func (f *fake) Status(ctx context.Context, cid string) (*node.StatusInfo, error) {
+	if err := f.fail(ctx); err != nil {
+		return nil, err
+	}
+	return &node.StatusInfo{Cid: cid, Goal: 3, Replicas: []string{"12D3KooWa", "12D3KooWb"}}, nil
+}

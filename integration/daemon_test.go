@@ -1,0 +1,391 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// daemonStartTimeout bounds how long a daemon may take to print
+	// "daemon is ready".
+	daemonStartTimeout = 2 * time.Minute
+	// daemonStopTimeout bounds how long a daemon may take to exit after
+	// SIGTERM (its own API shutdown timeout is 10s).
+	daemonStopTimeout = time.Minute
+	// pollInterval is the period of the tickers that wait for a condition
+	// another process brings about.
+	pollInterval = 50 * time.Millisecond
+)
+
+// daemon is one running `casd daemon` process.
+type daemon struct {
+	n       *node
+	cmd     *exec.Cmd
+	logPath string // stdout and stderr of the daemon
+
+	// ID and Addrs are what the daemon printed before "daemon is ready":
+	// its peer identity and its listen addresses, each ending in /p2p/<ID>.
+	ID    string
+	Addrs []string
+
+	ready chan struct{} // closed when "daemon is ready" was read
+	done  chan struct{} // closed when the process has exited and its output was read
+
+	mu      sync.Mutex // guards the fields below; written by the reader goroutine
+	lines   []string   // stdout lines up to "daemon is ready"
+	waitErr error      // what cmd.Wait returned, set before done is closed
+	ended   bool       // Stop or Kill was called
+}
+
+// startDaemon starts `casd daemon` on n's repo and waits, bounded by the
+// test's context and daemonStartTimeout, until it prints "daemon is ready".
+// The daemon is stopped with SIGTERM (and its exit code checked) when the
+// test ends, unless the test stopped or killed it before.
+func startDaemon(t testing.TB, n *node) *daemon {
+	t.Helper()
+	d := spawnDaemon(t, n)
+	d.waitReady(t)
+	return d
+}
+
+// spawnDaemon starts `casd daemon` without waiting for it to be ready.
+func spawnDaemon(t testing.TB, n *node) *daemon {
+	t.Helper()
+	logFile, err := os.CreateTemp(t.TempDir(), "daemon-*.log")
+	noErr(t, err, "create daemon log")
+	pr, pw, err := os.Pipe()
+	noErr(t, err, "make stdout pipe")
+
+	// Not CommandContext: the test's context ends before its cleanups run,
+	// and the cleanup must stop the daemon with SIGTERM, not SIGKILL.
+	cmd := exec.Command(casdBin, "daemon")
+	cmd.Env = n.environ(map[string]string{"GOLOG_LOG_LEVEL": "info"})
+	cmd.Dir = n.work
+	cmd.Stdout = pw
+	cmd.Stderr = logFile
+	d := &daemon{
+		n:       n,
+		cmd:     cmd,
+		logPath: logFile.Name(),
+		ready:   make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	err = cmd.Start()
+	// The child holds its own copies now; the pipe reaches EOF when the
+	// daemon exits.
+	_ = pw.Close()
+	if err != nil {
+		_ = pr.Close()
+		_ = logFile.Close()
+		t.Fatalf("start casd daemon on %s: %v", n.repo, err)
+	}
+	go d.read(pr, logFile) // owned by d: Stop, Kill and the cleanup wait for done
+
+	t.Cleanup(func() {
+		d.mu.Lock()
+		ended := d.ended
+		d.mu.Unlock()
+		if !ended {
+			d.Stop(t)
+		}
+		if t.Failed() {
+			data, err := os.ReadFile(d.logPath)
+			if err != nil {
+				t.Logf("read daemon log %s: %v", d.logPath, err)
+				return
+			}
+			t.Logf("log of the daemon of %s (%s):\n%s", n.repo, d.logPath, clip(data, 1<<20))
+		}
+	})
+	return d
+}
+
+// read copies the daemon's stdout into its log, line by line, notes the
+// lines up to "daemon is ready", then reaps the process.
+func (d *daemon) read(pr *os.File, logFile *os.File) {
+	defer close(d.done)
+	sc := bufio.NewScanner(pr)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	isReady := false
+	for sc.Scan() {
+		line := sc.Text()
+		_, _ = fmt.Fprintln(logFile, line)
+		if isReady {
+			continue
+		}
+		d.mu.Lock()
+		d.lines = append(d.lines, line)
+		d.mu.Unlock()
+		if line == "daemon is ready" {
+			isReady = true
+			close(d.ready)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		_, _ = fmt.Fprintf(logFile, "integration: reading daemon stdout: %v\n", err)
+	}
+	_ = pr.Close()
+	err := d.cmd.Wait()
+	_ = logFile.Close()
+	d.mu.Lock()
+	d.waitErr = err
+	d.mu.Unlock()
+}
+
+// waitReady waits for "daemon is ready" and parses the lines before it.
+func (d *daemon) waitReady(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), daemonStartTimeout)
+	defer cancel()
+	select {
+	case <-d.ready:
+	case <-d.done:
+		t.Fatalf("casd daemon on %s exited before it was ready: %v", d.n.repo, d.exitErr())
+	case <-ctx.Done():
+		t.Fatalf("casd daemon on %s not ready after %v: %v", d.n.repo, daemonStartTimeout, ctx.Err())
+	}
+	d.mu.Lock()
+	lines := slices.Clone(d.lines)
+	d.mu.Unlock()
+	var api bool
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "peer identity: "):
+			d.ID = strings.TrimPrefix(l, "peer identity: ")
+		case strings.HasPrefix(l, "swarm listening on "):
+			d.Addrs = append(d.Addrs, strings.TrimPrefix(l, "swarm listening on "))
+		case strings.HasPrefix(l, "API listening on "):
+			api = true
+		}
+	}
+	check(t, d.ID != "", "daemon printed no \"peer identity: <id>\" line before it was ready: %q", lines)
+	check(t, d.n.id == "" || d.ID == d.n.id, "daemon identity %s, but init printed %s", d.ID, d.n.id)
+	check(t, len(d.Addrs) > 0, "daemon printed no \"swarm listening on\" line: %q", lines)
+	check(t, api, "daemon printed no \"API listening on\" line: %q", lines)
+	for _, a := range d.Addrs {
+		check(t, strings.HasSuffix(a, "/p2p/"+d.ID), "listen address %q must end in /p2p/%s", a, d.ID)
+	}
+}
+
+// exitErr returns what Wait returned; call it only after done is closed.
+func (d *daemon) exitErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.waitErr
+}
+
+// running reports whether the daemon was neither stopped nor killed.
+func (d *daemon) running() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.ended
+}
+
+// tcpAddr returns the daemon's first plain TCP listen address.
+func (d *daemon) tcpAddr(t testing.TB) string {
+	t.Helper()
+	for _, a := range d.Addrs {
+		if strings.Contains(a, "/tcp/") && !strings.Contains(a, "/ws") {
+			return a
+		}
+	}
+	t.Fatalf("daemon %s has no TCP address among %q", d.ID, d.Addrs)
+	return ""
+}
+
+// signal sends sig to the daemon and waits for it to exit, bounded by
+// daemonStopTimeout.
+func (d *daemon) signal(t testing.TB, sig os.Signal) error {
+	t.Helper()
+	d.mu.Lock()
+	d.ended = true
+	d.mu.Unlock()
+	select {
+	case <-d.done:
+		return d.exitErr() // already gone
+	default:
+	}
+	if err := d.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("send %v to the daemon of %s: %v", sig, d.n.repo, err)
+	}
+	timer := time.NewTimer(daemonStopTimeout)
+	defer timer.Stop()
+	select {
+	case <-d.done:
+		return d.exitErr()
+	case <-timer.C:
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		t.Errorf("the daemon of %s did not exit within %v of %v; killed it", d.n.repo, daemonStopTimeout, sig)
+		return d.exitErr()
+	}
+}
+
+// Stop sends SIGTERM, waits for the daemon to exit and fails the test
+// unless it exited 0 after saying "shutting down".
+func (d *daemon) Stop(t testing.TB) {
+	t.Helper()
+	if err := d.signal(t, syscall.SIGTERM); err != nil {
+		t.Errorf("the daemon of %s exited after SIGTERM with %v, want exit code 0", d.n.repo, err)
+		return
+	}
+	data, err := os.ReadFile(d.logPath)
+	noErr(t, err, "read daemon log")
+	if !strings.Contains(string(data), "shutting down") {
+		t.Errorf("the daemon of %s exited 0 after SIGTERM without printing \"shutting down\"", d.n.repo)
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (d *daemon) Kill(t testing.TB) {
+	t.Helper()
+	err := d.signal(t, syscall.SIGKILL)
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) {
+		t.Errorf("the daemon of %s after SIGKILL: %v, want killed", d.n.repo, err)
+	}
+}
+
+// cluster is a set of nodes whose daemons run, all bootstrapped from the
+// first one.
+type cluster struct {
+	nodes   []*node
+	daemons []*daemon
+}
+
+// byID returns the index of the node with peer identity id, or -1.
+func (c *cluster) byID(id string) int {
+	return slices.IndexFunc(c.daemons, func(d *daemon) bool { return d.ID == id })
+}
+
+// startCluster inits n repos with the local profile, starts the daemon of
+// node 0, sets the Bootstrap of every other node to node 0's TCP address,
+// applies configure (if not nil) to every node before its daemon starts,
+// starts the others concurrently, and waits until node 0 is connected to
+// all of them.
+func startCluster(t testing.TB, n int, configure func(t testing.TB, nd *node)) *cluster {
+	t.Helper()
+	c := &cluster{nodes: make([]*node, n), daemons: make([]*daemon, n)}
+	for i := range n {
+		c.nodes[i] = newNode(t)
+		if configure != nil {
+			configure(t, c.nodes[i])
+		}
+	}
+	c.daemons[0] = startDaemon(t, c.nodes[0])
+	boot, err := json.Marshal([]string{c.daemons[0].tcpAddr(t)})
+	noErr(t, err)
+	for _, nd := range c.nodes[1:] {
+		nd.requireOK(t, nd.run(t, "config", "Bootstrap", string(boot)))
+	}
+	for i := 1; i < n; i++ {
+		c.daemons[i] = spawnDaemon(t, c.nodes[i])
+	}
+	for _, d := range c.daemons[1:] {
+		d.waitReady(t)
+	}
+	var want []string
+	for _, d := range c.daemons[1:] {
+		want = append(want, d.ID)
+	}
+	waitConnected(t, c.nodes[0], want...)
+	return c
+}
+
+// peerList runs `casd peers --json` (with --all if all) and decodes it.
+func peerList(t testing.TB, n *node, all bool) []peerJSON {
+	t.Helper()
+	args := []string{"peers", "--json"}
+	if all {
+		args = append(args, "--all")
+	}
+	res := n.run(t, args...)
+	n.requireOK(t, res)
+	var ps []peerJSON
+	noErr(t, json.Unmarshal(res.stdout, &ps), fmt.Sprintf("decode %s", res))
+	return ps
+}
+
+// peerJSON is one element of `casd peers --json`.
+type peerJSON struct {
+	ID        string   `json:"id"`
+	Addrs     []string `json:"addrs"`
+	Connected bool     `json:"connected"`
+}
+
+// connectedTo reports which of ids are among n's connected peers.
+func connectedTo(t testing.TB, n *node, ids []string) (missing []string) {
+	t.Helper()
+	ps := peerList(t, n, false)
+	for _, id := range ids {
+		if !slices.ContainsFunc(ps, func(p peerJSON) bool { return p.ID == id && p.Connected }) {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
+
+// waitConnected polls `casd peers --json` on n until every peer of ids is
+// connected, bounded by daemonStartTimeout and the test's context.
+func waitConnected(t testing.TB, n *node, ids ...string) {
+	t.Helper()
+	waitFor(t, daemonStartTimeout, func() (bool, string) {
+		missing := connectedTo(t, n, ids)
+		return len(missing) == 0, fmt.Sprintf("%s not connected to %q", n.repo, missing)
+	})
+}
+
+// waitFor calls cond every pollInterval until it returns true, failing the
+// test with cond's last message after timeout or when the test's context
+// ends.
+func waitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("gave up after %v: %s", timeout, msg)
+		case <-tick.C:
+		}
+	}
+}
+
+// blockNames returns the names of the regular files under repo/blocks.
+func blockNames(t testing.TB, repo string) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join(repo, "blocks"), func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // a file renamed or a shard removed under us
+		}
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			names[d.Name()] = true
+		}
+		return nil
+	})
+	noErr(t, err, "walk blocks of "+repo)
+	return names
+}
