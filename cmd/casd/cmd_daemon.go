@@ -84,10 +84,7 @@ func stopServer(srv *api.Server, served <-chan error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(ctx)
-	if serr := <-served; serr != nil && !errors.Is(serr, api.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	return err
+	return errors.Join(err, <-served) // Serve returns nil after Shutdown
 }
 
 // printReady prints the peer ID and addresses, then "daemon is ready".

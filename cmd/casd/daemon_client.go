@@ -2,18 +2,22 @@ package main
 
 import (
 	"context"
-	"errors"
+
+	"github.com/casd/casd/api"
 )
 
-// errNoDaemon is returned by dialDaemon when no daemon serves the socket.
-var errNoDaemon = errors.New("no daemon is running")
+var _ backend = (*api.Client)(nil)
 
-// dialDaemon connects to the daemon serving the API on socketPath. It
-// returns an error wrapping errNoDaemon when none runs there.
-//
-// TODO(api): the api package's client is not available yet; until it is,
-// every command opens the repo offline (and fails with "repo is locked"
-// while a daemon holds it).
+// errNoDaemon is wrapped by dialDaemon's error when no daemon serves the
+// socket (no socket file, or a stale one).
+var errNoDaemon = api.ErrNoDaemon
+
+// dialDaemon connects to the daemon serving the API on socketPath and
+// returns its client and the function that closes it.
 func dialDaemon(ctx context.Context, socketPath string) (backend, func() error, error) {
-	return nil, nil, errNoDaemon
+	c, err := api.Dial(ctx, socketPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, c.Close, nil
 }

@@ -113,6 +113,7 @@ func newRootCmd(g *globalOpts) *cobra.Command {
 		newPeersCmd(g),
 		newStatusCmd(g),
 		newVersionCmd(g),
+		newDaemonCmd(g),
 	)
 	return root
 }
