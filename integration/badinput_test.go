@@ -142,7 +142,7 @@ func TestNewerRepoVersion(t *testing.T) {
 		{"ls"},
 		{"repo", "verify"},
 	} {
-		t.Run(strings.Join(args[:1], " "), func(t *testing.T) {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			res := n.run(t, args...)
 			msg := requireFail(t, res, exitBusy)
 			check(t, strings.Contains(msg, "99"), "message must name the repo version 99: %s", res)
@@ -164,7 +164,7 @@ func TestNoRepo(t *testing.T) {
 		{"cat", randomCID(t)},
 		{"repo", "stat"},
 	} {
-		t.Run(args[0], func(t *testing.T) {
+		t.Run(args[0]+" "+args[len(args)-1], func(t *testing.T) {
 			res := n.run(t, args...)
 			requireFail(t, res, exitBusy)
 			_, err := os.Stat(n.repo)

@@ -86,6 +86,16 @@ func TestKeyExportRestore(t *testing.T) {
 	a.requireOK(t, res)
 	check(t, len(res.stdout) > 0 && isPrintableASCII(res.stdout), "key export to stdout: %s", res)
 
+	t.Run("export without a passphrase", func(t *testing.T) {
+		// No $CASD_PASSPHRASE and no terminal: export must fail, not hang or
+		// read a passphrase from piped stdin, and write no key file.
+		target := filepath.Join(t.TempDir(), "k")
+		res := a.runIn(t, strings.NewReader(testPassphrase+"\n"+testPassphrase+"\n"), "key", "export", "-o", target)
+		check(t, res.code != exitOK, "key export without a passphrase succeeded: %s", res)
+		requireErrLine(t, res)
+		_, err := os.Stat(target)
+		check(t, os.IsNotExist(err), "failed key export left %s", target)
+	})
 	t.Run("wrong passphrase", func(t *testing.T) {
 		r := newEmptyNode(t)
 		res := r.runPass(t, "not the passphrase", "init", "--profile=local", "--restore", keyFile)

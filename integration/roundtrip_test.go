@@ -93,6 +93,16 @@ func TestAddOutput(t *testing.T) {
 	res = n.run(t, "add", "--progress=false", b)
 	n.requireOK(t, res)
 	check(t, res.stderr == "", "add --progress=false wrote to stderr: %s", res)
+
+	// A forced progress bar goes to stderr only: stdout stays parseable.
+	big := writeFile(t, dir, "big.bin", randBytes(4*mib))
+	res = n.run(t, "add", "--progress=true", big)
+	n.requireOK(t, res)
+	check(t, strings.HasPrefix(res.out(), "added ") && strings.HasSuffix(res.out(), " big.bin\n") &&
+		strings.Count(res.out(), "\n") == 1, "add --progress=true must keep stdout to the one result line: %s", res)
+
+	res = n.run(t, "add", "--progress=sometimes", b)
+	requireFail(t, res, exitUsage)
 }
 
 // TestGetTarget covers get -o, refusal to overwrite and --force.

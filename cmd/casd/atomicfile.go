@@ -18,9 +18,10 @@ type atomicFile struct {
 }
 
 // createTemp creates an atomicFile in dir, which must be the directory of
-// the target so that the final rename stays within one file system.
-func createTemp(dir string) (*atomicFile, error) {
-	f, err := os.CreateTemp(dir, ".casd-tmp-*")
+// the target so that the final rename stays within one file system. Its
+// name follows pattern, as in [os.CreateTemp].
+func createTemp(dir, pattern string) (*atomicFile, error) {
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, err
 	}

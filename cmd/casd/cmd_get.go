@@ -66,7 +66,7 @@ func runGet(ctx context.Context, b backend, o getOpts, ref string, stdout io.Wri
 			return nil, err
 		}
 		mode = fileMode(fi.Mode)
-		tmp, err = createTemp(filepath.Dir(target))
+		tmp, err = createTemp(filepath.Dir(target), ".casd-get-*")
 		if err != nil {
 			return nil, fmt.Errorf("create temporary file: %w", err)
 		}

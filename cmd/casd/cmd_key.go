@@ -75,7 +75,7 @@ func runKeyExport(_ context.Context, g *globalOpts, o keyExportOpts, stdout, std
 // writeKeyFile writes data to a new file at path with mode 0600,
 // atomically, and never over an existing file.
 func writeKeyFile(path string, data []byte) error {
-	tmp, err := createTemp(filepath.Dir(path))
+	tmp, err := createTemp(filepath.Dir(path), ".casd-key-*")
 	if err != nil {
 		return fmt.Errorf("key export: %w", err)
 	}

@@ -32,6 +32,9 @@ type globalOpts struct {
 func main() {
 	node.RouteLibp2pLogs()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// The first signal cancels the command, which then cleans up; a second
+	// one kills the process as usual.
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
