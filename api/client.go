@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/casd/casd/node"
 )
@@ -163,33 +162,58 @@ func readLines(endpoint string, r io.Reader, fn func(*streamLine) error) error {
 	}
 }
 
-// requestBody is an add's request body. The transport closes it once it is
-// done reading, which lets Add make sure it no longer reads the caller's
-// reader. It hides r's own Close: the caller owns r.
-type requestBody struct {
-	r      io.Reader
-	once   sync.Once
-	closed chan struct{}
-}
-
-func (b *requestBody) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-func (b *requestBody) Close() error {
-	b.once.Do(func() { close(b.closed) })
-	return nil
-}
+// errAddDone ends the pipe of an add's body once the request is over.
+var errAddDone = errors.New("api: add finished")
 
 // Add sends the file r holds to the daemon, streaming it (nothing is
 // buffered whole), and calls opt.Progress, if set, from the caller's
-// goroutine as the daemon stores it. When Add returns a result, it no
-// longer reads r; after an error, the transport may still finish a read of
-// r in progress.
+// goroutine as the daemon stores it.
+//
+// A goroutine feeds r into the request. Add waits for it before it
+// returns, except when ctx is cancelled: then Add returns at once, and the
+// goroutine ends as soon as the read from r in progress returns (a file's
+// at once, a silent terminal's when it gets input).
 func (c *Client) Add(ctx context.Context, r io.Reader, opt node.AddOptions) (*node.AddResult, error) {
+	pr, pw := io.Pipe()
+	var readErr error // the pump's, set before pumped closes
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		ew := &errWriter{w: pw}
+		_, err := io.Copy(ew, r)
+		if err != nil && ew.err == nil {
+			readErr = err
+		}
+		pw.CloseWithError(err)
+	}()
+	// The transport reads the body until the request ends, even after a
+	// cancellation; ending the pipe is what stops it.
+	stop := context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
+	res, err := c.add(ctx, pr, opt)
+	stop()
+	pr.CloseWithError(errAddDone)
+	select {
+	case <-pumped:
+		if err != nil && readErr != nil {
+			return nil, fmt.Errorf("api: add: read input: %w", readErr)
+		}
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// add runs the add request with body.
+func (c *Client) add(ctx context.Context, body io.Reader, opt node.AddOptions) (*node.AddResult, error) {
 	q := query("name", opt.Name, "mediaType", opt.MediaType)
 	if opt.Mode != 0 {
 		q.Set("mode", "0"+strconv.FormatUint(uint64(opt.Mode), 8))
 	}
-	body := &requestBody{r: r, closed: make(chan struct{})}
 	resp, err := c.post(ctx, "add", q, body)
 	if err != nil {
 		return nil, err
@@ -215,12 +239,6 @@ func (c *Client) Add(ctx context.Context, r io.Reader, opt node.AddOptions) (*no
 	}
 	if res == nil {
 		return nil, fmt.Errorf("%w: add: stream ended without a result", ErrBadResponse)
-	}
-	// The daemon read the body to its end, so the transport is about to
-	// close it, if it has not yet.
-	select {
-	case <-body.closed:
-	case <-ctx.Done():
 	}
 	return res, nil
 }

@@ -98,9 +98,9 @@ func kindOfStatus(status int) node.Kind {
 }
 
 // headerJSON encodes v as JSON that is a valid header value: json.Marshal
-// already escapes control characters, and every non-ASCII rune becomes a
-// \uXXXX escape (a surrogate pair above the BMP). Non-ASCII bytes only ever
-// occur inside JSON strings, so the result stays valid JSON that decodes to
+// escapes the control characters but DEL, and DEL and every non-ASCII rune
+// become a \uXXXX escape (a surrogate pair above the BMP). Such bytes only
+// occur inside JSON strings, so the result is valid JSON that decodes to
 // the same value, and stays readable with curl -i.
 func headerJSON(v any) (string, error) {
 	b, err := json.Marshal(v)
@@ -120,7 +120,7 @@ func headerJSON(v any) (string, error) {
 		r, size := utf8.DecodeRune(b)
 		b = b[size:]
 		switch {
-		case r < utf8.RuneSelf:
+		case r < utf8.RuneSelf && r != 0x7f: // DEL is a control character too
 			sb.WriteByte(byte(r))
 		case r > 0xffff:
 			r -= 0x10000

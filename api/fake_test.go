@@ -38,6 +38,7 @@ type fake struct {
 	failAfter int
 	// hang makes every method send on started (the streams: after
 	// failAfter), wait for its context, then send ctx.Err() on canceled.
+	// Add reads its whole body before it waits.
 	hang     bool
 	started  chan struct{}
 	canceled chan error
@@ -122,9 +123,6 @@ func (f *fake) Add(ctx context.Context, r io.Reader, opt node.AddOptions) (*node
 	f.lastAdd = opt
 	f.lastAdd.Progress = nil
 	f.mu.Unlock()
-	if f.hang && f.failAfter == 0 {
-		return nil, f.wait(ctx)
-	}
 	h := sha256.New()
 	var data bytes.Buffer
 	dst := io.Writer(h)
@@ -133,12 +131,22 @@ func (f *fake) Add(ctx context.Context, r io.Reader, opt node.AddOptions) (*node
 	}
 	pw := &progressWriter{w: dst, progress: opt.Progress}
 	var err error
-	if f.failing() {
+	switch {
+	case f.hang:
+		_, _ = io.CopyN(pw, r, int64(f.failAfter))
+		f.started <- struct{}{}
+		// Like a node, read on until the body ends or breaks, then hang
+		// (as a node does while it replicates).
+		_, _ = io.Copy(io.Discard, r)
+		<-ctx.Done()
+		f.canceled <- ctx.Err()
+		err = ctx.Err()
+	case f.err != nil:
 		_, err = io.CopyN(pw, r, int64(f.failAfter))
 		if err == nil {
-			err = f.fail(ctx)
+			err = f.err
 		}
-	} else {
+	default:
 		_, err = io.Copy(pw, r)
 	}
 	sum := h.Sum(nil)

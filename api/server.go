@@ -332,11 +332,29 @@ func (s *Server) add(w http.ResponseWriter, r *http.Request) {
 		log.Debugw("full duplex unavailable", "err", err)
 	}
 	opt.Progress = lw.progress
-	res, err := s.b.Add(r.Context(), r.Body, opt)
+	// net/http notices a client that hangs up only once the body is read
+	// to its end; before that, a failed read of the body is the sign.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	res, err := s.b.Add(ctx, &cancelOnError{r: r.Body, cancel: cancel}, opt)
 	if err == nil && res == nil {
 		err = errors.New("api: add returned no result")
 	}
 	lw.finish(res, err)
+}
+
+// cancelOnError cancels the request's work when its body breaks.
+type cancelOnError struct {
+	r      io.Reader
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnError) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		c.cancel()
+	}
+	return n, err
 }
 
 func (s *Server) refs(w http.ResponseWriter, r *http.Request) {

@@ -81,7 +81,7 @@ func OpenKeyFile(file, passphrase []byte) (Secrets, error) {
 		Memory:  binary.BigEndian.Uint32(hdr[5:]),
 		Threads: hdr[9],
 	}
-	if p.Time == 0 || p.Time > 64 || p.Memory < 8 || p.Memory > 4<<20 || p.Threads == 0 {
+	if p.Time == 0 || p.Time > 16 || p.Memory < 8 || p.Memory > 1<<20 || p.Threads == 0 {
 		return s, fmt.Errorf("%w: implausible KDF parameters", ErrBadKeyFile)
 	}
 	k := kdf(passphrase, hdr[10:10+saltSize], p)

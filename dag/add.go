@@ -309,6 +309,7 @@ func (a *adder) writeStaged(ctx context.Context, bp BatchPutter, batches <-chan 
 		err = errors.Join(err, <-committed)
 	}()
 	for bt := range batches {
+		cur.plain += bt.plain() // before the buffers go back to the reader
 		for _, b := range bt.chunks {
 			if err := cur.stage(ctx, b.block); err != nil {
 				return err
@@ -320,7 +321,6 @@ func (a *adder) writeStaged(ctx context.Context, bp BatchPutter, batches <-chan 
 				return err
 			}
 		}
-		cur.plain += bt.plain()
 		if cur.bytes >= commitBytes {
 			select {
 			case commits <- cur:

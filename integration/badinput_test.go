@@ -136,14 +136,17 @@ func TestNewerRepoVersion(t *testing.T) {
 	c := n.add(t, src)
 	noErr(t, os.WriteFile(filepath.Join(n.repo, "version"), []byte("99\n"), 0o600))
 	before := snapshot(t, n.repo)
-	for _, args := range [][]string{
-		{"cat", c},
-		{"add", src},
-		{"ls"},
-		{"repo", "verify"},
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"cat", []string{"cat", c}},
+		{"add", []string{"add", src}},
+		{"ls", []string{"ls"}},
+		{"repo verify", []string{"repo", "verify"}},
 	} {
-		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			res := n.run(t, args...)
+		t.Run(tt.name, func(t *testing.T) {
+			res := n.run(t, tt.args...)
 			msg := requireFail(t, res, exitBusy)
 			check(t, strings.Contains(msg, "99"), "message must name the repo version 99: %s", res)
 			check(t, len(res.stdout) == 0, "refused command wrote to stdout: %s", res)
@@ -158,14 +161,17 @@ func TestNoRepo(t *testing.T) {
 	t.Parallel()
 	n := newEmptyNode(t)
 	src := writeFile(t, t.TempDir(), "f.txt", []byte("no repo here\n"))
-	for _, args := range [][]string{
-		{"ls"},
-		{"add", src},
-		{"cat", randomCID(t)},
-		{"repo", "stat"},
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"ls", []string{"ls"}},
+		{"add", []string{"add", src}},
+		{"cat", []string{"cat", randomCID(t)}},
+		{"repo stat", []string{"repo", "stat"}},
 	} {
-		t.Run(args[0]+" "+args[len(args)-1], func(t *testing.T) {
-			res := n.run(t, args...)
+		t.Run(tt.name, func(t *testing.T) {
+			res := n.run(t, tt.args...)
 			requireFail(t, res, exitBusy)
 			_, err := os.Stat(n.repo)
 			check(t, os.IsNotExist(err), "a command without a repo created %s (stat: %v)", n.repo, err)

@@ -50,7 +50,8 @@ type daemon struct {
 	ended   bool       // Stop or Kill was called
 }
 
-// startDaemon starts `casd daemon` on n's repo and waits, bounded by the
+// startDaemon starts `casd daemon` on n's repo, with GOLOG_LOG_LEVEL=info
+// (or $CASD_TEST_LOG_LEVEL), and waits, bounded by the
 // test's context and daemonStartTimeout, until it prints "daemon is ready".
 // The daemon is stopped with SIGTERM (and its exit code checked) when the
 // test ends, unless the test stopped or killed it before.
@@ -72,7 +73,11 @@ func spawnDaemon(t testing.TB, n *node) *daemon {
 	// Not CommandContext: the test's context ends before its cleanups run,
 	// and the cleanup must stop the daemon with SIGTERM, not SIGKILL.
 	cmd := exec.Command(casdBin, "daemon")
-	cmd.Env = n.environ(map[string]string{"GOLOG_LOG_LEVEL": "info"})
+	level := "info"
+	if v := os.Getenv("CASD_TEST_LOG_LEVEL"); v != "" {
+		level = v // e.g. "info,casd/node=debug" to debug a failure
+	}
+	cmd.Env = n.environ(map[string]string{"GOLOG_LOG_LEVEL": level})
 	cmd.Dir = n.work
 	cmd.Stdout = pw
 	cmd.Stderr = logFile
@@ -107,7 +112,11 @@ func spawnDaemon(t testing.TB, n *node) *daemon {
 				t.Logf("read daemon log %s: %v", d.logPath, err)
 				return
 			}
-			t.Logf("log of the daemon of %s (%s):\n%s", n.repo, d.logPath, clip(data, 1<<20))
+			const keep = 256 << 10 // the end tells why it failed
+			if len(data) > keep {
+				data = append([]byte("...\n"), data[len(data)-keep:]...)
+			}
+			t.Logf("log of the daemon of %s (%s):\n%s", n.repo, d.logPath, data)
 		}
 	})
 	return d
@@ -206,21 +215,27 @@ func (d *daemon) tcpAddr(t testing.TB) string {
 	return ""
 }
 
-// signal sends sig to the daemon and waits for it to exit, bounded by
-// daemonStopTimeout.
-func (d *daemon) signal(t testing.TB, sig os.Signal) error {
+// send marks the daemon ended and sends it sig unless it has exited.
+func (d *daemon) send(t testing.TB, sig os.Signal) {
 	t.Helper()
 	d.mu.Lock()
 	d.ended = true
 	d.mu.Unlock()
 	select {
 	case <-d.done:
-		return d.exitErr() // already gone
+		return // already gone
 	default:
 	}
 	if err := d.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		t.Errorf("send %v to the daemon of %s: %v", sig, d.n.repo, err)
 	}
+}
+
+// wait waits, bounded by daemonStopTimeout, for the daemon to exit after
+// a signal, and returns what Wait returned. A daemon that does not exit in
+// time is killed and fails the test.
+func (d *daemon) wait(t testing.TB) error {
+	t.Helper()
 	timer := time.NewTimer(daemonStopTimeout)
 	defer timer.Stop()
 	select {
@@ -229,7 +244,7 @@ func (d *daemon) signal(t testing.TB, sig os.Signal) error {
 	case <-timer.C:
 		_ = d.cmd.Process.Kill()
 		<-d.done
-		t.Errorf("the daemon of %s did not exit within %v of %v; killed it", d.n.repo, daemonStopTimeout, sig)
+		t.Errorf("the daemon of %s did not exit within %v of a signal; killed it", d.n.repo, daemonStopTimeout)
 		return d.exitErr()
 	}
 }
@@ -238,7 +253,15 @@ func (d *daemon) signal(t testing.TB, sig os.Signal) error {
 // unless it exited 0 after saying "shutting down".
 func (d *daemon) Stop(t testing.TB) {
 	t.Helper()
-	if err := d.signal(t, syscall.SIGTERM); err != nil {
+	d.send(t, syscall.SIGTERM)
+	d.checkStopped(t)
+}
+
+// checkStopped waits for the daemon to exit after SIGTERM and fails the
+// test unless it exited 0 after saying "shutting down".
+func (d *daemon) checkStopped(t testing.TB) {
+	t.Helper()
+	if err := d.wait(t); err != nil {
 		t.Errorf("the daemon of %s exited after SIGTERM with %v, want exit code 0", d.n.repo, err)
 		return
 	}
@@ -249,10 +272,23 @@ func (d *daemon) Stop(t testing.TB) {
 	}
 }
 
+// stopAll sends SIGTERM to every daemon of ds first, then waits for each
+// as Stop does.
+func stopAll(t testing.TB, ds []*daemon) {
+	t.Helper()
+	for _, d := range ds {
+		d.send(t, syscall.SIGTERM)
+	}
+	for _, d := range ds {
+		d.checkStopped(t)
+	}
+}
+
 // Kill sends SIGKILL and waits for the process to be gone.
 func (d *daemon) Kill(t testing.TB) {
 	t.Helper()
-	err := d.signal(t, syscall.SIGKILL)
+	d.send(t, syscall.SIGKILL)
+	err := d.wait(t)
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) {
 		t.Errorf("the daemon of %s after SIGKILL: %v, want killed", d.n.repo, err)
@@ -273,17 +309,13 @@ func (c *cluster) byID(id string) int {
 
 // startCluster inits n repos with the local profile, starts the daemon of
 // node 0, sets the Bootstrap of every other node to node 0's TCP address,
-// applies configure (if not nil) to every node before its daemon starts,
 // starts the others concurrently, and waits until node 0 is connected to
 // all of them.
-func startCluster(t testing.TB, n int, configure func(t testing.TB, nd *node)) *cluster {
+func startCluster(t testing.TB, n int) *cluster {
 	t.Helper()
 	c := &cluster{nodes: make([]*node, n), daemons: make([]*daemon, n)}
 	for i := range n {
 		c.nodes[i] = newNode(t)
-		if configure != nil {
-			configure(t, c.nodes[i])
-		}
 	}
 	c.daemons[0] = startDaemon(t, c.nodes[0])
 	boot, err := json.Marshal([]string{c.daemons[0].tcpAddr(t)})

@@ -104,9 +104,9 @@ func runAdd(ctx context.Context, b backend, o addOpts, path string, stdout, stde
 func checkAddable(path string, fi os.FileInfo) error {
 	switch {
 	case fi.IsDir():
-		return badInput(fmt.Errorf("%s is a directory; adding directories is not supported yet", path))
+		return badInput(fmt.Errorf("add %s: is a directory; adding directories is not supported yet", path))
 	case !fi.Mode().IsRegular():
-		return badInput(fmt.Errorf("%s is not a regular file", path))
+		return badInput(fmt.Errorf("add %s: not a regular file", path))
 	}
 	return nil
 }

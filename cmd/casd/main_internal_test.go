@@ -311,7 +311,7 @@ func TestOffline(t *testing.T) {
 	require.Equal(t, result{0, "verified " + strconv.Itoa(len(refs)) + " blocks\n", ""}, r)
 
 	requireError(t, casd("add", filepath.Join(dir, "nope")), exitBadInput, "no such file or directory")
-	requireError(t, casd("add", dir), exitBadInput, "is a directory; adding directories is not supported yet")
+	requireError(t, casd("add", dir), exitBadInput, "add " + dir + ": is a directory; adding directories is not supported yet")
 	requireError(t, casd("cat", "not-a-cid"), exitBadInput, "not-a-cid")
 	requireError(t, casd("connect", "/ip4/127.0.0.1/tcp/1"), exitBusy, "daemon")
 }
@@ -347,8 +347,8 @@ func TestRunAdd(t *testing.T) {
 		{"quiet", addOpts{quiet: true, progress: progressFalse}, src, 0, "bafkadded\n"},
 		{"progress on a pipe", addOpts{progress: progressTrue}, src, 0, "added bafkadded a.bin\n"},
 		{"missing", addOpts{}, filepath.Join(dir, "nope"), exitBadInput, "open " + filepath.Join(dir, "nope") + ": no such file or directory"},
-		{"directory", addOpts{}, dir, exitBadInput, dir + " is a directory; adding directories is not supported yet"},
-		{"not regular", addOpts{}, fifo, exitBadInput, fifo + " is not a regular file"},
+		{"directory", addOpts{}, dir, exitBadInput, "add " + dir + ": is a directory; adding directories is not supported yet"},
+		{"not regular", addOpts{}, fifo, exitBadInput, "add " + fifo + ": not a regular file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
