@@ -93,7 +93,7 @@ func getRoot(ctx context.Context, get BlockGetter, root cid.Cid) (*manifestBlock
 func getVerified(ctx context.Context, get BlockGetter, c cid.Cid) ([]byte, error) {
 	data, err := get.Get(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("get block %s: %w", c, err)
+		return nil, err // getters name the block
 	}
 	if err := blockstore.VerifyBlock(c, data); err != nil {
 		return nil, err
@@ -178,7 +178,7 @@ func fetchChunks(ctx context.Context, get BlockGetter, refs <-chan *chunkRef, do
 		}
 		data, err := get.Get(ctx, r.cid)
 		if err != nil {
-			return fmt.Errorf("get chunk %s: %w", r.cid, err)
+			return err // getters name the block
 		}
 		if r.data, err = openChunk(data, &r.key, r.size); err != nil {
 			return fmt.Errorf("open chunk %s: %w", r.cid, err)
