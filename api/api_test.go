@@ -610,8 +610,10 @@ func TestCancel(t *testing.T) {
 		}},
 		{name: "add mid-body", failAfter: 600_000, call: func(ctx context.Context, c *api.Client, _ string) error {
 			pr, pw := io.Pipe()
-			defer pw.Close()
-			go func() { _, _ = pw.Write(data) }() // ends when pw is closed
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer pw.Close() // the body never ends on its own
+			wg.Go(func() { _, _ = pw.Write(data) })
 			_, err := c.Add(ctx, pr, node.AddOptions{})
 			return err
 		}},
@@ -748,4 +750,34 @@ func TestConcurrent(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
+}
+
+// brokenReader returns n bytes of zeros, then err.
+type brokenReader struct {
+	n   int
+	err error
+}
+
+func (r *brokenReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, r.err
+	}
+	k := min(len(p), r.n)
+	clear(p[:k])
+	r.n -= k
+	return k, nil
+}
+
+func TestAddReadError(t *testing.T) {
+	f := newFake()
+	e := serve(t, f)
+	errDisk := errors.New("input/output error")
+	_, err := e.c.Add(t.Context(), &brokenReader{n: 500_000, err: errDisk}, node.AddOptions{})
+	require.ErrorIs(t, err, errDisk)
+	require.ErrorContains(t, err, "api: add: read input")
+
+	// The client and the server carry on.
+	res, err := e.c.Add(t.Context(), strings.NewReader("ok"), node.AddOptions{})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), res.Size)
 }

@@ -301,14 +301,17 @@ func (lw *lineWriter) finish(result any, err error) {
 			err = fmt.Errorf("api: encode result: %w", merr)
 		}
 	}
-	if err != nil {
-		if !lw.started {
-			writeError(lw.w, lw.r, err)
-		} else {
-			e := toError(err)
-			log.Debugw("stream failed", "path", lw.r.URL.Path, "err", e.Message)
-			_ = lw.writeLocked(&streamLine{Error: e})
-		}
+	switch {
+	case err != nil && !lw.started:
+		writeError(lw.w, lw.r, err)
+	case err != nil:
+		e := toError(err)
+		log.Debugw("stream failed", "path", lw.r.URL.Path, "err", e.Message)
+		_ = lw.writeLocked(&streamLine{Error: e})
+	case !lw.started: // an empty stream
+		lw.started = true
+		lw.w.Header().Set("Content-Type", "application/x-ndjson")
+		lw.w.WriteHeader(http.StatusOK)
 	}
 	lw.done = true
 }

@@ -19,13 +19,16 @@ import (
 	"github.com/casd/casd/protocol"
 )
 
-// ErrUnderReplicated is returned by Add when fewer peers than the goal
-// accepted the file. The local copy is kept and the node keeps trying.
-var ErrUnderReplicated = errors.New("node: fewer replicas than the goal")
+// ErrUnderReplicated describes an add whose file reached fewer replicas
+// than its goal: [Node.Add] returns no error then (the file is stored, and
+// the node keeps trying), but [AddResult] shows it, and the CLI fails with
+// this error.
+var ErrUnderReplicated = errors.New("fewer replicas than the goal")
 
 // replicate pushes root to the peers closest to it that accept it, until
 // the replication goal is met, and announces it. It returns the peers that
-// acknowledged the whole file.
+// acknowledged the whole file; fewer than the goal is not an error, but
+// leaves root pending for the retry loop.
 func (nw *online) replicate(ctx context.Context, root cid.Cid) ([]string, error) {
 	goal := nw.node.repo.Config.Replication.Factor
 	nw.wg.Add(1)
@@ -41,10 +44,9 @@ func (nw *online) replicate(ctx context.Context, root cid.Cid) ([]string, error)
 		return got, err
 	}
 	if len(got) < goal {
-		nw.markPending(root, true)
-		return got, fmt.Errorf("%w: %s reached %d of %d replicas; the local copy is kept and the daemon keeps trying", ErrUnderReplicated, root, len(got), goal)
+		log.Warnw("under-replicated; will retry", "cid", root, "replicas", len(got), "goal", goal)
 	}
-	nw.markPending(root, false)
+	nw.markPending(root, len(got) < goal)
 	return got, nil
 }
 

@@ -87,14 +87,14 @@ func runAdd(ctx context.Context, b backend, o addOpts, path string, stdout, stde
 	if o.quiet {
 		_, werr = fmt.Fprintln(stdout, res.Cid)
 	} else {
-		if err == nil && res.Goal > 0 && len(res.Replicas) < res.Goal {
-			fmt.Fprintf(stderr, "warning: %s is on %d of %d replicas so far; the daemon keeps trying\n",
-				res.Cid, len(res.Replicas), res.Goal)
-		}
 		_, werr = fmt.Fprintf(stdout, "added %s %s\n", res.Cid, name)
 	}
 	if err != nil {
 		return err
+	}
+	if res.Goal > 0 && len(res.Replicas) < res.Goal {
+		return fmt.Errorf("add %s: %w: reached %d of %d replicas; the local copy is kept and the daemon keeps trying",
+			name, node.ErrUnderReplicated, len(res.Replicas), res.Goal)
 	}
 	return werr
 }

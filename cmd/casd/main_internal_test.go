@@ -311,7 +311,7 @@ func TestOffline(t *testing.T) {
 	require.Equal(t, result{0, "verified " + strconv.Itoa(len(refs)) + " blocks\n", ""}, r)
 
 	requireError(t, casd("add", filepath.Join(dir, "nope")), exitBadInput, "no such file or directory")
-	requireError(t, casd("add", dir), exitBadInput, "add " + dir + ": is a directory; adding directories is not supported yet")
+	requireError(t, casd("add", dir), exitBadInput, "add "+dir+": is a directory; adding directories is not supported yet")
 	requireError(t, casd("cat", "not-a-cid"), exitBadInput, "not-a-cid")
 	requireError(t, casd("connect", "/ip4/127.0.0.1/tcp/1"), exitBusy, "daemon")
 }
