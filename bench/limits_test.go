@@ -5,10 +5,13 @@ import (
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 )
 
 const (
@@ -140,7 +143,39 @@ func BenchmarkLimitCatChunk(b *testing.B) {
 // the timed loop, as a block store also creates and removes files).
 func BenchmarkLimitFsyncWrite(b *testing.B) {
 	dir := b.TempDir()
-	buf := randomBytes(b, chunkSize)
+	// Every byte written is fresh random data, made by another goroutine
+	// (the second core) so that the disk never idles: this machine's
+	// virtual disk writes data it has seen before about 4x faster (measured:
+	// 338 MB/s for a new GiB, 1300 MB/s rewriting it) and absorbs bursts
+	// that pauses let it drain; casd's ciphertext is always new, and add
+	// writes without pause.
+	full, empty := make(chan []byte, 2), make(chan []byte, 3)
+	for range 3 {
+		empty <- make([]byte, syncEvery)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		seed := [32]byte{'l', 'i', 'm', 'i', 't'}
+		binary.LittleEndian.PutUint64(seed[8:], uint64(time.Now().UnixNano()))
+		fresh := rand.NewChaCha8(seed)
+		for {
+			select {
+			case buf := <-empty:
+				_, _ = fresh.Read(buf) // ChaCha8's Read never fails
+				select {
+				case full <- buf:
+				case <-done:
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	b.Cleanup(func() { close(done); wg.Wait() })
 	path := filepath.Join(dir, "fsync.bin")
 	create := func() *os.File {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -165,14 +200,16 @@ func BenchmarkLimitFsyncWrite(b *testing.B) {
 			f = create()
 			written = 0
 		}
-		for range syncEvery / chunkSize {
-			if _, err := f.Write(buf); err != nil {
+		data := <-full
+		for i := range syncEvery / chunkSize {
+			if _, err := f.Write(data[i*chunkSize : (i+1)*chunkSize]); err != nil {
 				b.Fatalf("write %s: %v", path, err)
 			}
 		}
 		if err := f.Sync(); err != nil {
 			b.Fatalf("fsync %s: %v", path, err)
 		}
+		empty <- data
 		written += syncEvery
 	}
 }

@@ -44,17 +44,18 @@ type daemon struct {
 	ready chan struct{} // closed when "daemon is ready" was read
 	done  chan struct{} // closed when the process has exited and its output was read
 
-	mu      sync.Mutex // guards the fields below; written by the reader goroutine
+	mu      sync.Mutex // guards the fields below, shared with the reader goroutine
 	lines   []string   // stdout lines up to "daemon is ready"
 	waitErr error      // what cmd.Wait returned, set before done is closed
 	ended   bool       // Stop or Kill was called
 }
 
 // startDaemon starts `casd daemon` on n's repo, with GOLOG_LOG_LEVEL=info
-// (or $CASD_TEST_LOG_LEVEL), and waits, bounded by the
-// test's context and daemonStartTimeout, until it prints "daemon is ready".
-// The daemon is stopped with SIGTERM (and its exit code checked) when the
-// test ends, unless the test stopped or killed it before.
+// (or $CASD_TEST_LOG_LEVEL), and waits, bounded by the test's context and
+// daemonStartTimeout, until it prints "daemon is ready". Its stdout and
+// stderr go to a log file in the test's temp dir, printed if the test
+// fails. The daemon is stopped with SIGTERM (and its exit code checked)
+// when the test ends, unless the test stopped or killed it before.
 func startDaemon(t testing.TB, n *node) *daemon {
 	t.Helper()
 	d := spawnDaemon(t, n)
@@ -105,6 +106,13 @@ func spawnDaemon(t testing.TB, n *node) *daemon {
 		d.mu.Unlock()
 		if !ended {
 			d.Stop(t)
+		} else {
+			select {
+			case <-d.done:
+			default: // the test failed while the daemon was stopping
+				_ = d.cmd.Process.Kill()
+				<-d.done
+			}
 		}
 		if t.Failed() {
 			data, err := os.ReadFile(d.logPath)
