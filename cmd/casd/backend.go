@@ -4,31 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
+	"github.com/casd/casd/api"
 	"github.com/casd/casd/config"
 	"github.com/casd/casd/node"
 )
 
 // backend is what the commands need from a node: the running daemon's API
-// client or an offline [node.Node] opened by this process. Both return
-// errors that [node.KindOf] classifies the same way.
-type backend interface {
-	Add(ctx context.Context, r io.Reader, opt node.AddOptions) (*node.AddResult, error)
-	Cat(ctx context.Context, ref string, open func(node.FileInfo) (io.Writer, error)) error
-	Ls(ctx context.Context) ([]node.ListEntry, error)
-	Share(ctx context.Context, cid string) (string, error)
-	Refs(ctx context.Context, ref string, fn func(cid string) error) error
-	BlockGet(ctx context.Context, cid string, w io.Writer) error
-	BlockStat(ctx context.Context, cid string) (*node.BlockStat, error)
-	RepoVerify(ctx context.Context) (*node.VerifyReport, error)
-	RepoGC(ctx context.Context) (*node.GCResult, error)
-	RepoStat(ctx context.Context) (*node.RepoStat, error)
-	ID(ctx context.Context) (*node.IDInfo, error)
-	Connect(ctx context.Context, addr string) error
-	Peers(ctx context.Context, all bool) ([]node.PeerInfo, error)
-	Status(ctx context.Context, cid string) (*node.StatusInfo, error)
-}
+// client or an offline [node.Node] opened by this process (both implement
+// [api.Backend]). Both return errors that [node.KindOf] classifies the same
+// way.
+type backend = api.Backend
 
 var _ backend = (*node.Node)(nil)
 
