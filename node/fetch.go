@@ -20,33 +20,107 @@ import (
 const (
 	maxProviders    = 20
 	findTimeout     = 15 * time.Second
-	connectTimeout  = 10 * time.Second
 	maxFetchRetries = 8
 )
 
 // fetcher gets the blocks of one file: from the local store, else from the
-// peers that provide its root, spreading requests over them. A peer that
-// sends a wrong block is dropped for this file and struck. It is safe for
-// concurrent use, as dag.File.WriteTo requires.
+// peers that provide its root. It looks the providers up in the background
+// and uses each as soon as it is found, spreading requests over them round
+// robin; connected peers are added as a last resort when the lookup ends. A
+// peer that sends a wrong block is dropped for this file and struck; one
+// that cannot be reached is dropped. It is safe for concurrent use, as
+// dag.File.WriteTo requires. close stops the lookup and waits for it.
 type fetcher struct {
-	nw   *online
-	root cid.Cid
-
-	once sync.Once // finds the sources on the first network fetch
+	nw     *online
+	root   cid.Cid
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the lookup goroutine
 
 	mu sync.Mutex // guards the fields below
 	// peers are the sources, in the order they were found.
 	peers []peer.ID
-	// dropped peers sent a wrong block.
+	// dropped peers sent a wrong block or could not be reached.
 	dropped map[peer.ID]bool
-	next    int // round-robin cursor
+	next    int  // round-robin cursor
+	looking bool // the provider lookup is still running
+	// changed is closed, and replaced, whenever peers grows or the lookup
+	// ends, waking the fetches that wait for a source.
+	changed chan struct{}
 }
 
 var _ dag.BlockGetter = (*fetcher)(nil)
 
-// getter returns the block source for reading root.
-func (nw *online) getter(root cid.Cid) dag.BlockGetter {
-	return &fetcher{nw: nw, root: root, dropped: make(map[peer.ID]bool)}
+// newFetcher returns the block source for reading root and starts looking
+// up its providers. The caller must call close.
+func (nw *online) newFetcher(ctx context.Context, root cid.Cid) *fetcher {
+	ctx, cancel := context.WithTimeout(ctx, findTimeout)
+	f := &fetcher{nw: nw, root: root, cancel: cancel, dropped: make(map[peer.ID]bool), looking: true, changed: make(chan struct{})}
+	f.wg.Add(1)
+	go f.lookup(ctx)
+	return f
+}
+
+func (f *fetcher) close() {
+	f.cancel()
+	f.wg.Wait()
+}
+
+// lookup adds the root's providers as the DHT finds them, then the
+// connected peers.
+func (f *fetcher) lookup(ctx context.Context) {
+	defer f.wg.Done()
+	self := f.nw.host.ID()
+	found := 0
+	for ai := range f.nw.dht.FindProvidersAsync(ctx, f.root, maxProviders) {
+		if ai.ID == self {
+			continue
+		}
+		if len(ai.Addrs) > 0 {
+			f.nw.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		}
+		f.addSources(ai.ID)
+		found++
+	}
+	f.addSources(f.nw.host.Network().Peers()...)
+	log.Debugw("provider lookup done", "cid", f.root, "providers", found)
+	f.mu.Lock()
+	f.looking = false
+	f.signalLocked()
+	f.mu.Unlock()
+}
+
+func (f *fetcher) addSources(ps ...peer.ID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range ps {
+		if p != f.nw.host.ID() && !slices.Contains(f.peers, p) {
+			f.peers = append(f.peers, p)
+		}
+	}
+	f.signalLocked()
+}
+
+func (f *fetcher) signalLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// sources waits for the lookup to end and returns every source found.
+func (f *fetcher) sources(ctx context.Context) []peer.ID {
+	for {
+		f.mu.Lock()
+		looking, changed := f.looking, f.changed
+		peers := slices.Clone(f.peers)
+		f.mu.Unlock()
+		if !looking {
+			return peers
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return peers
+		}
+	}
 }
 
 // Get returns the block c, verified against its CID.
@@ -55,11 +129,10 @@ func (f *fetcher) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if err == nil || !errors.Is(err, blockstore.ErrNotFound) {
 		return data, err
 	}
-	f.once.Do(func() { f.findSources(ctx) })
 	var errs []error
 	tried := make(map[peer.ID]bool)
 	for range maxFetchRetries {
-		p, ok := f.pick(tried)
+		p, ok := f.pick(ctx, tried)
 		if !ok {
 			break
 		}
@@ -79,71 +152,58 @@ func (f *fetcher) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return nil, fmt.Errorf("block %s: %w: %w", c, blockstore.ErrNotFound, errors.Join(errs...))
 }
 
-// fetchFrom asks p for c; a wrong block drops p.
+// fetchFrom asks p for c. A wrong block drops and strikes p; a peer that
+// cannot be reached is dropped.
 func (f *fetcher) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error) {
 	var data []byte
 	missing, err := protocol.Fetch(ctx, f.nw.host, p, f.root, []cid.Cid{c}, func(b blockstore.Block) error {
 		data = b.Data
 		return nil
 	})
-	if errors.Is(err, protocol.ErrBadBlock) {
+	switch {
+	case errors.Is(err, protocol.ErrBadBlock):
 		f.drop(p)
 		f.nw.strike(p, "served a wrong block")
 		return nil, err
-	}
-	if err != nil {
+	case err != nil:
+		if ctx.Err() == nil {
+			f.drop(p)
+		}
 		return nil, err
-	}
-	if len(missing) > 0 || data == nil {
+	case len(missing) > 0 || data == nil:
 		return nil, blockstore.ErrNotFound
 	}
 	return data, nil
 }
 
 // pick returns the next source, round robin, that has not been dropped
-// nor tried yet for this block.
-func (f *fetcher) pick(tried map[peer.ID]bool) (peer.ID, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i := range f.peers {
-		p := f.peers[(f.next+i)%len(f.peers)]
-		if !f.dropped[p] && !tried[p] {
-			f.next = (f.next + i + 1) % len(f.peers)
-			return p, true
+// nor tried yet for this block, waiting for the lookup to find one.
+func (f *fetcher) pick(ctx context.Context, tried map[peer.ID]bool) (peer.ID, bool) {
+	for {
+		f.mu.Lock()
+		for i := range f.peers {
+			p := f.peers[(f.next+i)%len(f.peers)]
+			if !f.dropped[p] && !tried[p] {
+				f.next = (f.next + i + 1) % len(f.peers)
+				f.mu.Unlock()
+				return p, true
+			}
+		}
+		looking, changed := f.looking, f.changed
+		f.mu.Unlock()
+		if !looking {
+			return "", false
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return "", false
 		}
 	}
-	return "", false
 }
 
 func (f *fetcher) drop(p peer.ID) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dropped[p] = true
-}
-
-// findSources collects the root's providers from the DHT, connecting to
-// each, and adds connected peers as a last resort.
-func (f *fetcher) findSources(ctx context.Context) {
-	fctx, cancel := context.WithTimeout(ctx, findTimeout)
-	defer cancel()
-	self := f.nw.host.ID()
-	var found []peer.ID
-	for ai := range f.nw.dht.FindProvidersAsync(fctx, f.root, maxProviders) {
-		if ai.ID == self {
-			continue
-		}
-		if len(ai.Addrs) > 0 {
-			f.nw.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-		}
-		found = append(found, ai.ID)
-	}
-	for _, p := range f.nw.host.Network().Peers() {
-		if !slices.Contains(found, p) {
-			found = append(found, p)
-		}
-	}
-	log.Debugw("sources", "cid", f.root, "peers", len(found))
-	f.mu.Lock()
-	f.peers = found
-	f.mu.Unlock()
 }

@@ -76,9 +76,9 @@ func TestFetcherDropsLyingPeer(t *testing.T) {
 
 	connect(t, reader, honest)
 	connect(t, reader, liar)
-	f := reader.net.getter(root).(*fetcher)
-	f.once.Do(func() {}) // sources are set by hand: the liar first
-	f.peers = []peer.ID{liar.net.host.ID(), honest.net.host.ID()}
+	// Sources set by hand, the liar first, and no lookup.
+	f := &fetcher{nw: reader.net, root: root, cancel: func() {}, dropped: make(map[peer.ID]bool),
+		changed: make(chan struct{}), peers: []peer.ID{liar.net.host.ID(), honest.net.host.ID()}}
 
 	c, err := dag.ParseCapability(res.Capability)
 	require.NoError(t, err)

@@ -59,7 +59,13 @@ func fileInfo(root cid.Cid, m *dag.Meta) FileInfo {
 // a capability) into the writer that open returns. open is called once the
 // root is authenticated, before any byte is written.
 func (n *Node) Cat(ctx context.Context, ref string, open func(FileInfo) (io.Writer, error)) error {
-	f, err := n.openRef(ctx, ref)
+	r, err := dag.ParseRef(ref)
+	if err != nil {
+		return err
+	}
+	src, done := n.source(ctx, r.Root)
+	defer done()
+	f, err := n.openRef(ctx, src, r)
 	if err != nil {
 		return err
 	}
@@ -67,31 +73,29 @@ func (n *Node) Cat(ctx context.Context, ref string, open func(FileInfo) (io.Writ
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteTo(ctx, w, n.getter(f.Root), dag.ReadOptions{Window: n.readWindow()}); err != nil {
+	if _, err := f.WriteTo(ctx, w, src, dag.ReadOptions{Window: n.readWindow()}); err != nil {
 		return fmt.Errorf("read %s: %w", f.Root, err)
 	}
 	return nil
 }
 
 // openRef opens a file by capability, or by CID if this node owns it.
-func (n *Node) openRef(ctx context.Context, ref string) (*dag.File, error) {
-	r, err := dag.ParseRef(ref)
-	if err != nil {
-		return nil, err
-	}
+func (n *Node) openRef(ctx context.Context, src dag.BlockGetter, r dag.Ref) (*dag.File, error) {
 	if r.Cap != nil {
-		return dag.OpenFile(ctx, n.getter(r.Root), r.Root, r.Cap.Key)
+		return dag.OpenFile(ctx, src, r.Root, r.Cap.Key)
 	}
-	return dag.OpenOwned(ctx, n.getter(r.Root), r.Root, &n.secrets.Master)
+	return dag.OpenOwned(ctx, src, r.Root, &n.secrets.Master)
 }
 
-// getter is where the blocks of root come from: the local store, then
-// (online) the peers that provide root.
-func (n *Node) getter(root cid.Cid) dag.BlockGetter {
-	if n.net != nil {
-		return n.net.getter(root)
+// source returns where the blocks of root come from, and a function that
+// releases it: the local store offline; online, a fetcher that also asks
+// the peers that provide root.
+func (n *Node) source(ctx context.Context, root cid.Cid) (dag.BlockGetter, func()) {
+	if n.net == nil {
+		return n.store, func() {}
 	}
-	return n.store
+	f := n.net.newFetcher(ctx, root)
+	return f, f.close
 }
 
 // readWindow is how many chunks a read keeps in flight.
@@ -124,7 +128,13 @@ func (n *Node) Ls(ctx context.Context) ([]ListEntry, error) {
 
 // Share returns the capability of one of this node's files.
 func (n *Node) Share(ctx context.Context, ref string) (string, error) {
-	f, err := n.openRef(ctx, ref)
+	r, err := dag.ParseRef(ref)
+	if err != nil {
+		return "", err
+	}
+	src, done := n.source(ctx, r.Root)
+	defer done()
+	f, err := n.openRef(ctx, src, r)
 	if errors.Is(err, dag.ErrNeedCapability) {
 		return "", fmt.Errorf("share %s: %w", ref, ErrNotOwned)
 	}
@@ -141,7 +151,9 @@ func (n *Node) Refs(ctx context.Context, ref string, fn func(string) error) erro
 	if err != nil {
 		return err
 	}
-	return dag.Walk(ctx, n.getter(r.Root), r.Root, func(c cid.Cid, _ byte) error { return fn(c.String()) })
+	src, done := n.source(ctx, r.Root)
+	defer done()
+	return dag.Walk(ctx, src, r.Root, func(c cid.Cid, _ byte) error { return fn(c.String()) })
 }
 
 // BlockGet writes the raw (encrypted) bytes of one local block to w.

@@ -20,7 +20,7 @@ import (
 )
 
 // networkWindow is how many chunks a read over the network keeps in flight.
-const networkWindow = 32
+const networkWindow = 16
 
 // retryInterval is how often the node retries files that reached fewer
 // replicas than their goal.

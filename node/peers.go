@@ -87,14 +87,15 @@ func (n *Node) Status(ctx context.Context, c string) (*StatusInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := n.net.getter(ref).(*fetcher)
-	f.findSources(ctx)
+	f := n.net.newFetcher(ctx, ref)
+	sources := f.sources(ctx)
+	f.close()
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex // guards replicas
 		replicas = []string{}
 	)
-	for _, p := range f.peers {
+	for _, p := range sources {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
