@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/casd/casd/blockstore"
@@ -20,6 +21,8 @@ import (
 const (
 	maxProviders    = 20
 	findTimeout     = 15 * time.Second
+	connectTimeout  = 5 * time.Second
+	holdsTimeout    = 3 * time.Second
 	maxFetchRetries = 8
 )
 
@@ -65,28 +68,51 @@ func (f *fetcher) close() {
 	f.wg.Wait()
 }
 
-// lookup adds the root's providers as the DHT finds them, then the
-// connected peers.
+// lookup adds the root's providers as the DHT finds them and confirm, in
+// one round trip, that they hold the whole file; then the connected peers.
+// A provider that does not answer quickly (the owner that went away, whose
+// QUIC connection looks alive until its idle timeout) is never used, so no
+// fetch waits on it.
 func (f *fetcher) lookup(ctx context.Context) {
 	defer f.wg.Done()
 	self := f.nw.host.ID()
-	found := 0
+	var dials sync.WaitGroup
 	for ai := range f.nw.dht.FindProvidersAsync(ctx, f.root, maxProviders) {
 		if ai.ID == self {
 			continue
 		}
-		if len(ai.Addrs) > 0 {
-			f.nw.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
-		}
-		f.addSources(ai.ID)
-		found++
+		log.Debugw("provider found", "cid", f.root, "peer", ai.ID)
+		dials.Add(1)
+		go func() { // at most maxProviders, waited for below
+			defer dials.Done()
+			if err := f.nw.connect(ctx, ai); err != nil {
+				log.Debugw("provider unreachable", "cid", f.root, "peer", ai.ID, "err", err)
+				return
+			}
+			if !f.nw.holds(ctx, ai.ID, f.root, holdsTimeout) {
+				return
+			}
+			f.addSources(ai.ID)
+		}()
 	}
+	dials.Wait()
 	f.addSources(f.nw.host.Network().Peers()...)
-	log.Debugw("provider lookup done", "cid", f.root, "providers", found)
+	log.Debugw("provider lookup done", "cid", f.root)
 	f.mu.Lock()
 	f.looking = false
 	f.signalLocked()
 	f.mu.Unlock()
+}
+
+// connect makes sure there is a connection to ai, dialing it with a short
+// timeout if there is none.
+func (nw *online) connect(ctx context.Context, ai peer.AddrInfo) error {
+	if nw.host.Network().Connectedness(ai.ID) == network.Connected {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	return nw.host.Connect(ctx, ai)
 }
 
 func (f *fetcher) addSources(ps ...peer.ID) {
@@ -141,6 +167,7 @@ func (f *fetcher) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		if err == nil {
 			return data, nil
 		}
+		log.Debugw("fetch failed", "cid", c, "peer", p, "err", err)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

@@ -14,9 +14,6 @@ import (
 	"github.com/casd/casd/protocol"
 )
 
-// statusTimeout bounds how long a peer may take to say it holds a root.
-const statusTimeout = 10 * time.Second
-
 // Connect dials the peer at addr, a multiaddr ending in /p2p/<id>.
 func (n *Node) Connect(ctx context.Context, addr string) error {
 	if n.net == nil {
@@ -99,7 +96,7 @@ func (n *Node) Status(ctx context.Context, c string) (*StatusInfo, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if n.net.holds(ctx, p, ref) {
+			if n.net.holds(ctx, p, ref, statusTimeout) {
 				mu.Lock()
 				replicas = append(replicas, p.String())
 				mu.Unlock()
@@ -111,9 +108,13 @@ func (n *Node) Status(ctx context.Context, c string) (*StatusInfo, error) {
 	return &StatusInfo{Cid: ref.String(), Goal: n.repo.Config.Replication.Factor, Replicas: replicas}, nil
 }
 
-// holds asks p whether it holds root whole.
-func (nw *online) holds(ctx context.Context, p peer.ID, root cid.Cid) bool {
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+// statusTimeout bounds how long a peer may take to tell `casd status`
+// whether it holds a root.
+const statusTimeout = 10 * time.Second
+
+// holds asks p whether it holds root whole, waiting at most timeout.
+func (nw *online) holds(ctx context.Context, p peer.ID, root cid.Cid, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ok, err := protocol.HasRoot(ctx, nw.host, p, root)
 	if err != nil {
