@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh: four casd daemons on loopback. Node 2 adds a file that is
-# replicated to two peers, shares it, and node 4 reads it by capability.
+# replicated to two peers, shares it, and a node that holds no replica
+# reads it by capability.
 #
 # Usage: scripts/demo.sh            (builds ./cmd/casd into a temp dir)
 #        CASD_BIN=bin/casd scripts/demo.sh
@@ -134,21 +135,33 @@ cid="$(casdn 2 add --progress=false -q "$tmp/demo.bin")"
 echo "added $cid demo.bin (sha256 $want)"
 
 step "status of $cid on node 2"
-casdn 2 status "$cid"
+status="$(casdn 2 status "$cid")"
+echo "$status"
+
+# The reader is a node that is neither the owner nor a replica, so that it
+# really fetches the file from its peers.
+reader=""
+for i in $(seq 1 "$NODES"); do
+	id="$(sed -n 's/^peer identity: //p' "$tmp/node$i.log")"
+	if [[ $i != 2 ]] && ! grep -q "$id" <<<"$status"; then
+		reader=$i
+	fi
+done
+[[ -n $reader ]] || die "every node holds a replica; nothing left to read from the network"
 
 step "sharing $cid on node 2"
 capability="$(casdn 2 share "$cid")"
 echo "$capability"
 
-step "node 4 reads the file by capability"
-got="$(casdn 4 cat "$capability" | sha256)"
+step "node $reader (no replica) reads the file by capability, from the replicas"
+got="$(casdn "$reader" cat "$capability" | sha256)"
 echo "sha256 $got"
-[[ "$got" == "$want" ]] || die "node 4 read different bytes: sha256 $got, want $want"
-echo "node 4 read the exact bytes node 2 added"
+[[ "$got" == "$want" ]] || die "node $reader read different bytes: sha256 $got, want $want"
+echo "node $reader read the exact bytes node 2 added"
 
-step "node 4 cannot read it by the bare CID"
-if casdn 4 cat "$cid" >/dev/null 2>"$tmp/err"; then
-	die "node 4 read a file it does not own without a capability"
+step "node $reader cannot read it by the bare CID"
+if casdn "$reader" cat "$cid" >/dev/null 2>"$tmp/err"; then
+	die "node $reader read a file it does not own without a capability"
 fi
 cat "$tmp/err"
 
