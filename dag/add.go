@@ -131,10 +131,7 @@ type chunkBuf struct {
 // run streams r through read -> seal (workers) -> in-order collect -> write.
 func (a *adder) run(ctx context.Context, r io.Reader) error {
 	g, ctx := errgroup.WithContext(ctx)
-	pool := make(chan *chunkBuf, window)
-	for range window {
-		pool <- &chunkBuf{data: make([]byte, headerSize+padTo(a.opt.ChunkSize, chunkPad)+16)}
-	}
+	pool := make(chan *chunkBuf, window) // buffers are made on demand, up to window
 	jobs := make(chan *chunkBuf, a.opt.Workers)
 	sealed := make(chan *chunkBuf, window)
 	batches := make(chan batch, 1)
@@ -152,12 +149,22 @@ func (a *adder) run(ctx context.Context, r io.Reader) error {
 
 // read fills pool buffers from r, one chunk each, in order.
 func (a *adder) read(ctx context.Context, r io.Reader, pool <-chan *chunkBuf, jobs chan<- *chunkBuf) error {
+	made := 0
 	for i := 0; ; i++ {
 		var buf *chunkBuf
 		select {
 		case buf = <-pool:
-		case <-ctx.Done():
-			return ctx.Err()
+		default:
+			if made < window { // a small file needs few buffers
+				buf = &chunkBuf{data: make([]byte, headerSize+padTo(a.opt.ChunkSize, chunkPad)+crypt.Overhead)}
+				made++
+				break
+			}
+			select {
+			case buf = <-pool:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		n, err := io.ReadFull(r, buf.data[headerSize:headerSize+a.opt.ChunkSize])
 		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
