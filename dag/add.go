@@ -259,7 +259,6 @@ func sendBatch(ctx context.Context, batches chan<- batch, b batch) error {
 	}
 }
 
-
 // finish seals the root, writes what remains, and returns the result.
 func (a *adder) finish(ctx context.Context) (*Added, error) {
 	meta := a.meta
