@@ -207,17 +207,19 @@ func (nw *online) retryPending() {
 type storeBackend struct{ nw *online }
 
 // Reserve refuses a file that would take the store past its quota. The
-// quota covers the whole store, the node's own files included.
-func (b *storeBackend) Reserve(ctx context.Context, _ ed25519.PublicKey, root cid.Cid, bytes int64) error {
+// quota covers the whole store, the node's own files included. While the
+// transfer runs it holds the store's GC guard, so that a concurrent
+// `casd repo gc` cannot sweep blocks received but not pinned yet.
+func (b *storeBackend) Reserve(ctx context.Context, _ ed25519.PublicKey, root cid.Cid, bytes int64) (func(), error) {
 	st, err := b.nw.node.store.Stat(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	quota := b.nw.node.repo.Config.Storage.Quota
 	if st.Bytes+bytes > quota {
-		return fmt.Errorf("over quota: %d bytes held, %d offered, quota %d", st.Bytes, bytes, quota)
+		return nil, fmt.Errorf("over quota: %d bytes held, %d offered, quota %d", st.Bytes, bytes, quota)
 	}
-	return nil
+	return b.nw.node.store.GCGuard(), nil
 }
 
 func (b *storeBackend) PutMany(ctx context.Context, bs []blockstore.Block) error {

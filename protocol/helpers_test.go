@@ -73,6 +73,7 @@ type memBackend struct {
 	tree     map[cid.Cid][]cid.Cid
 	pins     map[cid.Cid]string
 	reserved int64
+	releases int   // reservations not yet released
 	quota    int64 // 0: unlimited
 	puts     int   // PutMany calls
 
@@ -155,14 +156,19 @@ func (m *memBackend) Complete(_ context.Context, root cid.Cid) (bool, error) {
 	return true, nil
 }
 
-func (m *memBackend) Reserve(_ context.Context, _ ed25519.PublicKey, _ cid.Cid, n int64) error {
+func (m *memBackend) Reserve(_ context.Context, _ ed25519.PublicKey, _ cid.Cid, n int64) (func(), error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.quota > 0 && m.reserved+n > m.quota {
-		return fmt.Errorf("over quota: %d bytes asked, %d free", n, m.quota-m.reserved)
+		return nil, fmt.Errorf("over quota: %d bytes asked, %d free", n, m.quota-m.reserved)
 	}
 	m.reserved += n
-	return nil
+	m.releases++
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.releases--
+	}, nil
 }
 
 func (m *memBackend) PutMany(_ context.Context, bs []blockstore.Block) error {
@@ -249,4 +255,11 @@ func (r *rawStream) recv() (pb.Message, error) {
 		return nil, err
 	}
 	return pb.Unmarshal(b)
+}
+
+// outstanding returns the reservations not yet released.
+func (m *memBackend) outstanding() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.releases
 }

@@ -25,9 +25,11 @@ import (
 // concurrent use: each stream is served on its own goroutine.
 type StoreBackend interface {
 	// Reserve checks that bytes more bytes of root, offered by owner,
-	// fit the quota, and sets them aside. Its error message is sent to
-	// the peer as the rejection reason.
-	Reserve(ctx context.Context, owner ed25519.PublicKey, root cid.Cid, bytes int64) error
+	// fit the quota, and sets them aside until release is called, which
+	// the service does once, when the stream ends (the root is pinned by
+	// then, or the transfer failed). Its error message is sent to the peer
+	// as the rejection reason.
+	Reserve(ctx context.Context, owner ed25519.PublicKey, root cid.Cid, bytes int64) (release func(), err error)
 	// PutMany durably stores blocks, each already verified against its
 	// CID: when it returns nil the blocks survive a crash. It may retain
 	// the blocks' Data.
@@ -149,10 +151,12 @@ func (s *Service) serveStore(ctx context.Context, str network.Stream, c *conn) e
 		return reject(c, "offer too large")
 	}
 	owner := ed25519.PublicKey(offer.Owner)
-	if err := s.cfg.store.Reserve(ctx, owner, offer.Root, int64(offer.Bytes)); err != nil {
+	release, err := s.cfg.store.Reserve(ctx, owner, offer.Root, int64(offer.Bytes))
+	if err != nil {
 		log.Debugw("store rejected", "peer", p, "root", offer.Root, "err", err)
 		return reject(c, err.Error())
 	}
+	defer release()
 	if err := c.send(&pb.StoreReply{Accept: true}); err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func TestStore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			client, server := hostPair(t)
 			backend := newMemBackend()
-			startService(t, server, backend)
+			svc, _ := startService(t, server, backend)
 			bs := storeTree(t, backend)
 			send := tc.send(bs)
 
@@ -94,6 +94,12 @@ func TestStore(t *testing.T) {
 			pub := owner.Public().(ed25519.PublicKey)
 			if pinned && reason != "replica:"+hex.EncodeToString(pub) {
 				t.Fatalf("pin reason %q", reason)
+			}
+			if err := svc.Close(); err != nil { // waits for the handler
+				t.Fatal(err)
+			}
+			if n := backend.outstanding(); n != 0 {
+				t.Fatalf("%d reservations not released", n)
 			}
 		})
 	}
@@ -248,6 +254,9 @@ func TestStoreMaliciousClient(t *testing.T) {
 			}
 			if n := backend.count(); n != 0 {
 				t.Fatalf("%d blocks written", n)
+			}
+			if n := backend.outstanding(); n != 0 {
+				t.Fatalf("%d reservations not released", n)
 			}
 			if got := st.of(client.ID()); len(got) != 1 {
 				t.Fatalf("strikes %q, want one", got)
