@@ -98,3 +98,33 @@ func TestFetcherDropsLyingPeer(t *testing.T) {
 	require.False(t, slices.Contains(reader.net.host.Network().Peers(), liar.net.host.ID()) && strikes >= maxStrikes,
 		"a peer past the strike limit stays connected")
 }
+
+// TestRetryReachesGoalWhenPeersAppear: an add that found too few peers is
+// retried, and reaches its goal once enough peers are there.
+func TestRetryReachesGoalWhenPeersAppear(t *testing.T) {
+	owner := startTestNode(t, 3)
+	first := startTestNode(t, 0)
+	connect(t, owner, first)
+	res, err := owner.Add(t.Context(), bytes.NewReader([]byte("too few peers")), AddOptions{Name: "x"})
+	require.NoError(t, err)
+	require.Len(t, res.Replicas, 1)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	owner.net.mu.Lock()
+	_, pending := owner.net.pending[root.KeyString()]
+	owner.net.mu.Unlock()
+	require.True(t, pending, "an under-replicated root must be retried")
+
+	for range 2 {
+		connect(t, owner, startTestNode(t, 0))
+	}
+	owner.net.retryPending()
+
+	st, err := owner.Status(t.Context(), res.Cid)
+	require.NoError(t, err)
+	require.Len(t, st.Replicas, 3)
+	owner.net.mu.Lock()
+	_, pending = owner.net.pending[root.KeyString()]
+	owner.net.mu.Unlock()
+	require.False(t, pending, "a root at its goal is no longer retried")
+}

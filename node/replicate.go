@@ -111,8 +111,14 @@ func (nw *online) pushToClosest(ctx context.Context, root cid.Cid, goal int) ([]
 	return got, nil
 }
 
-// pushTo stores root on p and reports whether p acknowledged all of it.
+// pushTo stores root on p and reports whether p acknowledged all of it. A
+// peer that already holds the whole file (a re-add, a retry) counts
+// without a transfer.
 func (nw *online) pushTo(ctx context.Context, p peer.ID, root cid.Cid, blocks, bytes uint64) bool {
+	if nw.holds(ctx, p, root, holdsTimeout) {
+		log.Debugw("peer already holds the file", "peer", p, "cid", root)
+		return true
+	}
 	res, err := protocol.Store(ctx, nw.host, p, nw.owner, root, nw.node.treeBlocks(ctx, root), blocks, bytes)
 	if err != nil {
 		log.Debugw("store on peer", "peer", p, "cid", root, "err", err)
@@ -279,6 +285,12 @@ func (b getBackend) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return data, nil
 }
 
+// Complete reports whether this node holds root whole and pinned: blocks
+// that GC may remove do not make a replica.
 func (b getBackend) Complete(ctx context.Context, root cid.Cid) (bool, error) {
+	pins, err := b.store.PinsOf(ctx, root)
+	if err != nil || len(pins) == 0 {
+		return false, err
+	}
 	return complete(ctx, b.store, root)
 }
