@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 
 	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/dag"
@@ -23,6 +24,8 @@ const (
 	findTimeout     = 15 * time.Second
 	connectTimeout  = 5 * time.Second
 	holdsTimeout    = 3 * time.Second
+	probeAfter      = 2 * time.Second
+	probeTimeout    = 3 * time.Second
 	maxFetchRetries = 8
 )
 
@@ -180,13 +183,21 @@ func (f *fetcher) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 }
 
 // fetchFrom asks p for c. A wrong block drops and strikes p; a peer that
-// cannot be reached is dropped.
+// cannot be reached, or that stops answering pings while the block is on
+// its way, is dropped.
 func (f *fetcher) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	stopWatch := f.watch(actx, p, cancel)
 	var data []byte
-	missing, err := protocol.Fetch(ctx, f.nw.host, p, f.root, []cid.Cid{c}, func(b blockstore.Block) error {
+	missing, err := protocol.Fetch(actx, f.nw.host, p, f.root, []cid.Cid{c}, func(b blockstore.Block) error {
 		data = b.Data
 		return nil
 	})
+	stopWatch()
+	cancel(nil)
+	if cause := context.Cause(actx); errors.Is(cause, errPeerSilent) && ctx.Err() == nil {
+		err = cause
+	}
 	switch {
 	case errors.Is(err, protocol.ErrBadBlock):
 		f.drop(p)
@@ -233,4 +244,50 @@ func (f *fetcher) drop(p peer.ID) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.dropped[p] = true
+}
+
+// errPeerSilent is the cause of a fetch abandoned because its peer stopped
+// answering pings.
+var errPeerSilent = errors.New("peer stopped answering")
+
+// watch checks, once a fetch from p has taken probeAfter, that p still
+// answers a ping within probeTimeout, and cancels the fetch if not. A dead
+// peer whose QUIC connection still looks open would otherwise hold the
+// fetch until the protocol's idle timeout (30 s); a live but slow one is
+// left alone. The returned function stops the watch and waits for it.
+func (f *fetcher) watch(ctx context.Context, p peer.ID, cancel context.CancelCauseFunc) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTimer(probeAfter)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if !f.nw.alive(ctx, p) {
+				cancel(errPeerSilent)
+				return
+			}
+			t.Reset(probeAfter)
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// alive reports whether p answers a ping within probeTimeout.
+func (nw *online) alive(ctx context.Context, p peer.ID) bool {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	res := <-ping.Ping(ctx, nw.host, p)
+	return res.Error == nil
 }

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/stretchr/testify/require"
 
 	"github.com/casd/casd/blockstore"
@@ -127,4 +131,41 @@ func TestRetryReachesGoalWhenPeersAppear(t *testing.T) {
 	_, pending = owner.net.pending[root.KeyString()]
 	owner.net.mu.Unlock()
 	require.False(t, pending, "a root at its goal is no longer retried")
+}
+
+// TestFetcherAbandonsSilentPeer: a source that takes a request and then
+// goes silent (no answer, no pong), like a crashed peer behind a QUIC
+// connection that still looks open, is abandoned well before the
+// protocol's 30 s idle timeout, and the block comes from another peer.
+func TestFetcherAbandonsSilentPeer(t *testing.T) {
+	honest := startTestNode(t, 0)
+	reader := startTestNode(t, 0)
+	silent := startTestNode(t, 0)
+	res, err := honest.Add(t.Context(), bytes.NewReader([]byte("who answers?")), AddOptions{Name: "x"})
+	require.NoError(t, err)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+
+	require.NoError(t, silent.net.proto.Close())
+	silent.net.host.RemoveStreamHandler(ping.ID)
+	silent.net.host.SetStreamHandler(protocol.GetID, func(s network.Stream) {
+		_, _ = io.Copy(io.Discard, s) // swallow the request; never answer
+		_ = s.Reset()
+	})
+	connect(t, reader, honest)
+	connect(t, reader, silent)
+
+	f := &fetcher{nw: reader.net, root: root, cancel: func() {}, dropped: make(map[peer.ID]bool),
+		changed: make(chan struct{}), peers: []peer.ID{silent.net.host.ID(), honest.net.host.ID()}}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // under the idle timeout
+	defer cancel()
+	c, err := dag.ParseCapability(res.Capability)
+	require.NoError(t, err)
+	file, err := dag.OpenFile(ctx, f, root, c.Key)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	_, err = file.WriteTo(ctx, &out, f, dag.ReadOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "who answers?", out.String())
+	require.True(t, f.dropped[silent.net.host.ID()], "the silent peer was not dropped")
 }
