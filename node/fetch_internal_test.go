@@ -169,3 +169,32 @@ func TestFetcherAbandonsSilentPeer(t *testing.T) {
 	require.Equal(t, "who answers?", out.String())
 	require.True(t, f.dropped[silent.net.host.ID()], "the silent peer was not dropped")
 }
+
+// TestStartAnnouncesHeldRoots: a file added offline is announced when the
+// node goes online, so that peers find it as a provider.
+func TestStartAnnouncesHeldRoots(t *testing.T) {
+	repo, err := config.Init(filepath.Join(t.TempDir(), "repo"), config.InitOptions{Profile: config.ProfileLocal})
+	require.NoError(t, err)
+	offline, err := Open(t.Context(), repo, Options{})
+	require.NoError(t, err)
+	res, err := offline.Add(t.Context(), bytes.NewReader([]byte("added offline")), AddOptions{Name: "x"})
+	require.NoError(t, err)
+	require.NoError(t, offline.Close())
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+
+	peerNode := startTestNode(t, 0)
+	cfg := repo.Config.Clone()
+	id, err := peerNode.ID(t.Context())
+	require.NoError(t, err)
+	cfg.Bootstrap = id.Addrs[:1]
+	require.NoError(t, repo.SaveConfig(cfg))
+	n, err := Open(t.Context(), repo, Options{Online: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, n.Close()) })
+
+	require.Eventually(t, func() bool {
+		provs, err := peerNode.net.dht.ProviderStore().GetProviders(t.Context(), root.Hash())
+		return err == nil && slices.ContainsFunc(provs, func(ai peer.AddrInfo) bool { return ai.ID == n.net.host.ID() })
+	}, 30*time.Second, 20*time.Millisecond, "the peer never learnt that the node provides %s", root)
+}

@@ -104,8 +104,9 @@ func startNetwork(ctx context.Context, n *Node) (_ *online, err error) {
 			return nil, errors.Join(fmt.Errorf("start mDNS: %w", err), nw.stopProtocols())
 		}
 	}
-	nw.wg.Add(1)
+	nw.wg.Add(2)
 	go nw.retryLoop()
+	go nw.reprovideLoop()
 	return nw, nil
 }
 
