@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/event"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -15,29 +16,20 @@ const reprovideInterval = 12 * time.Hour
 // reprovideWorkers bounds the announcements in flight.
 const reprovideWorkers = 4
 
-// reprovideRetry is how soon a node whose routing table was empty (it has
-// no peers yet) tries again.
-const reprovideRetry = time.Minute
+// dhtPeerCheck is how often a node without DHT peers looks again.
+const dhtPeerCheck = 2 * time.Second
 
 // reprovideLoop announces every pinned root (the node's own files and the
-// replicas it holds) once the DHT's first refresh is done, then every
-// reprovideInterval (every reprovideRetry while the node has no DHT peer),
-// until the network closes.
+// replicas it holds) as soon as the DHT has a peer, then every
+// reprovideInterval, until the network closes.
 func (nw *online) reprovideLoop() {
 	defer nw.wg.Done()
-	select {
-	case <-nw.dht.ForceRefresh():
-	case <-nw.ctx.Done():
-		return
-	}
 	for {
-		wait := reprovideInterval
-		if nw.dht.RoutingTable().Size() == 0 {
-			wait = reprovideRetry
-		} else {
-			nw.reprovide()
+		if !nw.waitForDHTPeer() {
+			return
 		}
-		t := time.NewTimer(wait)
+		nw.reprovide()
+		t := time.NewTimer(reprovideInterval)
 		select {
 		case <-nw.ctx.Done():
 			t.Stop()
@@ -45,6 +37,30 @@ func (nw *online) reprovideLoop() {
 		case <-t.C:
 		}
 	}
+}
+
+// waitForDHTPeer returns once the DHT's routing table holds a peer (true)
+// or the network closes (false). It checks after every peer identified,
+// and every dhtPeerCheck, since the DHT adds a peer to its table a moment
+// after identification.
+func (nw *online) waitForDHTPeer() bool {
+	sub, err := nw.host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		log.Warnw("reprovide: subscribe to identify events", "err", err)
+		return nw.ctx.Err() == nil
+	}
+	defer sub.Close()
+	t := time.NewTicker(dhtPeerCheck)
+	defer t.Stop()
+	for nw.dht.RoutingTable().Size() == 0 {
+		select {
+		case <-nw.ctx.Done():
+			return false
+		case <-sub.Out():
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // reprovide announces every pinned root once.
