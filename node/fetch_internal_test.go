@@ -198,3 +198,42 @@ func TestStartAnnouncesHeldRoots(t *testing.T) {
 		return err == nil && slices.ContainsFunc(provs, func(ai peer.AddrInfo) bool { return ai.ID == n.net.host.ID() })
 	}, 30*time.Second, 20*time.Millisecond, "the peer never learnt that the node provides %s", root)
 }
+
+// TestPendingSurvivesRestart: a file below its replication goal is still
+// retried after the daemon restarts, and stops being retried at its goal.
+func TestPendingSurvivesRestart(t *testing.T) {
+	repo, err := config.Init(filepath.Join(t.TempDir(), "repo"), config.InitOptions{Profile: config.ProfileLocal})
+	require.NoError(t, err)
+	n, err := Open(t.Context(), repo, Options{Online: true})
+	require.NoError(t, err)
+	res, err := n.Add(t.Context(), bytes.NewReader([]byte("nobody to hold me")), AddOptions{Name: "x"})
+	require.NoError(t, err)
+	require.Empty(t, res.Replicas)
+	require.NoError(t, n.Close())
+
+	n, err = Open(t.Context(), repo, Options{Online: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, n.Close()) })
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	isPending := func() bool {
+		n.net.mu.Lock()
+		defer n.net.mu.Unlock()
+		_, ok := n.net.pending[root.KeyString()]
+		return ok
+	}
+	require.True(t, isPending(), "the restarted node forgot the pending replication")
+
+	for range 3 {
+		connect(t, n, startTestNode(t, 0))
+	}
+	n.net.retryPending()
+	require.False(t, isPending())
+	pins, err := n.store.PinsOf(t.Context(), root)
+	require.NoError(t, err)
+	require.Len(t, pins, 1)
+	require.Equal(t, PinOwner, pins[0].Reason)
+	ls, err := n.Ls(t.Context())
+	require.NoError(t, err)
+	require.Len(t, ls, 1)
+}

@@ -98,6 +98,9 @@ func startNetwork(ctx context.Context, n *Node) (_ *online, err error) {
 		protocol.WithStoreBackend(&storeBackend{nw: nw}),
 		protocol.WithStrikeFunc(nw.strike),
 	)
+	if err := nw.loadPending(ctx); err != nil {
+		return nil, errors.Join(err, nw.stopProtocols())
+	}
 	nw.proto.Start()
 	if cfg.Discovery.MDNS {
 		if nw.mdns, err = startMDNS(h, ""); err != nil {

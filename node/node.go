@@ -14,8 +14,12 @@ import (
 // AgentVersion is what the node calls itself to peers and in `casd id`.
 var AgentVersion = "casd/0.1.0-dev"
 
-// PinOwner is the pin reason of the node's own files (`casd add`).
-const PinOwner = "owner"
+// Pin reasons of the node's own files: PinOwner for every file added here,
+// PinPending as well while the file has fewer replicas than its goal.
+const (
+	PinOwner   = "owner"
+	PinPending = "pending-replication"
+)
 
 // Options configure [Open].
 type Options struct {

@@ -46,7 +46,7 @@ func (nw *online) replicate(ctx context.Context, root cid.Cid) ([]string, error)
 	if len(got) < goal {
 		log.Warnw("under-replicated; will retry", "cid", root, "replicas", len(got), "goal", goal)
 	}
-	nw.markPending(root, len(got) < goal)
+	nw.markPending(ctx, root, len(got) < goal)
 	return got, nil
 }
 
@@ -167,15 +167,42 @@ func (n *Node) treeBlocks(ctx context.Context, root cid.Cid) iter.Seq2[blockstor
 	}
 }
 
-// markPending records whether root still needs more replicas.
-func (nw *online) markPending(root cid.Cid, pending bool) {
+// markPending records whether root still needs more replicas, in memory
+// and as a pin of reason PinPending, so that a restarted daemon goes on
+// retrying (the pin keeps nothing alive that the owner pin does not).
+func (nw *online) markPending(ctx context.Context, root cid.Cid, pending bool) {
 	nw.mu.Lock()
-	defer nw.mu.Unlock()
 	if pending {
 		nw.pending[root.KeyString()] = struct{}{}
 	} else {
 		delete(nw.pending, root.KeyString())
 	}
+	nw.mu.Unlock()
+	var err error
+	if pending {
+		err = nw.node.store.Pin(ctx, root, PinPending)
+	} else {
+		err = nw.node.store.Unpin(ctx, root, PinPending)
+	}
+	if err != nil {
+		log.Warnw("record pending replication", "cid", root, "pending", pending, "err", err)
+	}
+}
+
+// loadPending fills the pending set from the PinPending pins of the store.
+func (nw *online) loadPending(ctx context.Context) error {
+	pins, err := nw.node.store.Pins(ctx)
+	if err != nil {
+		return fmt.Errorf("load pending replications: %w", err)
+	}
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	for _, p := range pins {
+		if p.Reason == PinPending {
+			nw.pending[p.Root.KeyString()] = struct{}{}
+		}
+	}
+	return nil
 }
 
 // retryLoop retries under-replicated files until the network closes.
