@@ -19,6 +19,19 @@ import (
 // without children returns (nil, nil).
 type LinkFunc func(c cid.Cid, data []byte) ([]cid.Cid, error)
 
+// LeafFunc reports, from the bytes of block c, that none of c's children
+// has children of its own. GC then marks those children live without
+// reading them, which spares it reading every chunk of a large file.
+type LeafFunc func(c cid.Cid, data []byte) bool
+
+// GCOption tunes [Store.GC].
+type GCOption func(*gcOptions)
+
+type gcOptions struct{ leaves LeafFunc }
+
+// WithLeaves lets GC skip reading blocks that f says are leaves.
+func WithLeaves(f LeafFunc) GCOption { return func(o *gcOptions) { o.leaves = f } }
+
 // GCResult tells what a GC removed.
 type GCResult struct {
 	Removed int   // blocks removed
@@ -43,7 +56,11 @@ func (s *Store) GCGuard() (release func()) {
 // waits). If links fails for a reachable block, GC removes nothing and
 // returns the error, since it cannot tell what that block keeps alive.
 // Blocks put without a guard during a GC may be removed.
-func (s *Store) GC(ctx context.Context, links LinkFunc) (GCResult, error) {
+func (s *Store) GC(ctx context.Context, links LinkFunc, opts ...GCOption) (GCResult, error) {
+	var o gcOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := s.check(ctx); err != nil {
 		return GCResult{}, fmt.Errorf("gc: %w", err)
 	}
@@ -54,18 +71,18 @@ func (s *Store) GC(ctx context.Context, links LinkFunc) (GCResult, error) {
 	if err != nil {
 		return GCResult{}, fmt.Errorf("gc: list pins: %w", err)
 	}
-	live, err := s.walk(ctx, roots, func(c cid.Cid, data []byte, err error) ([]cid.Cid, error) {
+	live, err := s.walk(ctx, roots, func(c cid.Cid, data []byte, err error) ([]cid.Cid, bool, error) {
 		if errors.Is(err, ErrNotFound) {
-			return nil, nil
+			return nil, false, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		children, err := links(c, data)
 		if err != nil {
-			return nil, fmt.Errorf("list links of %s: %w", c, err)
+			return nil, false, fmt.Errorf("list links of %s: %w", c, err)
 		}
-		return children, nil
+		return children, o.leaves != nil && o.leaves(c, data), nil
 	})
 	if err != nil {
 		return GCResult{}, fmt.Errorf("gc: mark: %w", err)
@@ -103,8 +120,9 @@ func (s *Store) GC(ctx context.Context, links LinkFunc) (GCResult, error) {
 
 // visitFunc is called once per block reached by walk, with the block's
 // bytes or the error reading them (wrapping ErrNotFound if it is missing).
-// It returns the children to walk next. data is only valid during the call.
-type visitFunc func(c cid.Cid, data []byte, err error) ([]cid.Cid, error)
+// It returns the children to walk next, or, with leaves, children to mark
+// as reached without visiting them. data is only valid during the call.
+type visitFunc func(c cid.Cid, data []byte, err error) (children []cid.Cid, leaves bool, err2 error)
 
 // walk visits every block reachable from roots once, level by level,
 // reading up to GOMAXPROCS blocks at once. It returns the set of CIDs
@@ -113,7 +131,7 @@ type visitFunc func(c cid.Cid, data []byte, err error) ([]cid.Cid, error)
 func (s *Store) walk(ctx context.Context, roots []cid.Cid, visit visitFunc) (map[cid.Cid]struct{}, error) {
 	seen := make(map[cid.Cid]struct{})
 	var level []cid.Cid
-	add := func(cs []cid.Cid) {
+	add := func(cs []cid.Cid, visit bool) {
 		for _, c := range cs {
 			if !c.Defined() {
 				continue
@@ -121,11 +139,13 @@ func (s *Store) walk(ctx context.Context, roots []cid.Cid, visit visitFunc) (map
 			c = normalize(c)
 			if _, ok := seen[c]; !ok {
 				seen[c] = struct{}{}
-				level = append(level, c)
+				if visit {
+					level = append(level, c)
+				}
 			}
 		}
 	}
-	add(roots)
+	add(roots, true)
 	for len(level) > 0 {
 		cur := level
 		level = nil
@@ -137,12 +157,12 @@ func (s *Store) walk(ctx context.Context, roots []cid.Cid, visit visitFunc) (map
 				break
 			}
 			g.Go(func() error {
-				children, err := s.visitOne(gctx, c, visit)
+				children, leaves, err := s.visitOne(gctx, c, visit)
 				if err != nil {
 					return err
 				}
 				mu.Lock()
-				add(children)
+				add(children, !leaves)
 				mu.Unlock()
 				return nil
 			})
@@ -158,13 +178,13 @@ func (s *Store) walk(ctx context.Context, roots []cid.Cid, visit visitFunc) (map
 }
 
 // visitOne reads c into a pooled buffer and calls visit.
-func (s *Store) visitOne(ctx context.Context, c cid.Cid, visit visitFunc) ([]cid.Cid, error) {
+func (s *Store) visitOne(ctx context.Context, c cid.Cid, visit visitFunc) ([]cid.Cid, bool, error) {
 	if err := s.check(ctx); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	p, err := s.pathOf(c)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	bp := s.bufPool.Get().(*[]byte)
 	defer s.bufPool.Put(bp)

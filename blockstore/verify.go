@@ -52,12 +52,12 @@ func (s *Store) Verify(ctx context.Context, links LinkFunc) (VerifyReport, error
 		mu.Unlock()
 	}
 	// Reachable blocks: verify, then descend.
-	walked, err := s.walk(ctx, roots, func(c cid.Cid, data []byte, err error) ([]cid.Cid, error) {
+	walked, err := s.walk(ctx, roots, func(c cid.Cid, data []byte, err error) ([]cid.Cid, bool, error) {
 		if errors.Is(err, ErrNotFound) {
 			mu.Lock()
 			rep.Missing = append(rep.Missing, c)
 			mu.Unlock()
-			return nil, nil
+			return nil, false, nil
 		}
 		mu.Lock()
 		rep.Checked++
@@ -67,14 +67,14 @@ func (s *Store) Verify(ctx context.Context, links LinkFunc) (VerifyReport, error
 		}
 		if err != nil {
 			corrupt(c, err)
-			return nil, nil
+			return nil, false, nil
 		}
 		children, err := links(c, data)
 		if err != nil {
 			corrupt(c, fmt.Errorf("list links: %w", err))
-			return nil, nil
+			return nil, false, nil
 		}
-		return children, nil
+		return children, false, nil
 	})
 	if err != nil {
 		return VerifyReport{}, fmt.Errorf("verify: walk pins: %w", err)
@@ -107,9 +107,9 @@ func (s *Store) Verify(ctx context.Context, links LinkFunc) (VerifyReport, error
 	for range runtime.GOMAXPROCS(0) {
 		g.Go(func() error {
 			for c := range todo {
-				_, err := s.visitOne(gctx, c, func(c cid.Cid, data []byte, err error) ([]cid.Cid, error) {
+				_, _, err := s.visitOne(gctx, c, func(c cid.Cid, data []byte, err error) ([]cid.Cid, bool, error) {
 					if errors.Is(err, ErrNotFound) {
-						return nil, nil // deleted meanwhile
+						return nil, false, nil // deleted meanwhile
 					}
 					mu.Lock()
 					rep.Checked++
@@ -120,7 +120,7 @@ func (s *Store) Verify(ctx context.Context, links LinkFunc) (VerifyReport, error
 					if err != nil {
 						corrupt(c, err)
 					}
-					return nil, nil
+					return nil, false, nil
 				})
 				if err != nil {
 					return err

@@ -221,8 +221,13 @@ func TestWalkListsEveryBlockRootFirst(t *testing.T) {
 		require.NoError(t, err)
 		if kind, _ := dag.BlockKind(data); kind == dag.KindChunk {
 			require.Empty(t, links)
+			require.True(t, dag.LinksAreLeaves(c, data))
 		} else {
 			require.NotEmpty(t, links)
+			childData, err := st.Get(t.Context(), links[0])
+			require.NoError(t, err)
+			childKind, _ := dag.BlockKind(childData)
+			require.Equal(t, childKind == dag.KindChunk, dag.LinksAreLeaves(c, data), "block %s", c)
 		}
 	}
 }

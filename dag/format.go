@@ -161,6 +161,22 @@ func Links(_ cid.Cid, data []byte) ([]cid.Cid, error) {
 	return m.links, nil
 }
 
+// LinksAreLeaves reports, from a block's clear part, that none of its
+// children has children: a manifest block of height 0 (its links are
+// chunks), or a chunk. It has the signature of blockstore.LeafFunc, so that
+// GC need not read chunks.
+func LinksAreLeaves(_ cid.Cid, data []byte) bool {
+	kind, err := BlockKind(data)
+	if err != nil {
+		return false
+	}
+	if kind == KindChunk {
+		return true
+	}
+	m, err := parseManifestBlock(data)
+	return err == nil && m.height == 0
+}
+
 // appendManifestHead appends the clear part of a manifest block to dst.
 func appendManifestHead(dst []byte, kind byte, height int, links []cid.Cid, wrapped []byte) []byte {
 	dst = append(dst, header(kind)...)

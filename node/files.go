@@ -9,6 +9,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/config"
 	"github.com/casd/casd/dag"
 )
@@ -213,7 +214,7 @@ func cidStrings(cs []cid.Cid) []string {
 
 // RepoGC removes every block that no pin reaches.
 func (n *Node) RepoGC(ctx context.Context) (*GCResult, error) {
-	res, err := n.store.GC(ctx, dag.Links)
+	res, err := n.store.GC(ctx, dag.Links, blockstore.WithLeaves(dag.LinksAreLeaves))
 	if err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
