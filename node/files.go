@@ -68,7 +68,7 @@ func (n *Node) Cat(ctx context.Context, ref string, open func(FileInfo) (io.Writ
 	defer done()
 	f, err := n.openRef(ctx, src, r)
 	if err != nil {
-		return err
+		return n.offlineHint(err)
 	}
 	w, err := open(fileInfo(f.Root, &f.Meta))
 	if err != nil {
@@ -78,6 +78,15 @@ func (n *Node) Cat(ctx context.Context, ref string, open func(FileInfo) (io.Writ
 		return fmt.Errorf("read %s: %w", f.Root, err)
 	}
 	return nil
+}
+
+// offlineHint adds to a not-found error of an offline node that the
+// daemon would look for the file on the network.
+func (n *Node) offlineHint(err error) error {
+	if n.net == nil && errors.Is(err, blockstore.ErrNotFound) {
+		return fmt.Errorf("%w (not in the local repo; with 'casd daemon' running, casd looks for it on the network)", err)
+	}
+	return err
 }
 
 // openRef opens a file by capability, or by CID if this node owns it.
