@@ -188,6 +188,7 @@ func newHost(opts HostOptions) (_ host.Host, err error) {
 
 	p2pOpts := []libp2p.Option{
 		libp2p.Identity(opts.Identity),
+		libp2p.UserAgent(AgentVersion), // what identify tells peers
 		libp2p.Peerstore(ps),
 		// No ListenAddrs option: each address is listened on below, so
 		// that a failure names its address instead of being only logged.

@@ -31,6 +31,7 @@ type globalOpts struct {
 
 func main() {
 	node.RouteLibp2pLogs()
+	node.AgentVersion = "casd/" + version
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	// The first signal cancels the command, which then cleans up; a second
 	// one kills the process as usual.
