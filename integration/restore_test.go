@@ -3,6 +3,7 @@ package integration
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -29,6 +30,13 @@ func TestLostLaptop(t *testing.T) {
 
 	got := laptop.cat(t, root) // the bare CID: the restored master key opens it
 	check(t, sha256.Sum256(got) == sha256.Sum256(data), "restored node read %d bytes, want the %d bytes added", len(got), len(data))
+	// get, through the daemon's API, writes the file under its original name.
+	out := t.TempDir()
+	laptop.requireOK(t, laptop.runDir(t, out, "get", root))
+	saved, err := os.ReadFile(filepath.Join(out, "thesis.pdf"))
+	noErr(t, err, "get wrote no thesis.pdf")
+	check(t, sha256.Sum256(saved) == sha256.Sum256(data), "get wrote different bytes")
+
 	res := laptop.run(t, "share", root)
 	laptop.requireOK(t, res)
 	check(t, len(res.stdout) > 0, "share on the restored node printed nothing")
