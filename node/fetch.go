@@ -71,8 +71,9 @@ func (f *fetcher) close() {
 	f.wg.Wait()
 }
 
-// lookup adds the root's providers as the DHT finds them and confirm, in
-// one round trip, that they hold the whole file; then the connected peers.
+// lookup adds the peers known to hold the root (hints), then its providers
+// as the DHT finds them, each once it confirms in one round trip that it
+// holds the whole file; then, when the lookup ends, the connected peers.
 // A provider that does not answer quickly (the owner that went away, whose
 // QUIC connection looks alive until its idle timeout) is never used, so no
 // fetch waits on it.
@@ -80,16 +81,12 @@ func (f *fetcher) lookup(ctx context.Context) {
 	defer f.wg.Done()
 	self := f.nw.host.ID()
 	var dials sync.WaitGroup
-	for ai := range f.nw.dht.FindProvidersAsync(ctx, f.root, maxProviders) {
-		if ai.ID == self {
-			continue
-		}
-		log.Debugw("provider found", "cid", f.root, "peer", ai.ID)
+	try := func(ai peer.AddrInfo) {
 		dials.Add(1)
-		go func() { // at most maxProviders, waited for below
+		go func() { // one per hint and per provider (at most maxProviders), waited for below
 			defer dials.Done()
 			if err := f.nw.connect(ctx, ai); err != nil {
-				log.Debugw("provider unreachable", "cid", f.root, "peer", ai.ID, "err", err)
+				log.Debugw("source unreachable", "cid", f.root, "peer", ai.ID, "err", err)
 				return
 			}
 			if !f.nw.holds(ctx, ai.ID, f.root, holdsTimeout) {
@@ -97,6 +94,16 @@ func (f *fetcher) lookup(ctx context.Context) {
 			}
 			f.addSources(ai.ID)
 		}()
+	}
+	for _, p := range f.nw.hintsOf(f.root) {
+		try(peer.AddrInfo{ID: p})
+	}
+	for ai := range f.nw.dht.FindProvidersAsync(ctx, f.root, maxProviders) {
+		if ai.ID == self {
+			continue
+		}
+		log.Debugw("provider found", "cid", f.root, "peer", ai.ID)
+		try(ai)
 	}
 	dials.Wait()
 	f.addSources(f.nw.host.Network().Peers()...)
@@ -211,6 +218,7 @@ func (f *fetcher) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, 
 	case len(missing) > 0 || data == nil:
 		return nil, blockstore.ErrNotFound
 	}
+	f.nw.addHint(f.root, p)
 	return data, nil
 }
 

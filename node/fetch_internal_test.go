@@ -127,6 +127,7 @@ func TestRetryReachesGoalWhenPeersAppear(t *testing.T) {
 	st, err := owner.Status(t.Context(), res.Cid)
 	require.NoError(t, err)
 	require.Len(t, st.Replicas, 3)
+	require.Len(t, owner.net.hintsOf(root), 3, "the owner must remember its replicas")
 	owner.net.mu.Lock()
 	_, pending = owner.net.pending[root.KeyString()]
 	owner.net.mu.Unlock()
@@ -236,4 +237,39 @@ func TestPendingSurvivesRestart(t *testing.T) {
 	ls, err := n.Ls(t.Context())
 	require.NoError(t, err)
 	require.Len(t, ls, 1)
+}
+
+// TestReadAsksKnownReplicasFirst: a peer known to hold a root (a hint) is
+// a source even when no DHT provider and no connection leads to it.
+func TestReadAsksKnownReplicasFirst(t *testing.T) {
+	owner := startTestNode(t, 0)
+	holder := startTestNode(t, 0)
+	reader := startTestNode(t, 0) // connected to nobody: its DHT is empty
+	res, err := owner.Add(t.Context(), bytes.NewReader([]byte("ask the replica")), AddOptions{Name: "x"})
+	require.NoError(t, err)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	// The holder has the file pinned, but never announced it.
+	for b, err := range owner.treeBlocks(t.Context(), root) {
+		require.NoError(t, err)
+		require.NoError(t, holder.store.Put(t.Context(), b))
+	}
+	require.NoError(t, holder.store.Pin(t.Context(), root, "replica:test"))
+
+	_, _, err = catInternal(t, reader, res.Capability)
+	require.Error(t, err, "without a hint the reader has no way to the holder")
+
+	reader.net.host.Peerstore().AddAddrs(holder.net.host.ID(), holder.net.host.Addrs(), time.Hour)
+	reader.net.addHint(root, holder.net.host.ID())
+	got, _, err := catInternal(t, reader, res.Capability)
+	require.NoError(t, err)
+	require.Equal(t, "ask the replica", string(got))
+}
+
+func catInternal(t *testing.T, n *Node, ref string) ([]byte, FileInfo, error) {
+	t.Helper()
+	var buf bytes.Buffer
+	var info FileInfo
+	err := n.Cat(t.Context(), ref, func(fi FileInfo) (io.Writer, error) { info = fi; return &buf, nil })
+	return buf.Bytes(), info, err
 }

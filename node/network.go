@@ -49,6 +49,8 @@ type online struct {
 	pending map[string]struct{}
 	// strikes counts bad input per peer.
 	strikes map[peer.ID]int
+	// hints are the peers known to hold a root (see hints.go), by root.
+	hints map[string][]peer.ID
 }
 
 func ourProtocols() []string {
@@ -91,7 +93,7 @@ func startNetwork(ctx context.Context, n *Node) (_ *online, err error) {
 	nw := &online{
 		node: n, host: h, dht: d, owner: crypt.OwnerKey(&n.secrets.Master),
 		ctx: nctx, cancel: cancel,
-		pending: make(map[string]struct{}), strikes: make(map[peer.ID]int),
+		pending: make(map[string]struct{}), strikes: make(map[peer.ID]int), hints: make(map[string][]peer.ID),
 	}
 	nw.proto = protocol.New(h,
 		protocol.WithGetBackend(getBackend{n.store}),

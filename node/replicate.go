@@ -99,6 +99,7 @@ func (nw *online) pushToClosest(ctx context.Context, root cid.Cid, goal int) ([]
 				if nw.pushTo(ctx, p, root, blocks, bytes) {
 					mu.Lock()
 					got = append(got, p.String())
+					nw.addHint(root, p)
 					mu.Unlock()
 				}
 			}()
