@@ -446,21 +446,6 @@ func TestMDNSHandlePeerFound(t *testing.T) {
 	require.NotEqual(t, network.Connected, a.Network().Connectedness(c.ID()))
 }
 
-// TestMDNS discovers peers over real multicast DNS.
-func TestMDNS(t *testing.T) {
-	tag := "casd-test-" + rand.Text()[:8]
-	a := newTestHost(t, HostOptions{})
-	b := newTestHost(t, HostOptions{})
-	for _, h := range []host.Host{a, b} {
-		c, err := startMDNS(h, tag)
-		require.NoError(t, err)
-		t.Cleanup(func() { require.NoError(t, c.Close()) })
-	}
-	require.Eventually(t, func() bool {
-		return a.Network().Connectedness(b.ID()) == network.Connected
-	}, waitFor, 10*time.Millisecond)
-}
-
 func TestStartMDNSNoAddrs(t *testing.T) {
 	h := newTestHost(t, HostOptions{ListenAddrs: []string{}})
 	c, err := startMDNS(h, "")
