@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -47,8 +48,11 @@ type fetcher struct {
 	peers []peer.ID
 	// dropped peers sent a wrong block or could not be reached.
 	dropped map[peer.ID]bool
-	next    int  // round-robin cursor
-	looking bool // the provider lookup is still running
+	// confirmed peers said they hold the root whole (hints, providers);
+	// the connected peers added last did not.
+	confirmed map[peer.ID]bool
+	next      int  // round-robin cursor
+	looking   bool // the provider lookup is still running
 	// changed is closed, and replaced, whenever peers grows or the lookup
 	// ends, waking the fetches that wait for a source.
 	changed chan struct{}
@@ -60,7 +64,8 @@ var _ dag.BlockGetter = (*fetcher)(nil)
 // up its providers. The caller must call close.
 func (nw *online) newFetcher(ctx context.Context, root cid.Cid) *fetcher {
 	ctx, cancel := context.WithTimeout(ctx, findTimeout)
-	f := &fetcher{nw: nw, root: root, cancel: cancel, dropped: make(map[peer.ID]bool), looking: true, changed: make(chan struct{})}
+	f := &fetcher{nw: nw, root: root, cancel: cancel, dropped: make(map[peer.ID]bool), confirmed: make(map[peer.ID]bool),
+		looking: true, changed: make(chan struct{})}
 	f.wg.Add(1)
 	go f.lookup(ctx)
 	return f
@@ -92,6 +97,9 @@ func (f *fetcher) lookup(ctx context.Context) {
 			if !f.nw.holds(ctx, ai.ID, f.root, holdsTimeout) {
 				return
 			}
+			f.mu.Lock()
+			f.confirmed[ai.ID] = true
+			f.mu.Unlock()
 			f.addSources(ai.ID)
 		}()
 	}
@@ -141,20 +149,21 @@ func (f *fetcher) signalLocked() {
 	f.changed = make(chan struct{})
 }
 
-// sources waits for the lookup to end and returns every source found.
-func (f *fetcher) sources(ctx context.Context) []peer.ID {
+// sources waits for the lookup to end and returns every source found, and
+// those of them that confirmed holding the root whole.
+func (f *fetcher) sources(ctx context.Context) (peers []peer.ID, confirmed map[peer.ID]bool) {
 	for {
 		f.mu.Lock()
 		looking, changed := f.looking, f.changed
-		peers := slices.Clone(f.peers)
+		peers, confirmed = slices.Clone(f.peers), maps.Clone(f.confirmed)
 		f.mu.Unlock()
 		if !looking {
-			return peers
+			return peers, confirmed
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return peers
+			return peers, confirmed
 		}
 	}
 }

@@ -81,7 +81,7 @@ func TestFetcherDropsLyingPeer(t *testing.T) {
 	connect(t, reader, honest)
 	connect(t, reader, liar)
 	// Sources set by hand, the liar first, and no lookup.
-	f := &fetcher{nw: reader.net, root: root, cancel: func() {}, dropped: make(map[peer.ID]bool),
+	f := &fetcher{nw: reader.net, root: root, cancel: func() {}, dropped: make(map[peer.ID]bool), confirmed: make(map[peer.ID]bool),
 		changed: make(chan struct{}), peers: []peer.ID{liar.net.host.ID(), honest.net.host.ID()}}
 
 	c, err := dag.ParseCapability(res.Capability)
@@ -156,7 +156,7 @@ func TestFetcherAbandonsSilentPeer(t *testing.T) {
 	connect(t, reader, honest)
 	connect(t, reader, silent)
 
-	f := &fetcher{nw: reader.net, root: root, cancel: func() {}, dropped: make(map[peer.ID]bool),
+	f := &fetcher{nw: reader.net, root: root, cancel: func() {}, dropped: make(map[peer.ID]bool), confirmed: make(map[peer.ID]bool),
 		changed: make(chan struct{}), peers: []peer.ID{silent.net.host.ID(), honest.net.host.ID()}}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // under the idle timeout
 	defer cancel()

@@ -85,7 +85,7 @@ func (n *Node) Status(ctx context.Context, c string) (*StatusInfo, error) {
 		return nil, err
 	}
 	f := n.net.newFetcher(ctx, ref)
-	sources := f.sources(ctx)
+	sources, confirmed := f.sources(ctx)
 	f.close()
 	var (
 		wg       sync.WaitGroup
@@ -96,7 +96,9 @@ func (n *Node) Status(ctx context.Context, c string) (*StatusInfo, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if n.net.holds(ctx, p, ref, statusTimeout) {
+			// The lookup asked hints and providers just now; only the
+			// connected peers it added last are asked here.
+			if confirmed[p] || n.net.holds(ctx, p, ref, statusTimeout) {
 				mu.Lock()
 				replicas = append(replicas, p.String())
 				mu.Unlock()
