@@ -23,7 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/casd/casd/api"
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 // env is a real server of a backend on a unix socket, and a client of it.
@@ -91,10 +91,10 @@ func rawClient(sock string) *http.Client {
 }
 
 // catAll cats ref through c and returns its info and bytes.
-func catAll(ctx context.Context, c api.Backend, ref string) (node.FileInfo, []byte, error) {
-	var info node.FileInfo
+func catAll(ctx context.Context, c api.Backend, ref string) (core.FileInfo, []byte, error) {
+	var info core.FileInfo
 	var buf bytes.Buffer
-	err := c.Cat(ctx, ref, func(fi node.FileInfo) (io.Writer, error) {
+	err := c.Cat(ctx, ref, func(fi core.FileInfo) (io.Writer, error) {
 		info = fi
 		return &buf, nil
 	})
@@ -115,13 +115,13 @@ func TestEndpoints(t *testing.T) {
 	c, ctx := e.c, t.Context()
 
 	data := randomBytes(1, 100_000)
-	res, err := c.Add(ctx, bytes.NewReader(data), node.AddOptions{Name: "hello.txt", Mode: 0o640, MediaType: "text/plain"})
+	res, err := c.Add(ctx, bytes.NewReader(data), core.AddOptions{Name: "hello.txt", Mode: 0o640, MediaType: "text/plain"})
 	require.NoError(t, err)
-	want := node.FileInfo{Cid: res.Cid, Name: "hello.txt", Size: int64(len(data)), Mode: 0o640, MediaType: "text/plain"}
+	want := core.FileInfo{Cid: res.Cid, Name: "hello.txt", Size: int64(len(data)), Mode: 0o640, MediaType: "text/plain"}
 	require.Equal(t, want, res.FileInfo)
 	require.Equal(t, "cap-"+res.Cid, res.Capability)
 	f.mu.Lock()
-	require.Equal(t, node.AddOptions{Name: "hello.txt", Mode: 0o640, MediaType: "text/plain"}, f.lastAdd)
+	require.Equal(t, core.AddOptions{Name: "hello.txt", Mode: 0o640, MediaType: "text/plain"}, f.lastAdd)
 	f.mu.Unlock()
 	file := res.Cid
 
@@ -158,27 +158,27 @@ func TestEndpoints(t *testing.T) {
 		want any
 	}{
 		{"ls", func() (any, error) { return c.Ls(ctx) },
-			[]node.ListEntry{{Cid: file, Name: "hello.txt", Size: int64(len(data)), Added: added}}},
+			[]core.ListEntry{{Cid: file, Name: "hello.txt", Size: int64(len(data)), Added: added}}},
 		{"share", func() (any, error) { return c.Share(ctx, file) }, "cap-" + file},
 		{"block/stat", func() (any, error) { return c.BlockStat(ctx, file) },
-			&node.BlockStat{Cid: file, Size: len(data)}},
+			&core.BlockStat{Cid: file, Size: len(data)}},
 		{"repo/verify", func() (any, error) { return c.RepoVerify(ctx) },
-			&node.VerifyReport{Checked: 7, Corrupt: []string{"bafkbad"}, Missing: []string{}}},
-		{"repo/gc", func() (any, error) { return c.RepoGC(ctx) }, &node.GCResult{Removed: 3, Freed: 3 << 20}},
+			&core.VerifyReport{Checked: 7, Corrupt: []string{"bafkbad"}, Missing: []string{}}},
+		{"repo/gc", func() (any, error) { return c.RepoGC(ctx) }, &core.GCResult{Removed: 3, Freed: 3 << 20}},
 		{"repo/stat", func() (any, error) { return c.RepoStat(ctx) },
-			&node.RepoStat{Path: "/repo", Version: 1, Blocks: 10, Bytes: 1 << 30, Pins: 2, Files: 2}},
-		{"id", func() (any, error) { return c.ID(ctx) }, &node.IDInfo{
+			&core.RepoStat{Path: "/repo", Version: 1, Blocks: 10, Bytes: 1 << 30, Pins: 2, Files: 2}},
+		{"id", func() (any, error) { return c.ID(ctx) }, &core.IDInfo{
 			ID: "12D3KooWfake", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"},
 			AgentVersion: "casd/test", Protocols: []string{"/cas/get/1.0"},
 		}},
 		{"peers", func() (any, error) { return c.Peers(ctx, false) },
-			[]node.PeerInfo{{ID: "12D3KooWa", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}, Connected: true}}},
-		{"peers all", func() (any, error) { return c.Peers(ctx, true) }, []node.PeerInfo{
+			[]core.PeerInfo{{ID: "12D3KooWa", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}, Connected: true}}},
+		{"peers all", func() (any, error) { return c.Peers(ctx, true) }, []core.PeerInfo{
 			{ID: "12D3KooWa", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}, Connected: true},
 			{ID: "12D3KooWb", Addrs: []string{"/ip4/10.0.0.2/udp/4001/quic-v1"}},
 		}},
 		{"status", func() (any, error) { return c.Status(ctx, file) },
-			&node.StatusInfo{Cid: file, Goal: 3, Replicas: []string{"12D3KooWa", "12D3KooWb"}}},
+			&core.StatusInfo{Cid: file, Goal: 3, Replicas: []string{"12D3KooWa", "12D3KooWb"}}},
 	}
 	for _, tc := range values {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,14 +193,14 @@ func TestEndpoints(t *testing.T) {
 
 	t.Run("not found", func(t *testing.T) {
 		_, _, err := catAll(ctx, c, "bafknothere")
-		require.Equal(t, node.KindNotFound, node.KindOf(err))
+		require.Equal(t, core.KindNotFound, core.KindOf(err))
 		require.EqualError(t, err, "cat bafknothere: fake: not found")
 	})
 }
 
 func TestEmptyFile(t *testing.T) {
 	e := serve(t, newFake())
-	res, err := e.c.Add(t.Context(), strings.NewReader(""), node.AddOptions{Name: "empty"})
+	res, err := e.c.Add(t.Context(), strings.NewReader(""), core.AddOptions{Name: "empty"})
 	require.NoError(t, err)
 	require.Zero(t, res.Size)
 	info, got, err := catAll(t.Context(), e.c, res.Cid)
@@ -225,14 +225,14 @@ func TestEmptyLists(t *testing.T) {
 }
 
 var kinds = []struct {
-	kind   node.Kind
+	kind   core.Kind
 	status int
 }{
-	{node.KindBadInput, http.StatusBadRequest},
-	{node.KindNotFound, http.StatusNotFound},
-	{node.KindIntegrity, http.StatusUnprocessableEntity},
-	{node.KindBusy, http.StatusConflict},
-	{node.KindOther, http.StatusInternalServerError},
+	{core.KindBadInput, http.StatusBadRequest},
+	{core.KindNotFound, http.StatusNotFound},
+	{core.KindIntegrity, http.StatusUnprocessableEntity},
+	{core.KindBusy, http.StatusConflict},
+	{core.KindOther, http.StatusInternalServerError},
 }
 
 // TestErrorKinds checks that every kind of error survives the trip, on
@@ -274,12 +274,12 @@ func TestErrorKinds(t *testing.T) {
 			return err
 		}},
 		{name: "add before progress", call: func(ctx context.Context, c *api.Client, _ string) error {
-			_, err := c.Add(ctx, bytes.NewReader(data), node.AddOptions{})
+			_, err := c.Add(ctx, bytes.NewReader(data), core.AddOptions{})
 			return err
 		}},
 		{name: "add after progress", failAfter: 1 << 20, call: func(ctx context.Context, c *api.Client, _ string) error {
 			var progress []int64
-			_, err := c.Add(ctx, bytes.NewReader(data), node.AddOptions{Progress: func(n int64) { progress = append(progress, n) }})
+			_, err := c.Add(ctx, bytes.NewReader(data), core.AddOptions{Progress: func(n int64) { progress = append(progress, n) }})
 			require.NotEmpty(t, progress, "progress before the error")
 			return err
 		}},
@@ -289,7 +289,7 @@ func TestErrorKinds(t *testing.T) {
 			for _, tc := range calls {
 				t.Run(tc.name, func(t *testing.T) {
 					f := newFake()
-					info := f.put(data, node.FileInfo{Name: "f"})
+					info := f.put(data, core.FileInfo{Name: "f"})
 					msg := fmt.Sprintf("fake: %s trouble, ünïcødé ✗", k.kind)
 					f.err, f.failAfter = kindErr{k.kind, msg}, tc.failAfter
 					e := serve(t, f)
@@ -300,7 +300,7 @@ func TestErrorKinds(t *testing.T) {
 					require.ErrorAs(t, err, &ae)
 					require.Equal(t, msg, err.Error(), "message as is")
 					require.Equal(t, k.kind, ae.Kind())
-					require.Equal(t, k.kind, node.KindOf(err))
+					require.Equal(t, k.kind, core.KindOf(err))
 				})
 			}
 		})
@@ -311,12 +311,12 @@ func TestErrorKinds(t *testing.T) {
 func TestNodeErrors(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
-		kind node.Kind
+		kind core.Kind
 	}{
-		{node.ErrOffline, node.KindBusy},
-		{fmt.Errorf("connect foo: %w", node.ErrBadInput), node.KindBadInput},
-		{fmt.Errorf("share bafk: %w", node.ErrNotOwned), node.KindIntegrity},
-		{errors.New("disk on fire"), node.KindOther},
+		{core.ErrOffline, core.KindBusy},
+		{fmt.Errorf("connect foo: %w", core.ErrBadInput), core.KindBadInput},
+		{fmt.Errorf("share bafk: %w", core.ErrNotOwned), core.KindIntegrity},
+		{errors.New("disk on fire"), core.KindOther},
 	} {
 		t.Run(string(tc.kind), func(t *testing.T) {
 			f := newFake()
@@ -324,7 +324,7 @@ func TestNodeErrors(t *testing.T) {
 			e := serve(t, f)
 			err := e.c.Connect(t.Context(), "/ip4/1.2.3.4/tcp/1")
 			require.EqualError(t, err, tc.err.Error())
-			require.Equal(t, tc.kind, node.KindOf(err))
+			require.Equal(t, tc.kind, core.KindOf(err))
 		})
 	}
 }
@@ -382,13 +382,13 @@ func TestCatMidStreamError(t *testing.T) {
 	for _, after := range []int{1, 4096, 700_000} {
 		t.Run(fmt.Sprint(after), func(t *testing.T) {
 			f := newFake()
-			info := f.put(data, node.FileInfo{Name: "film.mkv"})
-			f.err, f.failAfter = kindErr{node.KindIntegrity, "chunk 3: authentication failed"}, after
+			info := f.put(data, core.FileInfo{Name: "film.mkv"})
+			f.err, f.failAfter = kindErr{core.KindIntegrity, "chunk 3: authentication failed"}, after
 			e := serve(t, f)
 
 			gotInfo, got, err := catAll(t.Context(), e.c, info.Cid)
 			require.EqualError(t, err, "chunk 3: authentication failed")
-			require.Equal(t, node.KindIntegrity, node.KindOf(err))
+			require.Equal(t, core.KindIntegrity, core.KindOf(err))
 			require.Equal(t, info, gotInfo)
 			require.Equal(t, data[:after], got)
 		})
@@ -396,8 +396,8 @@ func TestCatMidStreamError(t *testing.T) {
 
 	t.Run("trailer on the wire", func(t *testing.T) {
 		f := newFake()
-		info := f.put(data, node.FileInfo{Name: "x"})
-		f.err, f.failAfter = kindErr{node.KindNotFound, "no peer has chunk 7 ✗"}, 100
+		info := f.put(data, core.FileInfo{Name: "x"})
+		f.err, f.failAfter = kindErr{core.KindNotFound, "no peer has chunk 7 ✗"}, 100
 		e := serve(t, f)
 		resp, err := rawClient(e.sock).Post("http://casd/api/v0/cat?arg="+info.Cid, "", nil)
 		require.NoError(t, err)
@@ -420,7 +420,7 @@ func TestNonASCIIName(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := newFake()
 			e := serve(t, f)
-			res, err := e.c.Add(t.Context(), strings.NewReader("content"), node.AddOptions{Name: name})
+			res, err := e.c.Add(t.Context(), strings.NewReader("content"), core.AddOptions{Name: name})
 			require.NoError(t, err)
 			require.Equal(t, name, res.Name)
 
@@ -447,10 +447,10 @@ func TestNonASCIIName(t *testing.T) {
 
 func TestCatOpenError(t *testing.T) {
 	f := newFake()
-	info := f.put(randomBytes(4, 1<<20), node.FileInfo{Name: "x"})
+	info := f.put(randomBytes(4, 1<<20), core.FileInfo{Name: "x"})
 	e := serve(t, f)
 	errStop := errors.New("stdout is a directory")
-	err := e.c.Cat(t.Context(), info.Cid, func(node.FileInfo) (io.Writer, error) { return nil, errStop })
+	err := e.c.Cat(t.Context(), info.Cid, func(core.FileInfo) (io.Writer, error) { return nil, errStop })
 	require.Equal(t, errStop, err, "open's error as is")
 
 	// The connection is usable afterwards.
@@ -477,10 +477,10 @@ func (w *failWriter) Write(p []byte) (int, error) {
 
 func TestCatWriteError(t *testing.T) {
 	f := newFake()
-	info := f.put(randomBytes(5, 1<<20), node.FileInfo{Name: "x"})
+	info := f.put(randomBytes(5, 1<<20), core.FileInfo{Name: "x"})
 	e := serve(t, f)
 	errPipe := errors.New("broken pipe")
-	err := e.c.Cat(t.Context(), info.Cid, func(node.FileInfo) (io.Writer, error) {
+	err := e.c.Cat(t.Context(), info.Cid, func(core.FileInfo) (io.Writer, error) {
 		return &failWriter{n: 5000, err: errPipe}, nil
 	})
 	require.ErrorIs(t, err, errPipe)
@@ -489,7 +489,7 @@ func TestCatWriteError(t *testing.T) {
 
 func TestRefsCallbackError(t *testing.T) {
 	f := newFake()
-	info := f.put([]byte("x"), node.FileInfo{})
+	info := f.put([]byte("x"), core.FileInfo{})
 	e := serve(t, f)
 	errEnough := errors.New("enough")
 	var got []string
@@ -601,11 +601,11 @@ func TestCancel(t *testing.T) {
 		{name: "add before body", call: func(ctx context.Context, c *api.Client, _ string) error {
 			pr, pw := io.Pipe()
 			defer pw.Close() // the body never ends on its own
-			_, err := c.Add(ctx, pr, node.AddOptions{})
+			_, err := c.Add(ctx, pr, core.AddOptions{})
 			return err
 		}},
 		{name: "add after body", failAfter: 2 << 20, call: func(ctx context.Context, c *api.Client, _ string) error {
-			_, err := c.Add(ctx, bytes.NewReader(data), node.AddOptions{})
+			_, err := c.Add(ctx, bytes.NewReader(data), core.AddOptions{})
 			return err
 		}},
 		{name: "add mid-body", failAfter: 600_000, call: func(ctx context.Context, c *api.Client, _ string) error {
@@ -614,13 +614,13 @@ func TestCancel(t *testing.T) {
 			defer wg.Wait()
 			defer pw.Close() // the body never ends on its own
 			wg.Go(func() { _, _ = pw.Write(data) })
-			_, err := c.Add(ctx, pr, node.AddOptions{})
+			_, err := c.Add(ctx, pr, core.AddOptions{})
 			return err
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake()
-			info := f.put(data, node.FileInfo{Name: "x"})
+			info := f.put(data, core.FileInfo{Name: "x"})
 			f.hang, f.failAfter = true, tc.failAfter
 			e := serve(t, f)
 
@@ -670,7 +670,7 @@ func TestAddLarge(t *testing.T) {
 	gate := make(chan struct{})
 	src := &countingReader{r: io.LimitReader(rand.NewChaCha8(seed), size), half: size / 2, gate: gate}
 	var progress []int64
-	res, err := e.c.Add(t.Context(), src, node.AddOptions{Name: "big", Progress: func(n int64) {
+	res, err := e.c.Add(t.Context(), src, core.AddOptions{Name: "big", Progress: func(n int64) {
 		if len(progress) == 0 {
 			close(gate)
 		}
@@ -731,7 +731,7 @@ func TestConcurrent(t *testing.T) {
 	for i := range 16 {
 		wg.Go(func() {
 			data := randomBytes(uint64(i), 50_000+i)
-			res, err := e.c.Add(t.Context(), bytes.NewReader(data), node.AddOptions{Name: fmt.Sprint(i)})
+			res, err := e.c.Add(t.Context(), bytes.NewReader(data), core.AddOptions{Name: fmt.Sprint(i)})
 			if err != nil {
 				errs <- err
 				return
@@ -772,12 +772,12 @@ func TestAddReadError(t *testing.T) {
 	f := newFake()
 	e := serve(t, f)
 	errDisk := errors.New("input/output error")
-	_, err := e.c.Add(t.Context(), &brokenReader{n: 500_000, err: errDisk}, node.AddOptions{})
+	_, err := e.c.Add(t.Context(), &brokenReader{n: 500_000, err: errDisk}, core.AddOptions{})
 	require.ErrorIs(t, err, errDisk)
 	require.ErrorContains(t, err, "api: add: read input")
 
 	// The client and the server carry on.
-	res, err := e.c.Add(t.Context(), strings.NewReader("ok"), node.AddOptions{})
+	res, err := e.c.Add(t.Context(), strings.NewReader("ok"), core.AddOptions{})
 	require.NoError(t, err)
 	require.Equal(t, int64(2), res.Size)
 }

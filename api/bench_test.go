@@ -6,7 +6,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 var benchSizes = []int{64 << 10, 1 << 20, 16 << 20}
@@ -23,9 +23,9 @@ func BenchmarkCat(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(sizeName(size), func(b *testing.B) {
 			f := newFake()
-			info := f.put(randomBytes(7, size), node.FileInfo{Name: "bench"})
+			info := f.put(randomBytes(7, size), core.FileInfo{Name: "bench"})
 			e := serve(b, f)
-			open := func(node.FileInfo) (io.Writer, error) { return io.Discard, nil }
+			open := func(core.FileInfo) (io.Writer, error) { return io.Discard, nil }
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -49,7 +49,7 @@ func BenchmarkAdd(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := e.c.Add(b.Context(), bytes.NewReader(data), node.AddOptions{Progress: func(int64) {}}); err != nil {
+				if _, err := e.c.Add(b.Context(), bytes.NewReader(data), core.AddOptions{Progress: func(int64) {}}); err != nil {
 					b.Fatal(err)
 				}
 			}

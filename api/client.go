@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 // maxErrorBody bounds how much of an error response the client reads.
@@ -152,7 +152,7 @@ func readLines(endpoint string, r io.Reader, fn func(*streamLine) error) error {
 		}
 		if l.Error != nil {
 			if l.Error.Code == "" {
-				l.Error.Code = node.KindOther
+				l.Error.Code = core.KindOther
 			}
 			return l.Error
 		}
@@ -173,7 +173,7 @@ var errAddDone = errors.New("api: add finished")
 // returns, except when ctx is cancelled: then Add returns at once, and the
 // goroutine ends as soon as the read from r in progress returns (a file's
 // at once, a silent terminal's when it gets input).
-func (c *Client) Add(ctx context.Context, r io.Reader, opt node.AddOptions) (*node.AddResult, error) {
+func (c *Client) Add(ctx context.Context, r io.Reader, opt core.AddOptions) (*core.AddResult, error) {
 	pr, pw := io.Pipe()
 	var readErr error // the pump's, set before pumped closes
 	pumped := make(chan struct{})
@@ -209,7 +209,7 @@ func (c *Client) Add(ctx context.Context, r io.Reader, opt node.AddOptions) (*no
 }
 
 // add runs the add request with body.
-func (c *Client) add(ctx context.Context, body io.Reader, opt node.AddOptions) (*node.AddResult, error) {
+func (c *Client) add(ctx context.Context, body io.Reader, opt core.AddOptions) (*core.AddResult, error) {
 	q := query("name", opt.Name, "mediaType", opt.MediaType)
 	if opt.Mode != 0 {
 		q.Set("mode", "0"+strconv.FormatUint(uint64(opt.Mode), 8))
@@ -219,7 +219,7 @@ func (c *Client) add(ctx context.Context, body io.Reader, opt node.AddOptions) (
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var res *node.AddResult
+	var res *core.AddResult
 	err = readLines("add", resp.Body, func(l *streamLine) error {
 		switch {
 		case l.Progress != nil:
@@ -227,7 +227,7 @@ func (c *Client) add(ctx context.Context, body io.Reader, opt node.AddOptions) (
 				opt.Progress(*l.Progress)
 			}
 		case l.Result != nil:
-			res = new(node.AddResult)
+			res = new(core.AddResult)
 			if err := json.Unmarshal(l.Result, res); err != nil {
 				return fmt.Errorf("%w: add: result: %w", ErrBadResponse, err)
 			}
@@ -247,10 +247,10 @@ func (c *Client) add(ctx context.Context, body io.Reader, opt node.AddOptions) (
 // open returns; open gets the file's info before the first byte, and its
 // error is returned as is. An error the daemon meets after the first byte
 // is returned after the bytes that came before it.
-func (c *Client) Cat(ctx context.Context, ref string, open func(node.FileInfo) (io.Writer, error)) error {
+func (c *Client) Cat(ctx context.Context, ref string, open func(core.FileInfo) (io.Writer, error)) error {
 	return c.download(ctx, "cat", ref, func(h http.Header) (io.Writer, error) {
 		v := h.Get(HeaderFile)
-		var info node.FileInfo
+		var info core.FileInfo
 		if err := json.Unmarshal([]byte(v), &info); err != nil {
 			return nil, fmt.Errorf("%w: cat: header %s: %w", ErrBadResponse, HeaderFile, err)
 		}
@@ -288,7 +288,7 @@ func (c *Client) download(ctx context.Context, endpoint, arg string, open func(h
 			return fmt.Errorf("%w: %s: trailer %s: %q", ErrBadResponse, endpoint, TrailerError, v)
 		}
 		if e.Code == "" {
-			e.Code = node.KindOther
+			e.Code = core.KindOther
 		}
 		return &e
 	}
@@ -310,8 +310,8 @@ func (ew *errWriter) Write(p []byte) (int, error) {
 }
 
 // Ls lists the node's own files.
-func (c *Client) Ls(ctx context.Context) ([]node.ListEntry, error) {
-	var v []node.ListEntry
+func (c *Client) Ls(ctx context.Context) ([]core.ListEntry, error) {
+	var v []core.ListEntry
 	if err := c.call(ctx, "ls", nil, &v); err != nil {
 		return nil, err
 	}
@@ -344,8 +344,8 @@ func (c *Client) Refs(ctx context.Context, ref string, fn func(cid string) error
 }
 
 // BlockStat describes block cid.
-func (c *Client) BlockStat(ctx context.Context, cid string) (*node.BlockStat, error) {
-	v := new(node.BlockStat)
+func (c *Client) BlockStat(ctx context.Context, cid string) (*core.BlockStat, error) {
+	v := new(core.BlockStat)
 	if err := c.call(ctx, "block/stat", query("arg", cid), v); err != nil {
 		return nil, err
 	}
@@ -353,8 +353,8 @@ func (c *Client) BlockStat(ctx context.Context, cid string) (*node.BlockStat, er
 }
 
 // RepoVerify verifies the daemon's blockstore.
-func (c *Client) RepoVerify(ctx context.Context) (*node.VerifyReport, error) {
-	v := new(node.VerifyReport)
+func (c *Client) RepoVerify(ctx context.Context) (*core.VerifyReport, error) {
+	v := new(core.VerifyReport)
 	if err := c.call(ctx, "repo/verify", nil, v); err != nil {
 		return nil, err
 	}
@@ -362,8 +362,8 @@ func (c *Client) RepoVerify(ctx context.Context) (*node.VerifyReport, error) {
 }
 
 // RepoGC collects the daemon's unpinned blocks.
-func (c *Client) RepoGC(ctx context.Context) (*node.GCResult, error) {
-	v := new(node.GCResult)
+func (c *Client) RepoGC(ctx context.Context) (*core.GCResult, error) {
+	v := new(core.GCResult)
 	if err := c.call(ctx, "repo/gc", nil, v); err != nil {
 		return nil, err
 	}
@@ -371,8 +371,8 @@ func (c *Client) RepoGC(ctx context.Context) (*node.GCResult, error) {
 }
 
 // RepoStat describes the daemon's repo.
-func (c *Client) RepoStat(ctx context.Context) (*node.RepoStat, error) {
-	v := new(node.RepoStat)
+func (c *Client) RepoStat(ctx context.Context) (*core.RepoStat, error) {
+	v := new(core.RepoStat)
 	if err := c.call(ctx, "repo/stat", nil, v); err != nil {
 		return nil, err
 	}
@@ -380,8 +380,8 @@ func (c *Client) RepoStat(ctx context.Context) (*node.RepoStat, error) {
 }
 
 // ID describes the daemon's peer.
-func (c *Client) ID(ctx context.Context) (*node.IDInfo, error) {
-	v := new(node.IDInfo)
+func (c *Client) ID(ctx context.Context) (*core.IDInfo, error) {
+	v := new(core.IDInfo)
 	if err := c.call(ctx, "id", nil, v); err != nil {
 		return nil, err
 	}
@@ -394,8 +394,8 @@ func (c *Client) Connect(ctx context.Context, addr string) error {
 }
 
 // Peers lists the daemon's connected peers, or all it knows.
-func (c *Client) Peers(ctx context.Context, all bool) ([]node.PeerInfo, error) {
-	var v []node.PeerInfo
+func (c *Client) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
+	var v []core.PeerInfo
 	if err := c.call(ctx, "peers", query("all", strconv.FormatBool(all)), &v); err != nil {
 		return nil, err
 	}
@@ -403,8 +403,8 @@ func (c *Client) Peers(ctx context.Context, all bool) ([]node.PeerInfo, error) {
 }
 
 // Status reports the replication of one of the node's files.
-func (c *Client) Status(ctx context.Context, cid string) (*node.StatusInfo, error) {
-	v := new(node.StatusInfo)
+func (c *Client) Status(ctx context.Context, cid string) (*core.StatusInfo, error) {
+	v := new(core.StatusInfo)
 	if err := c.call(ctx, "status", query("arg", cid), v); err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@
 //   - refs answers with one {"cid": ...} line per block, root first, and ends
 //     with an {"error": ...} line if the walk fails.
 //   - cat and block/get answer with the raw bytes. cat carries the file's
-//     [node.FileInfo] as JSON in the X-Casd-File header (non-ASCII escaped as
+//     [core.FileInfo] as JSON in the X-Casd-File header (non-ASCII escaped as
 //     \uXXXX, so any name survives). An error after the first byte arrives in
 //     the X-Casd-Error trailer, and the client returns it after the bytes
 //     that came before it.
@@ -39,10 +39,10 @@
 // # Errors
 //
 // An error before the response body starts is an HTTP status chosen by the
-// error's [node.Kind] (bad_input 400, not_found 404, integrity 422, busy 409,
+// error's [core.Kind] (bad_input 400, not_found 404, integrity 422, busy 409,
 // other 500) with a JSON body {"message": ..., "kind": ...}. The same object
 // is what the error line of a stream and the X-Casd-Error trailer hold. The
-// client turns it back into an [*Error], which [node.KindOf] classifies as
+// client turns it back into an [*Error], which [core.KindOf] classifies as
 // the server did, and whose message is the server's, word for word.
 //
 // # Cancellation

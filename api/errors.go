@@ -7,7 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 // Sentinel errors of the API.
@@ -27,14 +27,14 @@ var (
 
 // Error is an error the server reported. Its message is the server's, word
 // for word, and it keeps the server's classification: it implements
-// [node.Kinded], so [node.KindOf] returns Code.
+// [core.Kinded], so [core.KindOf] returns Code.
 //
 // It is also the JSON object of error bodies, error lines and the
 // X-Casd-Error trailer.
 type Error struct {
 	// Code is the error's kind as the server classified it. (It is not
-	// named Kind because the method of [node.Kinded] is.)
-	Code    node.Kind `json:"kind"`
+	// named Kind because the method of [core.Kinded] is.)
+	Code    core.Kind `json:"kind"`
 	Message string    `json:"message"`
 }
 
@@ -42,9 +42,9 @@ type Error struct {
 func (e *Error) Error() string { return e.Message }
 
 // Kind returns the error's kind.
-func (e *Error) Kind() node.Kind { return e.Code }
+func (e *Error) Kind() core.Kind { return e.Code }
 
-var _ node.Kinded = (*Error)(nil)
+var _ core.Kinded = (*Error)(nil)
 
 // toError converts any error into what goes on the wire.
 func toError(err error) *Error {
@@ -52,29 +52,29 @@ func toError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Code: node.KindOf(err), Message: err.Error()}
+	return &Error{Code: core.KindOf(err), Message: err.Error()}
 }
 
 // badInput is an error of the request itself, found by the API layer.
 func badInput(msg string) *Error {
-	return &Error{Code: node.KindBadInput, Message: "api: " + msg}
+	return &Error{Code: core.KindBadInput, Message: "api: " + msg}
 }
 
 // kindStatus is the one place that maps error kinds to HTTP statuses, both
 // ways.
 var kindStatus = []struct {
-	kind   node.Kind
+	kind   core.Kind
 	status int
 }{
-	{node.KindBadInput, http.StatusBadRequest},
-	{node.KindNotFound, http.StatusNotFound},
-	{node.KindIntegrity, http.StatusUnprocessableEntity},
-	{node.KindBusy, http.StatusConflict},
-	{node.KindOther, http.StatusInternalServerError},
+	{core.KindBadInput, http.StatusBadRequest},
+	{core.KindNotFound, http.StatusNotFound},
+	{core.KindIntegrity, http.StatusUnprocessableEntity},
+	{core.KindBusy, http.StatusConflict},
+	{core.KindOther, http.StatusInternalServerError},
 }
 
 // statusOf returns the HTTP status of an error of kind k.
-func statusOf(k node.Kind) int {
+func statusOf(k core.Kind) int {
 	for _, ks := range kindStatus {
 		if ks.kind == k {
 			return ks.status
@@ -85,16 +85,16 @@ func statusOf(k node.Kind) int {
 
 // kindOfStatus is the inverse of statusOf, for error bodies that do not
 // carry their kind (a proxy, a server of another version).
-func kindOfStatus(status int) node.Kind {
+func kindOfStatus(status int) core.Kind {
 	for _, ks := range kindStatus {
 		if ks.status == status {
 			return ks.kind
 		}
 	}
 	if status >= 400 && status < 500 {
-		return node.KindBadInput
+		return core.KindBadInput
 	}
-	return node.KindOther
+	return core.KindOther
 }
 
 // headerJSON encodes v as JSON that is a valid header value: json.Marshal

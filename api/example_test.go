@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/casd/casd/api"
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 // The daemon serves its node on a socket in the repo; the CLI dials it and
@@ -37,7 +37,7 @@ func Example() {
 	if err != nil {
 		panic(err) // errors.Is(err, api.ErrNoDaemon): open the repo instead
 	}
-	res, err := c.Add(ctx, strings.NewReader("hello\n"), node.AddOptions{Name: "hello.txt"})
+	res, err := c.Add(ctx, strings.NewReader("hello\n"), core.AddOptions{Name: "hello.txt"})
 	if err != nil {
 		panic(err)
 	}

@@ -10,22 +10,22 @@ import (
 	"sync"
 	"time"
 
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 // kindErr is an error of a given kind, as node's errors are classified.
 type kindErr struct {
-	kind node.Kind
+	kind core.Kind
 	msg  string
 }
 
 func (e kindErr) Error() string   { return e.msg }
-func (e kindErr) Kind() node.Kind { return e.kind }
+func (e kindErr) Kind() core.Kind { return e.kind }
 
-var errNotFound = kindErr{node.KindNotFound, "fake: not found"}
+var errNotFound = kindErr{core.KindNotFound, "fake: not found"}
 
 type fakeFile struct {
-	info node.FileInfo
+	info core.FileInfo
 	data []byte
 }
 
@@ -48,7 +48,7 @@ type fake struct {
 	// mu guards the fields below.
 	mu        sync.Mutex
 	files     map[string]fakeFile
-	lastAdd   node.AddOptions
+	lastAdd   core.AddOptions
 	added     int64  // bytes the last Add read
 	addedSum  []byte // their SHA-256
 	connected []string
@@ -85,7 +85,7 @@ func (f *fake) failing() bool { return f.hang || f.err != nil }
 func cidOf(sum []byte) string { return "bafk" + hex.EncodeToString(sum[:8]) }
 
 // put stores a file and returns its info.
-func (f *fake) put(data []byte, info node.FileInfo) node.FileInfo {
+func (f *fake) put(data []byte, info core.FileInfo) core.FileInfo {
 	sum := sha256.Sum256(data)
 	info.Cid = cidOf(sum[:])
 	info.Size = int64(len(data))
@@ -118,7 +118,7 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (f *fake) Add(ctx context.Context, r io.Reader, opt node.AddOptions) (*node.AddResult, error) {
+func (f *fake) Add(ctx context.Context, r io.Reader, opt core.AddOptions) (*core.AddResult, error) {
 	f.mu.Lock()
 	f.lastAdd = opt
 	f.lastAdd.Progress = nil
@@ -156,13 +156,13 @@ func (f *fake) Add(ctx context.Context, r io.Reader, opt node.AddOptions) (*node
 	if err != nil {
 		return nil, err
 	}
-	info := node.FileInfo{Name: opt.Name, Mode: opt.Mode, MediaType: opt.MediaType}
+	info := core.FileInfo{Name: opt.Name, Mode: opt.Mode, MediaType: opt.MediaType}
 	if f.discard {
 		info.Cid, info.Size = cidOf(sum), pw.n
 	} else {
 		info = f.put(data.Bytes(), info)
 	}
-	return &node.AddResult{FileInfo: info, Capability: "cap-" + info.Cid}, nil
+	return &core.AddResult{FileInfo: info, Capability: "cap-" + info.Cid}, nil
 }
 
 // send writes data to w in small pieces, failing as injected.
@@ -185,7 +185,7 @@ func (f *fake) send(ctx context.Context, w io.Writer, data []byte) error {
 	return nil
 }
 
-func (f *fake) Cat(ctx context.Context, ref string, open func(node.FileInfo) (io.Writer, error)) error {
+func (f *fake) Cat(ctx context.Context, ref string, open func(core.FileInfo) (io.Writer, error)) error {
 	if f.failing() && f.failAfter == 0 {
 		return f.fail(ctx)
 	}
@@ -240,15 +240,15 @@ func (f *fake) Refs(ctx context.Context, ref string, fn func(cid string) error) 
 
 var added = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func (f *fake) Ls(ctx context.Context) ([]node.ListEntry, error) {
+func (f *fake) Ls(ctx context.Context) ([]core.ListEntry, error) {
 	if err := f.fail(ctx); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []node.ListEntry
+	var out []core.ListEntry
 	for _, ff := range f.files {
-		out = append(out, node.ListEntry{Cid: ff.info.Cid, Name: ff.info.Name, Size: ff.info.Size, Added: added})
+		out = append(out, core.ListEntry{Cid: ff.info.Cid, Name: ff.info.Name, Size: ff.info.Size, Added: added})
 	}
 	return out, nil
 }
@@ -263,7 +263,7 @@ func (f *fake) Share(ctx context.Context, cid string) (string, error) {
 	return "cap-" + cid, nil
 }
 
-func (f *fake) BlockStat(ctx context.Context, cid string) (*node.BlockStat, error) {
+func (f *fake) BlockStat(ctx context.Context, cid string) (*core.BlockStat, error) {
 	if err := f.fail(ctx); err != nil {
 		return nil, err
 	}
@@ -271,35 +271,35 @@ func (f *fake) BlockStat(ctx context.Context, cid string) (*node.BlockStat, erro
 	if !ok {
 		return nil, fmt.Errorf("block stat %s: %w", cid, errNotFound)
 	}
-	return &node.BlockStat{Cid: cid, Size: len(ff.data)}, nil
+	return &core.BlockStat{Cid: cid, Size: len(ff.data)}, nil
 }
 
-func (f *fake) RepoVerify(ctx context.Context) (*node.VerifyReport, error) {
+func (f *fake) RepoVerify(ctx context.Context) (*core.VerifyReport, error) {
 	if err := f.fail(ctx); err != nil {
 		return nil, err
 	}
-	return &node.VerifyReport{Checked: 7, Corrupt: []string{"bafkbad"}, Missing: []string{}}, nil
+	return &core.VerifyReport{Checked: 7, Corrupt: []string{"bafkbad"}, Missing: []string{}}, nil
 }
 
-func (f *fake) RepoGC(ctx context.Context) (*node.GCResult, error) {
+func (f *fake) RepoGC(ctx context.Context) (*core.GCResult, error) {
 	if err := f.fail(ctx); err != nil {
 		return nil, err
 	}
-	return &node.GCResult{Removed: 3, Freed: 3 << 20}, nil
+	return &core.GCResult{Removed: 3, Freed: 3 << 20}, nil
 }
 
-func (f *fake) RepoStat(ctx context.Context) (*node.RepoStat, error) {
+func (f *fake) RepoStat(ctx context.Context) (*core.RepoStat, error) {
 	if err := f.fail(ctx); err != nil {
 		return nil, err
 	}
-	return &node.RepoStat{Path: "/repo", Version: 1, Blocks: 10, Bytes: 1 << 30, Pins: 2, Files: 2}, nil
+	return &core.RepoStat{Path: "/repo", Version: 1, Blocks: 10, Bytes: 1 << 30, Pins: 2, Files: 2}, nil
 }
 
-func (f *fake) ID(ctx context.Context) (*node.IDInfo, error) {
+func (f *fake) ID(ctx context.Context) (*core.IDInfo, error) {
 	if err := f.fail(ctx); err != nil {
 		return nil, err
 	}
-	return &node.IDInfo{
+	return &core.IDInfo{
 		ID:           "12D3KooWfake",
 		Addrs:        []string{"/ip4/127.0.0.1/tcp/4001"},
 		AgentVersion: "casd/test",
@@ -317,23 +317,23 @@ func (f *fake) Connect(ctx context.Context, addr string) error {
 	return nil
 }
 
-func (f *fake) Peers(ctx context.Context, all bool) ([]node.PeerInfo, error) {
+func (f *fake) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
 	if err := f.fail(ctx); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
 	f.peersAll = append(f.peersAll, all)
 	f.mu.Unlock()
-	out := []node.PeerInfo{{ID: "12D3KooWa", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}, Connected: true}}
+	out := []core.PeerInfo{{ID: "12D3KooWa", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}, Connected: true}}
 	if all {
-		out = append(out, node.PeerInfo{ID: "12D3KooWb", Addrs: []string{"/ip4/10.0.0.2/udp/4001/quic-v1"}})
+		out = append(out, core.PeerInfo{ID: "12D3KooWb", Addrs: []string{"/ip4/10.0.0.2/udp/4001/quic-v1"}})
 	}
 	return out, nil
 }
 
-func (f *fake) Status(ctx context.Context, cid string) (*node.StatusInfo, error) {
+func (f *fake) Status(ctx context.Context, cid string) (*core.StatusInfo, error) {
 	if err := f.fail(ctx); err != nil {
 		return nil, err
 	}
-	return &node.StatusInfo{Cid: cid, Goal: 3, Replicas: []string{"12D3KooWa", "12D3KooWb"}}, nil
+	return &core.StatusInfo{Cid: cid, Goal: 3, Replicas: []string{"12D3KooWa", "12D3KooWb"}}, nil
 }

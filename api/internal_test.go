@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 // FuzzHeaderJSON guards the X-Casd-File header: whatever the name, the
@@ -26,7 +26,7 @@ func FuzzHeaderJSON(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		in := node.FileInfo{Cid: "bafk", Name: name, MediaType: name, Size: 1}
+		in := core.FileInfo{Cid: "bafk", Name: name, MediaType: name, Size: 1}
 		v, err := headerJSON(in)
 		require.NoError(t, err)
 		for i := 0; i < len(v); i++ {
@@ -34,7 +34,7 @@ func FuzzHeaderJSON(f *testing.F) {
 				t.Fatalf("byte %#x at %d in %q", v[i], i, v)
 			}
 		}
-		var got node.FileInfo
+		var got core.FileInfo
 		require.NoError(t, json.Unmarshal([]byte(v), &got))
 		if utf8.ValidString(name) {
 			require.Equal(t, in, got)
@@ -57,7 +57,7 @@ func FuzzReadLines(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		err := readLines("fuzz", bytes.NewReader(data), func(l *streamLine) error {
 			if l.Result != nil {
-				var res node.AddResult
+				var res core.AddResult
 				if err := json.Unmarshal(l.Result, &res); err != nil {
 					return ErrBadResponse
 				}
@@ -95,12 +95,12 @@ func FuzzReadError(f *testing.F) {
 }
 
 func TestKindStatus(t *testing.T) {
-	for _, k := range []node.Kind{node.KindBadInput, node.KindNotFound, node.KindIntegrity, node.KindBusy, node.KindOther} {
+	for _, k := range []core.Kind{core.KindBadInput, core.KindNotFound, core.KindIntegrity, core.KindBusy, core.KindOther} {
 		require.Equal(t, k, kindOfStatus(statusOf(k)), "round trip of %s", k)
 	}
 	require.Equal(t, http.StatusInternalServerError, statusOf("from_the_future"))
-	require.Equal(t, node.KindBadInput, kindOfStatus(http.StatusMethodNotAllowed))
-	require.Equal(t, node.KindOther, kindOfStatus(http.StatusBadGateway))
+	require.Equal(t, core.KindBadInput, kindOfStatus(http.StatusMethodNotAllowed))
+	require.Equal(t, core.KindOther, kindOfStatus(http.StatusBadGateway))
 }
 
 func TestHeaderJSONSurrogates(t *testing.T) {

@@ -17,14 +17,14 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 var log = logging.Logger("casd/api")
 
 // Header and trailer names of the protocol.
 const (
-	// HeaderFile carries the [node.FileInfo] of a cat response as JSON
+	// HeaderFile carries the [core.FileInfo] of a cat response as JSON
 	// whose non-ASCII characters are \u-escaped.
 	HeaderFile = "X-Casd-File"
 	// TrailerError carries an [Error] as JSON when a cat or block/get fails
@@ -36,31 +36,10 @@ const (
 // progress lines.
 const progressStep = 256 << 10
 
-// Backend is what the server serves: the operations of a node. *node.Node
-// implements it, and so does [*Client], so the CLI runs its commands on
-// either. The methods must be safe for concurrent use; each gets the
-// request's context and must stop when it is cancelled.
-//
-// Cat calls open once the file's root is authenticated and before the
-// first byte, and streams the file into the writer open returns; an error
-// from open is returned as is. Refs calls fn for every block of ref, root
-// first, and returns the first error fn returns.
-type Backend interface {
-	Add(ctx context.Context, r io.Reader, opt node.AddOptions) (*node.AddResult, error)
-	Cat(ctx context.Context, ref string, open func(node.FileInfo) (io.Writer, error)) error
-	Ls(ctx context.Context) ([]node.ListEntry, error)
-	Share(ctx context.Context, cid string) (string, error)
-	Refs(ctx context.Context, ref string, fn func(cid string) error) error
-	BlockGet(ctx context.Context, cid string, w io.Writer) error
-	BlockStat(ctx context.Context, cid string) (*node.BlockStat, error)
-	RepoVerify(ctx context.Context) (*node.VerifyReport, error)
-	RepoGC(ctx context.Context) (*node.GCResult, error)
-	RepoStat(ctx context.Context) (*node.RepoStat, error)
-	ID(ctx context.Context) (*node.IDInfo, error)
-	Connect(ctx context.Context, addr string) error
-	Peers(ctx context.Context, all bool) ([]node.PeerInfo, error)
-	Status(ctx context.Context, cid string) (*node.StatusInfo, error)
-}
+// Backend is what the server serves: every concern of a node. The daemon
+// serves a *node.Node; [*Client] implements it too, so the CLI runs its
+// commands on either.
+type Backend = core.Backend
 
 // Server serves a [Backend] over HTTP. Create it with [NewServer], run it
 // with [Server.Serve] and stop it with [Server.Shutdown].
@@ -173,7 +152,7 @@ func (s *Server) wrap(h http.HandlerFunc) http.Handler {
 		}
 		s.mu.Unlock()
 		if closing {
-			writeError(w, r, &Error{Code: node.KindBusy, Message: "api: daemon shutting down"})
+			writeError(w, r, &Error{Code: core.KindBusy, Message: "api: daemon shutting down"})
 			return
 		}
 		defer s.handlers.Done()
@@ -318,7 +297,7 @@ func (lw *lineWriter) finish(result any, err error) {
 
 func (s *Server) add(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	opt := node.AddOptions{Name: q.Get("name"), MediaType: q.Get("mediaType")}
+	opt := core.AddOptions{Name: q.Get("name"), MediaType: q.Get("mediaType")}
 	if m := q.Get("mode"); m != "" {
 		v, err := strconv.ParseUint(m, 0, 32)
 		if err != nil {
@@ -419,7 +398,7 @@ func (s *Server) cat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bw := startBody(w)
-	err := s.b.Cat(r.Context(), ref, func(info node.FileInfo) (io.Writer, error) {
+	err := s.b.Cat(r.Context(), ref, func(info core.FileInfo) (io.Writer, error) {
 		v, err := headerJSON(info)
 		if err != nil {
 			return nil, fmt.Errorf("api: encode file info: %w", err)
@@ -442,7 +421,7 @@ func (s *Server) blockGet(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ls(w http.ResponseWriter, r *http.Request) {
 	v, err := s.b.Ls(r.Context())
 	if v == nil {
-		v = []node.ListEntry{}
+		v = []core.ListEntry{}
 	}
 	writeValue(w, r, v, err)
 }
@@ -509,7 +488,7 @@ func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := s.b.Peers(r.Context(), all)
 	if v == nil {
-		v = []node.PeerInfo{}
+		v = []core.PeerInfo{}
 	}
 	writeValue(w, r, v, err)
 }

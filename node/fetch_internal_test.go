@@ -18,6 +18,7 @@ import (
 
 	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/config"
+	"github.com/casd/casd/core"
 	"github.com/casd/casd/dag"
 	"github.com/casd/casd/protocol"
 )
@@ -63,7 +64,7 @@ func TestFetcherDropsLyingPeer(t *testing.T) {
 	data := make([]byte, 3<<20+17)
 	_, err := rand.Read(data)
 	require.NoError(t, err)
-	res, err := honest.Add(t.Context(), bytes.NewReader(data), AddOptions{Name: "x"})
+	res, err := honest.Add(t.Context(), bytes.NewReader(data), core.AddOptions{Name: "x"})
 	require.NoError(t, err)
 
 	// The liar holds a copy of every block and serves it corrupted.
@@ -109,7 +110,7 @@ func TestRetryReachesGoalWhenPeersAppear(t *testing.T) {
 	owner := startTestNode(t, 3)
 	first := startTestNode(t, 0)
 	connect(t, owner, first)
-	res, err := owner.Add(t.Context(), bytes.NewReader([]byte("too few peers")), AddOptions{Name: "x"})
+	res, err := owner.Add(t.Context(), bytes.NewReader([]byte("too few peers")), core.AddOptions{Name: "x"})
 	require.NoError(t, err)
 	require.Len(t, res.Replicas, 1)
 	root, err := cid.Decode(res.Cid)
@@ -142,7 +143,7 @@ func TestFetcherAbandonsSilentPeer(t *testing.T) {
 	honest := startTestNode(t, 0)
 	reader := startTestNode(t, 0)
 	silent := startTestNode(t, 0)
-	res, err := honest.Add(t.Context(), bytes.NewReader([]byte("who answers?")), AddOptions{Name: "x"})
+	res, err := honest.Add(t.Context(), bytes.NewReader([]byte("who answers?")), core.AddOptions{Name: "x"})
 	require.NoError(t, err)
 	root, err := cid.Decode(res.Cid)
 	require.NoError(t, err)
@@ -178,7 +179,7 @@ func TestStartAnnouncesHeldRoots(t *testing.T) {
 	require.NoError(t, err)
 	offline, err := Open(t.Context(), repo, Options{})
 	require.NoError(t, err)
-	res, err := offline.Add(t.Context(), bytes.NewReader([]byte("added offline")), AddOptions{Name: "x"})
+	res, err := offline.Add(t.Context(), bytes.NewReader([]byte("added offline")), core.AddOptions{Name: "x"})
 	require.NoError(t, err)
 	require.NoError(t, offline.Close())
 	root, err := cid.Decode(res.Cid)
@@ -207,7 +208,7 @@ func TestPendingSurvivesRestart(t *testing.T) {
 	require.NoError(t, err)
 	n, err := Open(t.Context(), repo, Options{Online: true})
 	require.NoError(t, err)
-	res, err := n.Add(t.Context(), bytes.NewReader([]byte("nobody to hold me")), AddOptions{Name: "x"})
+	res, err := n.Add(t.Context(), bytes.NewReader([]byte("nobody to hold me")), core.AddOptions{Name: "x"})
 	require.NoError(t, err)
 	require.Empty(t, res.Replicas)
 	require.NoError(t, n.Close())
@@ -245,7 +246,7 @@ func TestReadAsksKnownReplicasFirst(t *testing.T) {
 	owner := startTestNode(t, 0)
 	holder := startTestNode(t, 0)
 	reader := startTestNode(t, 0) // connected to nobody: its DHT is empty
-	res, err := owner.Add(t.Context(), bytes.NewReader([]byte("ask the replica")), AddOptions{Name: "x"})
+	res, err := owner.Add(t.Context(), bytes.NewReader([]byte("ask the replica")), core.AddOptions{Name: "x"})
 	require.NoError(t, err)
 	root, err := cid.Decode(res.Cid)
 	require.NoError(t, err)
@@ -266,10 +267,10 @@ func TestReadAsksKnownReplicasFirst(t *testing.T) {
 	require.Equal(t, "ask the replica", string(got))
 }
 
-func catInternal(t *testing.T, n *Node, ref string) ([]byte, FileInfo, error) {
+func catInternal(t *testing.T, n *Node, ref string) ([]byte, core.FileInfo, error) {
 	t.Helper()
 	var buf bytes.Buffer
-	var info FileInfo
-	err := n.Cat(t.Context(), ref, func(fi FileInfo) (io.Writer, error) { info = fi; return &buf, nil })
+	var info core.FileInfo
+	err := n.Cat(t.Context(), ref, func(fi core.FileInfo) (io.Writer, error) { info = fi; return &buf, nil })
 	return buf.Bytes(), info, err
 }

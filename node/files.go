@@ -11,18 +11,19 @@ import (
 
 	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/config"
+	"github.com/casd/casd/core"
 	"github.com/casd/casd/dag"
 )
 
 // Add stores r as a file of this node: encrypted blocks in the local store,
 // pinned as the node's own; online, it then replicates them.
-func (n *Node) Add(ctx context.Context, r io.Reader, opt AddOptions) (*AddResult, error) {
+func (n *Node) Add(ctx context.Context, r io.Reader, opt core.AddOptions) (*core.AddResult, error) {
 	meta := dag.Meta{Name: opt.Name, Mode: fs.FileMode(opt.Mode).Perm(), MediaType: opt.MediaType}
 	added, err := n.addLocal(ctx, r, meta, opt.Progress)
 	if err != nil {
 		return nil, err
 	}
-	res := &AddResult{FileInfo: fileInfo(added.Root, &added.Meta), Capability: added.Capability().String()}
+	res := &core.AddResult{FileInfo: fileInfo(added.Root, &added.Meta), Capability: added.Capability().String()}
 	if n.net != nil {
 		res.Goal = n.repo.Config.Replication.Factor
 		res.Replicas, err = n.net.replicate(ctx, added.Root)
@@ -52,14 +53,14 @@ func (n *Node) addLocal(ctx context.Context, r io.Reader, meta dag.Meta, progres
 	return added, nil
 }
 
-func fileInfo(root cid.Cid, m *dag.Meta) FileInfo {
-	return FileInfo{Cid: root.String(), Name: m.Name, Size: m.Size, Mode: uint32(m.Mode.Perm()), MediaType: m.MediaType}
+func fileInfo(root cid.Cid, m *dag.Meta) core.FileInfo {
+	return core.FileInfo{Cid: root.String(), Name: m.Name, Size: m.Size, Mode: uint32(m.Mode.Perm()), MediaType: m.MediaType}
 }
 
 // Cat streams the file named by ref (a CID of one of this node's files, or
 // a capability) into the writer that open returns. open is called once the
 // root is authenticated, before any byte is written.
-func (n *Node) Cat(ctx context.Context, ref string, open func(FileInfo) (io.Writer, error)) error {
+func (n *Node) Cat(ctx context.Context, ref string, open func(core.FileInfo) (io.Writer, error)) error {
 	r, err := dag.ParseRef(ref)
 	if err != nil {
 		return err
@@ -117,12 +118,12 @@ func (n *Node) readWindow() int {
 }
 
 // Ls lists the node's own files, oldest first.
-func (n *Node) Ls(ctx context.Context) ([]ListEntry, error) {
+func (n *Node) Ls(ctx context.Context) ([]core.ListEntry, error) {
 	pins, err := n.store.Pins(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list pins: %w", err)
 	}
-	out := []ListEntry{}
+	out := []core.ListEntry{}
 	for _, p := range pins {
 		if p.Reason != PinOwner {
 			continue
@@ -131,7 +132,7 @@ func (n *Node) Ls(ctx context.Context) ([]ListEntry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", p.Root, err)
 		}
-		out = append(out, ListEntry{Cid: p.Root.String(), Name: f.Meta.Name, Size: f.Meta.Size, Added: p.Created})
+		out = append(out, core.ListEntry{Cid: p.Root.String(), Name: f.Meta.Name, Size: f.Meta.Size, Added: p.Created})
 	}
 	return out, nil
 }
@@ -146,7 +147,7 @@ func (n *Node) Share(ctx context.Context, ref string) (string, error) {
 	defer done()
 	f, err := n.openRef(ctx, src, r)
 	if errors.Is(err, dag.ErrNeedCapability) {
-		return "", fmt.Errorf("share %s: %w", ref, ErrNotOwned)
+		return "", fmt.Errorf("share %s: %w", ref, core.ErrNotOwned)
 	}
 	if err != nil {
 		return "", fmt.Errorf("share %s: %w", ref, err)
@@ -183,7 +184,7 @@ func (n *Node) BlockGet(ctx context.Context, c string, w io.Writer) error {
 }
 
 // BlockStat describes one local block.
-func (n *Node) BlockStat(ctx context.Context, c string) (*BlockStat, error) {
+func (n *Node) BlockStat(ctx context.Context, c string) (*core.BlockStat, error) {
 	id, err := parseCID(c)
 	if err != nil {
 		return nil, err
@@ -192,25 +193,25 @@ func (n *Node) BlockStat(ctx context.Context, c string) (*BlockStat, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &BlockStat{Cid: id.String(), Size: size}, nil
+	return &core.BlockStat{Cid: id.String(), Size: size}, nil
 }
 
 func parseCID(s string) (cid.Cid, error) {
 	c, err := cid.Decode(s)
 	if err != nil {
-		return cid.Undef, fmt.Errorf("%w: %q is not a CID: %v", ErrBadInput, s, err)
+		return cid.Undef, fmt.Errorf("%w: %q is not a CID: %v", core.ErrBadInput, s, err)
 	}
 	return c, nil
 }
 
 // RepoVerify rehashes every block and walks every pin. Bad blocks are in
 // the report, not in the error.
-func (n *Node) RepoVerify(ctx context.Context) (*VerifyReport, error) {
+func (n *Node) RepoVerify(ctx context.Context) (*core.VerifyReport, error) {
 	rep, err := n.store.Verify(ctx, dag.Links)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	return &VerifyReport{Checked: rep.Checked, Corrupt: cidStrings(rep.Corrupt), Missing: cidStrings(rep.Missing)}, nil
+	return &core.VerifyReport{Checked: rep.Checked, Corrupt: cidStrings(rep.Corrupt), Missing: cidStrings(rep.Missing)}, nil
 }
 
 func cidStrings(cs []cid.Cid) []string {
@@ -222,16 +223,16 @@ func cidStrings(cs []cid.Cid) []string {
 }
 
 // RepoGC removes every block that no pin reaches.
-func (n *Node) RepoGC(ctx context.Context) (*GCResult, error) {
+func (n *Node) RepoGC(ctx context.Context) (*core.GCResult, error) {
 	res, err := n.store.GC(ctx, dag.Links, blockstore.WithLeaves(dag.LinksAreLeaves))
 	if err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
-	return &GCResult{Removed: res.Removed, Freed: res.Freed}, nil
+	return &core.GCResult{Removed: res.Removed, Freed: res.Freed}, nil
 }
 
 // RepoStat reports the repo's size and contents.
-func (n *Node) RepoStat(ctx context.Context) (*RepoStat, error) {
+func (n *Node) RepoStat(ctx context.Context) (*core.RepoStat, error) {
 	st, err := n.store.Stat(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stat: %w", err)
@@ -246,12 +247,12 @@ func (n *Node) RepoStat(ctx context.Context) (*RepoStat, error) {
 			files++
 		}
 	}
-	return &RepoStat{Path: n.repo.Path, Version: config.RepoVersion, Blocks: st.Blocks, Bytes: st.Bytes, Pins: st.Pins, Files: files}, nil
+	return &core.RepoStat{Path: n.repo.Path, Version: config.RepoVersion, Blocks: st.Blocks, Bytes: st.Bytes, Pins: st.Pins, Files: files}, nil
 }
 
 // ID describes the node; offline it has no addresses.
-func (n *Node) ID(ctx context.Context) (*IDInfo, error) {
-	info := &IDInfo{ID: n.repo.PeerID().String(), Addrs: []string{}, AgentVersion: AgentVersion, Protocols: ourProtocols()}
+func (n *Node) ID(ctx context.Context) (*core.IDInfo, error) {
+	info := &core.IDInfo{ID: n.repo.PeerID().String(), Addrs: []string{}, AgentVersion: AgentVersion, Protocols: ourProtocols()}
 	if n.net != nil {
 		n.net.describe(info)
 	}

@@ -15,6 +15,7 @@ import (
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/casd/casd/core"
 	"github.com/casd/casd/crypt"
 	"github.com/casd/casd/protocol"
 )
@@ -163,7 +164,7 @@ func (nw *online) strike(p peer.ID, reason string) {
 }
 
 // describe fills in the online parts of `casd id`.
-func (nw *online) describe(info *IDInfo) {
+func (nw *online) describe(info *core.IDInfo) {
 	self := "/p2p/" + nw.host.ID().String()
 	info.Addrs = info.Addrs[:0]
 	for _, a := range nw.host.Addrs() {

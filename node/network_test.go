@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/casd/casd/config"
+	"github.com/casd/casd/core"
 	"github.com/casd/casd/node"
 )
 
@@ -59,7 +60,7 @@ func TestReplicateAndRetrieveByCapability(t *testing.T) {
 
 	_, _, err = cat(ctx, reader, res.Cid)
 	require.Error(t, err)
-	require.Equal(t, node.KindIntegrity, node.KindOf(err))
+	require.Equal(t, core.KindIntegrity, core.KindOf(err))
 	require.ErrorContains(t, err, "capability is needed")
 
 	require.NoError(t, owner.Close())
@@ -71,7 +72,7 @@ func TestReplicateAndRetrieveByCapability(t *testing.T) {
 
 func TestAddReportsUnderReplication(t *testing.T) {
 	nodes, _ := startNetwork(t, 2)
-	res, err := nodes[1].Add(t.Context(), bytes.NewReader(randomData(t, 1000)), node.AddOptions{Name: "x"})
+	res, err := nodes[1].Add(t.Context(), bytes.NewReader(randomData(t, 1000)), core.AddOptions{Name: "x"})
 	require.NoError(t, err, "the file is stored: under-replication shows in the result")
 	require.Equal(t, 3, res.Goal)
 	require.Len(t, res.Replicas, 1)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/config"
+	"github.com/casd/casd/core"
 	"github.com/casd/casd/crypt"
 )
 
@@ -20,6 +21,9 @@ const (
 	PinOwner   = "owner"
 	PinPending = "pending-replication"
 )
+
+// A node serves every concern of the API.
+var _ core.Backend = (*Node)(nil)
 
 // Options configure [Open].
 type Options struct {

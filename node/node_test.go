@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/casd/casd/config"
+	"github.com/casd/casd/core"
 	"github.com/casd/casd/dag"
 	"github.com/casd/casd/node"
 )
@@ -45,17 +46,17 @@ func randomData(t testing.TB, size int) []byte {
 	return b
 }
 
-func addBytes(t testing.TB, n *node.Node, data []byte, name string) *node.AddResult {
+func addBytes(t testing.TB, n *node.Node, data []byte, name string) *core.AddResult {
 	t.Helper()
-	res, err := n.Add(t.Context(), bytes.NewReader(data), node.AddOptions{Name: name, Mode: 0o644})
+	res, err := n.Add(t.Context(), bytes.NewReader(data), core.AddOptions{Name: name, Mode: 0o644})
 	require.NoError(t, err)
 	return res
 }
 
-func cat(ctx context.Context, n *node.Node, ref string) ([]byte, node.FileInfo, error) {
+func cat(ctx context.Context, n *node.Node, ref string) ([]byte, core.FileInfo, error) {
 	var buf bytes.Buffer
-	var info node.FileInfo
-	err := n.Cat(ctx, ref, func(fi node.FileInfo) (io.Writer, error) { info = fi; return &buf, nil })
+	var info core.FileInfo
+	err := n.Cat(ctx, ref, func(fi core.FileInfo) (io.Writer, error) { info = fi; return &buf, nil })
 	return buf.Bytes(), info, err
 }
 
@@ -83,7 +84,7 @@ func TestOfflineFileLifecycle(t *testing.T) {
 	ls, err := n.Ls(ctx)
 	require.NoError(t, err)
 	require.Len(t, ls, 1)
-	require.Equal(t, node.ListEntry{Cid: res.Cid, Name: "report 2026.pdf", Size: int64(len(data)), Added: ls[0].Added}, ls[0])
+	require.Equal(t, core.ListEntry{Cid: res.Cid, Name: "report 2026.pdf", Size: int64(len(data)), Added: ls[0].Added}, ls[0])
 
 	var refs []string
 	require.NoError(t, n.Refs(ctx, res.Cid, func(c string) error { refs = append(refs, c); return nil }))
@@ -129,23 +130,23 @@ func TestOfflineErrorKinds(t *testing.T) {
 	cases := []struct {
 		name string
 		ref  string
-		want node.Kind
+		want core.Kind
 	}{
-		{"not a CID", "hello", node.KindBadInput},
-		{"unknown CID", foreign.Cid, node.KindNotFound},
-		{"chunk CID", chunk, node.KindIntegrity},
-		{"wrong key", wrongKey.String(), node.KindIntegrity},
-		{"mistyped capability", mistype(res.Capability), node.KindBadInput},
+		{"not a CID", "hello", core.KindBadInput},
+		{"unknown CID", foreign.Cid, core.KindNotFound},
+		{"chunk CID", chunk, core.KindIntegrity},
+		{"wrong key", wrongKey.String(), core.KindIntegrity},
+		{"mistyped capability", mistype(res.Capability), core.KindBadInput},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := cat(ctx, n, tc.ref)
 			require.Error(t, err)
-			require.Equal(t, tc.want, node.KindOf(err), "error: %v", err)
+			require.Equal(t, tc.want, core.KindOf(err), "error: %v", err)
 		})
 	}
 
-	require.ErrorIs(t, n.Connect(ctx, "/ip4/127.0.0.1/tcp/1"), node.ErrOffline)
+	require.ErrorIs(t, n.Connect(ctx, "/ip4/127.0.0.1/tcp/1"), core.ErrOffline)
 }
 
 func TestOfflineCorruptBlockFailsCatAndVerify(t *testing.T) {
@@ -171,7 +172,7 @@ func TestOfflineCorruptBlockFailsCatAndVerify(t *testing.T) {
 
 	_, _, err = cat(ctx, n, res.Cid)
 	require.Error(t, err)
-	require.Equal(t, node.KindIntegrity, node.KindOf(err))
+	require.Equal(t, core.KindIntegrity, core.KindOf(err))
 
 	rep, err := n.RepoVerify(ctx)
 	require.NoError(t, err)

@@ -11,21 +11,22 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/casd/casd/core"
 	"github.com/casd/casd/protocol"
 )
 
 // Connect dials the peer at addr, a multiaddr ending in /p2p/<id>.
 func (n *Node) Connect(ctx context.Context, addr string) error {
 	if n.net == nil {
-		return ErrOffline
+		return core.ErrOffline
 	}
 	a, err := ma.NewMultiaddr(addr)
 	if err != nil {
-		return fmt.Errorf("%w: %q is not a multiaddr: %v", ErrBadInput, addr, err)
+		return fmt.Errorf("%w: %q is not a multiaddr: %v", core.ErrBadInput, addr, err)
 	}
 	ai, err := peer.AddrInfoFromP2pAddr(a)
 	if err != nil {
-		return fmt.Errorf("%w: %q: %v (it must end in /p2p/<peer id>)", ErrBadInput, addr, err)
+		return fmt.Errorf("%w: %q: %v (it must end in /p2p/<peer id>)", core.ErrBadInput, addr, err)
 	}
 	if err := n.net.host.Connect(ctx, *ai); err != nil {
 		return fmt.Errorf("connect %s: %w", ai.ID, err)
@@ -35,21 +36,21 @@ func (n *Node) Connect(ctx context.Context, addr string) error {
 
 // Peers lists the connected peers or, with all, every peer with a known
 // address.
-func (n *Node) Peers(ctx context.Context, all bool) ([]PeerInfo, error) {
+func (n *Node) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
 	if n.net == nil {
-		return nil, ErrOffline
+		return nil, core.ErrOffline
 	}
 	h := n.net.host
 	ids := h.Network().Peers()
 	if all {
 		ids = h.Peerstore().PeersWithAddrs()
 	}
-	out := []PeerInfo{}
+	out := []core.PeerInfo{}
 	for _, p := range ids {
 		if p == h.ID() {
 			continue
 		}
-		info := PeerInfo{ID: p.String(), Addrs: []string{}, Connected: len(h.Network().ConnsToPeer(p)) > 0}
+		info := core.PeerInfo{ID: p.String(), Addrs: []string{}, Connected: len(h.Network().ConnsToPeer(p)) > 0}
 		for _, c := range h.Network().ConnsToPeer(p) {
 			info.Addrs = append(info.Addrs, c.RemoteMultiaddr().String())
 		}
@@ -60,7 +61,7 @@ func (n *Node) Peers(ctx context.Context, all bool) ([]PeerInfo, error) {
 		}
 		out = append(out, info)
 	}
-	slices.SortFunc(out, func(a, b PeerInfo) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b core.PeerInfo) int { return cmpString(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -76,9 +77,9 @@ func cmpString(a, b string) int {
 
 // Status asks the root's providers, and the connected peers, whether they
 // hold the whole file right now. The node itself never counts.
-func (n *Node) Status(ctx context.Context, c string) (*StatusInfo, error) {
+func (n *Node) Status(ctx context.Context, c string) (*core.StatusInfo, error) {
 	if n.net == nil {
-		return nil, ErrOffline
+		return nil, core.ErrOffline
 	}
 	ref, err := parseCID(c)
 	if err != nil {
@@ -107,7 +108,7 @@ func (n *Node) Status(ctx context.Context, c string) (*StatusInfo, error) {
 	}
 	wg.Wait()
 	slices.Sort(replicas)
-	return &StatusInfo{Cid: ref.String(), Goal: n.repo.Config.Replication.Factor, Replicas: replicas}, nil
+	return &core.StatusInfo{Cid: ref.String(), Goal: n.repo.Config.Replication.Factor, Replicas: replicas}, nil
 }
 
 // statusTimeout bounds how long a peer may take to tell `casd status`

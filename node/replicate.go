@@ -19,12 +19,6 @@ import (
 	"github.com/casd/casd/protocol"
 )
 
-// ErrUnderReplicated describes an add whose file reached fewer replicas
-// than its goal: [Node.Add] returns no error then (the file is stored, and
-// the node keeps trying), but [AddResult] shows it, and the CLI fails with
-// this error.
-var ErrUnderReplicated = errors.New("fewer replicas than the goal")
-
 // replicate pushes root to the peers closest to it that accept it, until
 // the replication goal is met, and announces it. It returns the peers that
 // acknowledged the whole file; fewer than the goal is not an error, but

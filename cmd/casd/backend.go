@@ -5,16 +5,16 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/casd/casd/api"
 	"github.com/casd/casd/config"
+	"github.com/casd/casd/core"
 	"github.com/casd/casd/node"
 )
 
 // backend is what the commands need from a node: the running daemon's API
 // client or an offline [node.Node] opened by this process (both implement
-// [api.Backend]). Both return errors that [node.KindOf] classifies the same
+// [core.Backend]). Both return errors that [core.KindOf] classifies the same
 // way.
-type backend = api.Backend
+type backend = core.Backend
 
 var _ backend = (*node.Node)(nil)
 

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 type addOpts struct {
@@ -61,7 +61,7 @@ func runAdd(ctx context.Context, b backend, o addOpts, path string, stdout, stde
 	}
 	name := filepath.Base(path)
 
-	opt := node.AddOptions{Name: name, Mode: uint32(fi.Mode().Perm())}
+	opt := core.AddOptions{Name: name, Mode: uint32(fi.Mode().Perm())}
 	var bar *progressbar.ProgressBar
 	if o.progress.enabled(stderr) && fi.Size() > 0 {
 		bar = newProgressBar(fi.Size(), "adding "+name, stderr)
@@ -94,7 +94,7 @@ func runAdd(ctx context.Context, b backend, o addOpts, path string, stdout, stde
 	}
 	if res.Goal > 0 && len(res.Replicas) < res.Goal {
 		return fmt.Errorf("add %s: %w: reached %d of %d replicas; the local copy is kept and the daemon keeps trying",
-			name, node.ErrUnderReplicated, len(res.Replicas), res.Goal)
+			name, core.ErrUnderReplicated, len(res.Replicas), res.Goal)
 	}
 	return werr
 }

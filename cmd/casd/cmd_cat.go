@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 func newCatCmd(g *globalOpts) *cobra.Command {
@@ -31,7 +31,7 @@ it is written.`,
 
 func runCat(ctx context.Context, b backend, ref string, stdout io.Writer) error {
 	w := bufio.NewWriterSize(stdout, 256<<10)
-	err := b.Cat(ctx, ref, func(node.FileInfo) (io.Writer, error) { return w, nil })
+	err := b.Cat(ctx, ref, func(core.FileInfo) (io.Writer, error) { return w, nil })
 	// Flush what was verified and written even on a late failure: the
 	// error line on stderr and the exit code say the output is short.
 	err = errors.Join(err, w.Flush())

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 type getOpts struct {
@@ -57,7 +57,7 @@ func runGet(ctx context.Context, b backend, o getOpts, ref string, stdout io.Wri
 			tmp.abort()
 		}
 	}()
-	err = b.Cat(ctx, ref, func(fi node.FileInfo) (io.Writer, error) {
+	err = b.Cat(ctx, ref, func(fi core.FileInfo) (io.Writer, error) {
 		target, err = t.path(fi.Name)
 		if err != nil {
 			return nil, err

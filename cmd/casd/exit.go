@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 // Exit codes of casd, listed in the root command's help.
@@ -21,44 +21,44 @@ const (
 )
 
 // exitCode maps err to the process exit code. This is the one place where
-// errors become exit codes: every error is classified by [node.KindOf],
+// errors become exit codes: every error is classified by [core.KindOf],
 // whether it came from the offline node, the daemon's API or the CLI itself
 // (which marks its own errors with [kindError]).
 func exitCode(err error) int {
 	if err == nil {
 		return exitOK
 	}
-	switch node.KindOf(err) {
-	case node.KindBadInput:
+	switch core.KindOf(err) {
+	case core.KindBadInput:
 		return exitBadInput
-	case node.KindNotFound:
+	case core.KindNotFound:
 		return exitNotFound
-	case node.KindIntegrity:
+	case core.KindIntegrity:
 		return exitIntegrity
-	case node.KindBusy:
+	case core.KindBusy:
 		return exitBusy
 	default:
 		return exitOther
 	}
 }
 
-// kindError gives err a [node.Kind] without changing its message.
+// kindError gives err a [core.Kind] without changing its message.
 type kindError struct {
-	kind node.Kind
+	kind core.Kind
 	err  error
 }
 
-var _ node.Kinded = (*kindError)(nil)
+var _ core.Kinded = (*kindError)(nil)
 
 func (e *kindError) Error() string   { return e.err.Error() }
 func (e *kindError) Unwrap() error   { return e.err }
-func (e *kindError) Kind() node.Kind { return e.kind }
+func (e *kindError) Kind() core.Kind { return e.kind }
 
 // badInput marks err as the user's bad input (exit 2).
-func badInput(err error) error { return &kindError{node.KindBadInput, err} }
+func badInput(err error) error { return &kindError{core.KindBadInput, err} }
 
 // integrityError marks err as an integrity or authentication failure (exit 4).
-func integrityError(err error) error { return &kindError{node.KindIntegrity, err} }
+func integrityError(err error) error { return &kindError{core.KindIntegrity, err} }
 
 // usageError marks err, raised while parsing the command line of cmd, as a
 // usage error (exit 2) and points at the command's help.

@@ -10,15 +10,15 @@ import (
 
 	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/config"
+	"github.com/casd/casd/core"
 	"github.com/casd/casd/dag"
-	"github.com/casd/casd/node"
 )
 
 // kinded stands for an error that carries its kind across the API.
-type kinded struct{ k node.Kind }
+type kinded struct{ k core.Kind }
 
 func (e kinded) Error() string   { return "remote: " + string(e.k) }
-func (e kinded) Kind() node.Kind { return e.k }
+func (e kinded) Kind() core.Kind { return e.k }
 
 func TestExitCode(t *testing.T) {
 	wrap := func(err error) error { return fmt.Errorf("cat x: %w", err) }
@@ -30,7 +30,7 @@ func TestExitCode(t *testing.T) {
 		{"nil", nil, 0},
 		{"plain", errors.New("boom"), 1},
 		{"repo exists", wrap(config.ErrRepoExists), 1},
-		{"bad input", wrap(node.ErrBadInput), 2},
+		{"bad input", wrap(core.ErrBadInput), 2},
 		{"not a ref", wrap(dag.ErrBadRef), 2},
 		{"not a capability", wrap(dag.ErrBadCapability), 2},
 		{"unknown config key", wrap(config.ErrUnknownKey), 2},
@@ -45,10 +45,10 @@ func TestExitCode(t *testing.T) {
 		{"locked", wrap(config.ErrRepoLocked), 5},
 		{"no repo", wrap(config.ErrNoRepo), 5},
 		{"newer repo", wrap(config.ErrNewerRepo), 5},
-		{"offline", wrap(node.ErrOffline), 5},
-		{"remote not found", wrap(kinded{node.KindNotFound}), 3},
-		{"remote busy", wrap(kinded{node.KindBusy}), 5},
-		{"remote other", wrap(kinded{node.KindOther}), 1},
+		{"offline", wrap(core.ErrOffline), 5},
+		{"remote not found", wrap(kinded{core.KindNotFound}), 3},
+		{"remote busy", wrap(kinded{core.KindBusy}), 5},
+		{"remote other", wrap(kinded{core.KindOther}), 1},
 		{"outer kind wins", badInput(wrap(blockstore.ErrNotFound)), 2},
 	}
 	for _, tt := range tests {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/casd/casd/node"
+	"github.com/casd/casd/core"
 )
 
 // result is what one run of the CLI printed and returned.
@@ -317,7 +317,7 @@ func TestOffline(t *testing.T) {
 }
 
 func TestRunRepoVerifyReportsBadBlocks(t *testing.T) {
-	b := &fakeBackend{verify: &node.VerifyReport{
+	b := &fakeBackend{verify: &core.VerifyReport{
 		Checked: 9,
 		Corrupt: []string{"bafkc"},
 		Missing: []string{"bafkm1", "bafkm2"},

@@ -1,4 +1,4 @@
-package node
+package core
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ type FileInfo struct {
 	MediaType string `json:"mediaType"`
 }
 
-// AddResult is the result of [Node.Add].
+// AddResult is the result of Add.
 type AddResult struct {
 	FileInfo
 	Capability string `json:"capability"`
@@ -42,20 +42,20 @@ type BlockStat struct {
 	Size int    `json:"size"`
 }
 
-// VerifyReport is the result of [Node.RepoVerify].
+// VerifyReport is the result of RepoVerify.
 type VerifyReport struct {
 	Checked int      `json:"checked"`
 	Corrupt []string `json:"corrupt"`
 	Missing []string `json:"missing"`
 }
 
-// GCResult is the result of [Node.RepoGC].
+// GCResult is the result of RepoGC.
 type GCResult struct {
 	Removed int   `json:"removed"`
 	Freed   int64 `json:"freed"`
 }
 
-// RepoStat is the result of [Node.RepoStat].
+// RepoStat is the result of RepoStat.
 type RepoStat struct {
 	Path    string `json:"path"`
 	Version int    `json:"version"`
@@ -65,7 +65,7 @@ type RepoStat struct {
 	Files   int    `json:"files"`
 }
 
-// IDInfo is the result of [Node.ID].
+// IDInfo is the result of ID.
 type IDInfo struct {
 	ID           string   `json:"id"`
 	Addrs        []string `json:"addrs"`
@@ -73,21 +73,21 @@ type IDInfo struct {
 	Protocols    []string `json:"protocols"`
 }
 
-// PeerInfo is one peer of [Node.Peers].
+// PeerInfo is one peer of Peers.
 type PeerInfo struct {
 	ID        string   `json:"id"`
 	Addrs     []string `json:"addrs"`
 	Connected bool     `json:"connected"`
 }
 
-// StatusInfo is the result of [Node.Status].
+// StatusInfo is the result of Status.
 type StatusInfo struct {
 	Cid      string   `json:"cid"`
 	Goal     int      `json:"goal"`
 	Replicas []string `json:"replicas"`
 }
 
-// AddOptions are the per-call options of [Node.Add].
+// AddOptions are the per-call options of Add.
 type AddOptions struct {
 	Name      string // base name recorded in the manifest
 	Mode      uint32 // permission bits
@@ -96,8 +96,8 @@ type AddOptions struct {
 	Progress func(stored int64)
 }
 
-// Sentinel errors of the node; the API and the CLI map them to statuses
-// and exit codes.
+// Sentinel errors of the node's operations; the API and the CLI map them
+// to statuses and exit codes through [KindOf].
 var (
 	// ErrOffline is returned by network operations on a node without a host.
 	ErrOffline = errors.New("node: this command needs the daemon (run 'casd daemon')")
@@ -105,4 +105,9 @@ var (
 	ErrNotOwned = errors.New("node: not one of this node's files")
 	// ErrBadInput is returned for a malformed argument (CID, multiaddr).
 	ErrBadInput = errors.New("node: bad input")
+	// ErrUnderReplicated describes an add whose file reached fewer replicas
+	// than its goal: Add returns no error then (the file is stored, and the
+	// node keeps trying), but [AddResult] shows it, and the CLI fails with
+	// this error.
+	ErrUnderReplicated = errors.New("fewer replicas than the goal")
 )
