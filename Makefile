@@ -24,14 +24,22 @@ BENCH_PKGS    ?= ./bench/ ./dag/ ./blockstore/ ./protocol/
 BENCH_OUT     ?= bench.out
 FUZZTIME      ?= 10s
 
-.PHONY: build test fmt-check vet bench demo fuzz docker clean help
+# Pinned tools, run with `go run pkg@version` so that they never enter the
+# module graph of casd itself.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The platforms casd must build for; `make cross` (part of `make test`)
+# compiles ./cmd/casd for each.
+PLATFORMS   ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+
+.PHONY: build test fmt-check vet lint cross bench demo fuzz mutate proto docker clean help
 
 ## build: compile ./cmd/casd into bin/casd
 build:
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(BIN) ./cmd/casd
 
-## test: gofmt check, go vet, then every test (integration included) under -race
-test: fmt-check vet
+## test: gofmt check, go vet, staticcheck, cross-compilation, then every test
+##       (integration included) under -race
+test: fmt-check vet lint cross
 	@if [ "$$($(GO) env CGO_ENABLED)" != 1 ]; then \
 		echo "make test: go test -race needs cgo and a C compiler (e.g. apt-get install gcc)" >&2; \
 		exit 1; \
@@ -50,6 +58,17 @@ fmt-check:
 ## vet: go vet ./...
 vet:
 	$(GO) vet ./...
+
+## lint: staticcheck (pinned) on every package
+lint:
+	$(GO) run $(STATICCHECK) ./...
+
+## cross: compile ./cmd/casd for every platform in PLATFORMS
+cross:
+	@for p in $(PLATFORMS); do \
+		echo "cross: $$p"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -o /dev/null ./cmd/casd; \
+	done
 
 ## bench: benchmarks (limits, casd end to end, packages) into bench.out, then a summary
 ##        (CASD_BENCH_SIZE=256MiB for a quick run; CASD_BIN to use a built binary)
