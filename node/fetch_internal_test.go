@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
+	"iter"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -20,6 +22,8 @@ import (
 	"github.com/casd/casd/config"
 	"github.com/casd/casd/core"
 	"github.com/casd/casd/dag"
+	"github.com/casd/casd/node/internal/fetch"
+	"github.com/casd/casd/node/internal/peers"
 	"github.com/casd/casd/protocol"
 )
 
@@ -52,7 +56,7 @@ func startTestNode(t *testing.T, factor int) *Node {
 
 func connect(t *testing.T, from, to *Node) {
 	t.Helper()
-	require.NoError(t, from.net.host.Connect(t.Context(), peer.AddrInfo{ID: to.net.host.ID(), Addrs: to.net.host.Addrs()}))
+	require.NoError(t, from.net.stack.Host.Connect(t.Context(), peer.AddrInfo{ID: to.net.stack.Host.ID(), Addrs: to.net.stack.Host.Addrs()}))
 }
 
 // TestFetcherDropsLyingPeer: a peer that serves wrong blocks is dropped for
@@ -70,20 +74,19 @@ func TestFetcherDropsLyingPeer(t *testing.T) {
 	// The liar holds a copy of every block and serves it corrupted.
 	root, err := cid.Decode(res.Cid)
 	require.NoError(t, err)
-	for b, err := range honest.treeBlocks(t.Context(), root) {
+	for b, err := range treeBlocks(t, honest, root) {
 		require.NoError(t, err)
 		require.NoError(t, liar.store.Put(t.Context(), b))
 	}
 	require.NoError(t, liar.net.proto.Close())
-	lying := protocol.New(liar.net.host, protocol.WithGetBackend(lyingBackend{liar.store}))
+	lying := protocol.New(liar.net.stack.Host, protocol.WithGetBackend(lyingBackend{liar.store}))
 	lying.Start()
 	t.Cleanup(func() { require.NoError(t, lying.Close()) })
 
 	connect(t, reader, honest)
 	connect(t, reader, liar)
 	// Sources set by hand, the liar first, and no lookup.
-	f := &fetcher{nw: reader.net, root: root, cancel: func() {}, dropped: make(map[peer.ID]bool), confirmed: make(map[peer.ID]bool),
-		changed: make(chan struct{}), peers: []peer.ID{liar.net.host.ID(), honest.net.host.ID()}}
+	f, sources := fetcherOf(reader, root, liar, honest)
 
 	c, err := dag.ParseCapability(res.Capability)
 	require.NoError(t, err)
@@ -94,13 +97,11 @@ func TestFetcherDropsLyingPeer(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(data, out.Bytes()), "reader accepted a wrong block")
 
-	require.True(t, f.dropped[liar.net.host.ID()], "the liar was not dropped")
-	require.False(t, f.dropped[honest.net.host.ID()])
-	reader.net.mu.Lock()
-	strikes := reader.net.strikes[liar.net.host.ID()]
-	reader.net.mu.Unlock()
+	require.True(t, sources.Dropped(liar.net.stack.Host.ID()), "the liar was not dropped")
+	require.False(t, sources.Dropped(honest.net.stack.Host.ID()))
+	strikes := reader.net.strikes.Count(liar.net.stack.Host.ID())
 	require.GreaterOrEqual(t, strikes, 1)
-	require.False(t, slices.Contains(reader.net.host.Network().Peers(), liar.net.host.ID()) && strikes >= maxStrikes,
+	require.False(t, slices.Contains(reader.net.stack.Host.Network().Peers(), liar.net.stack.Host.ID()) && strikes >= peers.MaxStrikes,
 		"a peer past the strike limit stays connected")
 }
 
@@ -115,24 +116,18 @@ func TestRetryReachesGoalWhenPeersAppear(t *testing.T) {
 	require.Len(t, res.Replicas, 1)
 	root, err := cid.Decode(res.Cid)
 	require.NoError(t, err)
-	owner.net.mu.Lock()
-	_, pending := owner.net.pending[root.KeyString()]
-	owner.net.mu.Unlock()
-	require.True(t, pending, "an under-replicated root must be retried")
+	require.Contains(t, owner.net.repl.Pending(), root, "an under-replicated root must be retried")
 
 	for range 2 {
 		connect(t, owner, startTestNode(t, 0))
 	}
-	owner.net.retryPending()
+	owner.net.repl.RetryPending(t.Context())
 
 	st, err := owner.Status(t.Context(), res.Cid)
 	require.NoError(t, err)
 	require.Len(t, st.Replicas, 3)
-	require.Len(t, owner.net.hintsOf(root), 3, "the owner must remember its replicas")
-	owner.net.mu.Lock()
-	_, pending = owner.net.pending[root.KeyString()]
-	owner.net.mu.Unlock()
-	require.False(t, pending, "a root at its goal is no longer retried")
+	require.Len(t, owner.net.hints.Of(root), 3, "the owner must remember its replicas")
+	require.NotContains(t, owner.net.repl.Pending(), root, "a root at its goal is no longer retried")
 }
 
 // TestFetcherAbandonsSilentPeer: a source that takes a request and then
@@ -149,16 +144,15 @@ func TestFetcherAbandonsSilentPeer(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, silent.net.proto.Close())
-	silent.net.host.RemoveStreamHandler(ping.ID)
-	silent.net.host.SetStreamHandler(protocol.GetID, func(s network.Stream) {
+	silent.net.stack.Host.RemoveStreamHandler(ping.ID)
+	silent.net.stack.Host.SetStreamHandler(protocol.GetID, func(s network.Stream) {
 		_, _ = io.Copy(io.Discard, s) // swallow the request; never answer
 		_ = s.Reset()
 	})
 	connect(t, reader, honest)
 	connect(t, reader, silent)
 
-	f := &fetcher{nw: reader.net, root: root, cancel: func() {}, dropped: make(map[peer.ID]bool), confirmed: make(map[peer.ID]bool),
-		changed: make(chan struct{}), peers: []peer.ID{silent.net.host.ID(), honest.net.host.ID()}}
+	f, sources := fetcherOf(reader, root, silent, honest)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // under the idle timeout
 	defer cancel()
 	c, err := dag.ParseCapability(res.Capability)
@@ -169,7 +163,7 @@ func TestFetcherAbandonsSilentPeer(t *testing.T) {
 	_, err = file.WriteTo(ctx, &out, f, dag.ReadOptions{})
 	require.NoError(t, err)
 	require.Equal(t, "who answers?", out.String())
-	require.True(t, f.dropped[silent.net.host.ID()], "the silent peer was not dropped")
+	require.True(t, sources.Dropped(silent.net.stack.Host.ID()), "the silent peer was not dropped")
 }
 
 // TestStartAnnouncesHeldRoots: a file added offline is announced when the
@@ -196,8 +190,8 @@ func TestStartAnnouncesHeldRoots(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, n.Close()) })
 
 	require.Eventually(t, func() bool {
-		provs, err := peerNode.net.dht.ProviderStore().GetProviders(t.Context(), root.Hash())
-		return err == nil && slices.ContainsFunc(provs, func(ai peer.AddrInfo) bool { return ai.ID == n.net.host.ID() })
+		provs, err := peerNode.net.stack.DHT.ProviderStore().GetProviders(t.Context(), root.Hash())
+		return err == nil && slices.ContainsFunc(provs, func(ai peer.AddrInfo) bool { return ai.ID == n.net.stack.Host.ID() })
 	}, 30*time.Second, 20*time.Millisecond, "the peer never learnt that the node provides %s", root)
 }
 
@@ -218,18 +212,13 @@ func TestPendingSurvivesRestart(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, n.Close()) })
 	root, err := cid.Decode(res.Cid)
 	require.NoError(t, err)
-	isPending := func() bool {
-		n.net.mu.Lock()
-		defer n.net.mu.Unlock()
-		_, ok := n.net.pending[root.KeyString()]
-		return ok
-	}
+	isPending := func() bool { return slices.Contains(n.net.repl.Pending(), root) }
 	require.True(t, isPending(), "the restarted node forgot the pending replication")
 
 	for range 3 {
 		connect(t, n, startTestNode(t, 0))
 	}
-	n.net.retryPending()
+	n.net.repl.RetryPending(t.Context())
 	require.False(t, isPending())
 	pins, err := n.store.PinsOf(t.Context(), root)
 	require.NoError(t, err)
@@ -251,7 +240,7 @@ func TestReadAsksKnownReplicasFirst(t *testing.T) {
 	root, err := cid.Decode(res.Cid)
 	require.NoError(t, err)
 	// The holder has the file pinned, but never announced it.
-	for b, err := range owner.treeBlocks(t.Context(), root) {
+	for b, err := range treeBlocks(t, owner, root) {
 		require.NoError(t, err)
 		require.NoError(t, holder.store.Put(t.Context(), b))
 	}
@@ -260,8 +249,8 @@ func TestReadAsksKnownReplicasFirst(t *testing.T) {
 	_, _, err = catInternal(t, reader, res.Capability)
 	require.Error(t, err, "without a hint the reader has no way to the holder")
 
-	reader.net.host.Peerstore().AddAddrs(holder.net.host.ID(), holder.net.host.Addrs(), time.Hour)
-	reader.net.addHint(root, holder.net.host.ID())
+	reader.net.stack.Host.Peerstore().AddAddrs(holder.net.stack.Host.ID(), holder.net.stack.Host.Addrs(), time.Hour)
+	reader.net.hints.Add(root, holder.net.stack.Host.ID())
 	got, _, err := catInternal(t, reader, res.Capability)
 	require.NoError(t, err)
 	require.Equal(t, "ask the replica", string(got))
@@ -274,3 +263,33 @@ func catInternal(t *testing.T, n *Node, ref string) ([]byte, core.FileInfo, erro
 	err := n.Cat(t.Context(), ref, func(fi core.FileInfo) (io.Writer, error) { info = fi; return &buf, nil })
 	return buf.Bytes(), info, err
 }
+
+// fetcherOf returns a fetcher of root for n whose sources are the given
+// nodes, in order, and nothing else.
+func fetcherOf(n *Node, root cid.Cid, from ...*Node) (*fetch.Fetcher, *fetch.Sources) {
+	s := fetch.NewSources()
+	for _, m := range from {
+		s.Add(m.net.stack.Host.ID(), true)
+	}
+	s.Seal()
+	return n.net.fetch.OpenSources(root, s), s
+}
+
+// treeBlocks yields every block of a file held by n, root first.
+func treeBlocks(t *testing.T, n *Node, root cid.Cid) iter.Seq2[blockstore.Block, error] {
+	t.Helper()
+	return func(yield func(blockstore.Block, error) bool) {
+		err := dag.Walk(t.Context(), n.store, root, func(c cid.Cid, _ byte) error {
+			data, err := n.store.Get(t.Context(), c)
+			if err == nil && !yield(blockstore.Block{Cid: c, Data: data}, nil) {
+				return errStopWalk
+			}
+			return err
+		})
+		if err != nil && !errors.Is(err, errStopWalk) {
+			yield(blockstore.Block{}, err)
+		}
+	}
+}
+
+var errStopWalk = errors.New("stop")

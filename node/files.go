@@ -105,8 +105,8 @@ func (n *Node) source(ctx context.Context, root cid.Cid) (dag.BlockGetter, func(
 	if n.net == nil {
 		return n.store, func() {}
 	}
-	f := n.net.newFetcher(ctx, root)
-	return f, f.close
+	f := n.net.fetch.Open(ctx, root)
+	return f, f.Close
 }
 
 // readWindow is how many chunks a read keeps in flight.
@@ -252,7 +252,7 @@ func (n *Node) RepoStat(ctx context.Context) (*core.RepoStat, error) {
 
 // ID describes the node; offline it has no addresses.
 func (n *Node) ID(ctx context.Context) (*core.IDInfo, error) {
-	info := &core.IDInfo{ID: n.repo.PeerID().String(), Addrs: []string{}, AgentVersion: AgentVersion, Protocols: ourProtocols()}
+	info := &core.IDInfo{ID: n.repo.PeerID().String(), Addrs: []string{}, AgentVersion: n.agent, Protocols: ourProtocols()}
 	if n.net != nil {
 		n.net.describe(info)
 	}

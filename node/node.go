@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,15 +13,14 @@ import (
 	"github.com/casd/casd/crypt"
 )
 
-// AgentVersion is what the node calls itself to peers and in `casd id`.
-var AgentVersion = "casd/0.1.0-dev"
+// PinOwner is the pin reason of every file added on this node. While a
+// file has fewer replicas than its goal it also carries a pin of reason
+// replicate.PinPending.
+const PinOwner = "owner"
 
-// Pin reasons of the node's own files: PinOwner for every file added here,
-// PinPending as well while the file has fewer replicas than its goal.
-const (
-	PinOwner   = "owner"
-	PinPending = "pending-replication"
-)
+// DefaultAgentVersion is what a node calls itself when [Options] name no
+// agent version.
+const DefaultAgentVersion = "casd/dev"
 
 // A node serves every concern of the API.
 var _ core.Backend = (*Node)(nil)
@@ -30,6 +30,9 @@ type Options struct {
 	// Online starts the libp2p host, the DHT and the protocols. Offline, the
 	// node serves its own repo only.
 	Online bool
+	// AgentVersion is what the node calls itself to peers (identify) and
+	// in `casd id`, such as "casd/0.2.0"; empty means DefaultAgentVersion.
+	AgentVersion string
 }
 
 // Node is one casd node: its repo, block store and (online) its network.
@@ -38,6 +41,7 @@ type Node struct {
 	repo    *config.Repo
 	secrets crypt.Secrets
 	store   *blockstore.Store
+	agent   string
 	net     *online // nil when offline
 
 	closeOnce sync.Once
@@ -55,9 +59,10 @@ func Open(ctx context.Context, repo *config.Repo, opt Options) (*Node, error) {
 		repo:    repo,
 		secrets: crypt.Secrets{Master: crypt.Key(repo.Keys.Master), Convergence: crypt.Key(repo.Keys.Convergence)},
 		store:   store,
+		agent:   cmp.Or(opt.AgentVersion, DefaultAgentVersion),
 	}
 	if opt.Online {
-		if n.net, err = startNetwork(ctx, n); err != nil {
+		if n.net, err = startNetwork(ctx, n, n.agent); err != nil {
 			return nil, errors.Join(err, store.Close())
 		}
 	}

@@ -4,15 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
+	"strings"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/casd/casd/core"
-	"github.com/casd/casd/protocol"
 )
 
 // Connect dials the peer at addr, a multiaddr ending in /p2p/<id>.
@@ -28,7 +26,7 @@ func (n *Node) Connect(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %q: %v (it must end in /p2p/<peer id>)", core.ErrBadInput, addr, err)
 	}
-	if err := n.net.host.Connect(ctx, *ai); err != nil {
+	if err := n.net.stack.Host.Connect(ctx, *ai); err != nil {
 		return fmt.Errorf("connect %s: %w", ai.ID, err)
 	}
 	return nil
@@ -40,7 +38,7 @@ func (n *Node) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
 	if n.net == nil {
 		return nil, core.ErrOffline
 	}
-	h := n.net.host
+	h := n.net.stack.Host
 	ids := h.Network().Peers()
 	if all {
 		ids = h.Peerstore().PeersWithAddrs()
@@ -61,22 +59,13 @@ func (n *Node) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
 		}
 		out = append(out, info)
 	}
-	slices.SortFunc(out, func(a, b core.PeerInfo) int { return cmpString(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b core.PeerInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// Status asks the root's providers, and the connected peers, whether they
-// hold the whole file right now. The node itself never counts.
+// Status asks the root's holders (hints, providers, and the connected
+// peers) whether they hold the whole file right now. The node itself never
+// counts.
 func (n *Node) Status(ctx context.Context, c string) (*core.StatusInfo, error) {
 	if n.net == nil {
 		return nil, core.ErrOffline
@@ -85,43 +74,14 @@ func (n *Node) Status(ctx context.Context, c string) (*core.StatusInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := n.net.newFetcher(ctx, ref)
-	sources, confirmed := f.sources(ctx)
-	f.close()
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex // guards replicas
-		replicas = []string{}
-	)
-	for _, p := range sources {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// The lookup asked hints and providers just now; only the
-			// connected peers it added last are asked here.
-			if confirmed[p] || n.net.holds(ctx, p, ref, statusTimeout) {
-				mu.Lock()
-				replicas = append(replicas, p.String())
-				mu.Unlock()
-			}
-		}()
+	replicas := []string{}
+	for _, p := range n.net.fetch.Holders(ctx, ref, statusTimeout) {
+		replicas = append(replicas, p.String())
 	}
-	wg.Wait()
 	slices.Sort(replicas)
 	return &core.StatusInfo{Cid: ref.String(), Goal: n.repo.Config.Replication.Factor, Replicas: replicas}, nil
 }
 
-// statusTimeout bounds how long a peer may take to tell `casd status`
-// whether it holds a root.
+// statusTimeout bounds how long a connected peer may take to tell
+// `casd status` whether it holds a root.
 const statusTimeout = 10 * time.Second
-
-// holds asks p whether it holds root whole, waiting at most timeout.
-func (nw *online) holds(ctx context.Context, p peer.ID, root cid.Cid, timeout time.Duration) bool {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ok, err := protocol.HasRoot(ctx, nw.host, p, root)
-	if err != nil {
-		log.Debugw("has root", "peer", p, "cid", root, "err", err)
-	}
-	return ok && err == nil
-}

@@ -58,7 +58,7 @@ func openBackend(ctx context.Context, g *globalOpts) (b backend, closeFn func() 
 	if err != nil {
 		return nil, nil, err
 	}
-	n, err := node.Open(ctx, repo, node.Options{})
+	n, err := node.Open(ctx, repo, node.Options{AgentVersion: agentVersion()})
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("open repo %s: %w", repo.Path, err), release())
 	}

@@ -53,7 +53,7 @@ func runDaemon(ctx context.Context, g *globalOpts, out io.Writer) (err error) {
 	}
 	defer func() { err = errors.Join(err, release()) }()
 
-	n, err := node.Open(ctx, repo, node.Options{Online: true})
+	n, err := node.Open(ctx, repo, node.Options{Online: true, AgentVersion: agentVersion()})
 	if err != nil {
 		return fmt.Errorf("start node: %w", err)
 	}

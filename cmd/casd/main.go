@@ -31,7 +31,6 @@ type globalOpts struct {
 
 func main() {
 	node.RouteLibp2pLogs()
-	node.AgentVersion = "casd/" + version
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	// The first signal cancels the command, which then cleans up; a second
 	// one kills the process as usual.
@@ -136,3 +135,6 @@ func newGroupCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
 	c.AddCommand(subs...)
 	return c
 }
+
+// agentVersion is what the node tells peers and `casd id` it is.
+func agentVersion() string { return "casd/" + version }

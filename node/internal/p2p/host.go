@@ -1,23 +1,18 @@
-package node
+package p2p
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
@@ -28,18 +23,20 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/libp2p/go-libp2p/p2p/transport/websocket"
 	ma "github.com/multiformats/go-multiaddr"
-	"golang.org/x/sync/errgroup"
 )
 
-// HostOptions configures the libp2p host built by newHost. The zero value of
+// HostOptions configures the libp2p host built by [NewHost]. The zero value of
 // ConnLow, ConnHigh and ConnGrace selects a default; Identity is required.
 type HostOptions struct {
 	// Identity is the node's Ed25519 private key; its peer ID is the node's ID.
 	Identity crypto.PrivKey
 
+	// AgentVersion is what identify tells peers the node is ("casd/0.2.0").
+	AgentVersion string
+
 	// ListenAddrs are multiaddrs to listen on, for example
 	// /ip4/0.0.0.0/tcp/4001, /ip4/0.0.0.0/udp/4001/quic-v1 and
-	// /ip4/0.0.0.0/tcp/4002/ws. Every one of them must come up, or newHost
+	// /ip4/0.0.0.0/tcp/4002/ws. Every one of them must come up, or NewHost
 	// fails. None makes a host that only dials out.
 	ListenAddrs []string
 
@@ -47,10 +44,6 @@ type HostOptions struct {
 	// (h.Addrs, hence identify and the DHT); relay circuit addresses are
 	// kept. mDNS always announces the interface listen addresses.
 	AnnounceAddrs []string
-
-	// Bootstrap are the peers the DHT starts from. newHost ignores them; they
-	// are here so one struct carries the whole network configuration.
-	Bootstrap []peer.AddrInfo
 
 	// ConnLow and ConnHigh are the connection manager's watermarks: above
 	// ConnHigh connections it trims down to ConnLow, sparing connections
@@ -61,8 +54,8 @@ type HostOptions struct {
 	// RelayService runs a circuit relay v2 service for other peers (it only
 	// starts while AutoNAT finds the node publicly reachable). NATPortMap
 	// asks the gateway for a port mapping (UPnP, NAT-PMP). HolePunching
-	// enables DCUtR. MDNS is read by the caller, which runs startMDNS.
-	RelayService, NATPortMap, HolePunching, MDNS bool
+	// enables DCUtR.
+	RelayService, NATPortMap, HolePunching bool
 
 	// ProtocolLimits are our own protocols (/cas/store/1.0, /cas/get/1.0,
 	// /cas/peers/1.0); each gets the explicit resource-manager limits of
@@ -114,12 +107,12 @@ var (
 )
 
 var (
-	errNoIdentity     = errors.New("node: host options: no identity key")
-	errNotEd25519     = errors.New("node: host options: identity key is not Ed25519")
-	errConnWatermarks = errors.New("node: host options: ConnLow exceeds ConnHigh")
+	errNoIdentity     = errors.New("p2p: host options: no identity key")
+	errNotEd25519     = errors.New("p2p: host options: identity key is not Ed25519")
+	errConnWatermarks = errors.New("p2p: host options: ConnLow exceeds ConnHigh")
 )
 
-// newHost builds and starts the node's libp2p host: TCP, QUIC v1 and WebSocket
+// NewHost builds and starts the node's libp2p host: TCP, QUIC v1 and WebSocket
 // transports, Noise then TLS, yamux, a connection manager with opts'
 // watermarks, a resource manager scaled to the machine with explicit limits
 // for opts.ProtocolLimits, the circuit relay v2 client, the AutoNAT service,
@@ -127,7 +120,7 @@ var (
 //
 // It listens on every address in opts.ListenAddrs and fails if any of them
 // cannot be listened on. On error nothing it started is left running.
-func newHost(opts HostOptions) (_ host.Host, err error) {
+func NewHost(opts HostOptions) (_ host.Host, err error) {
 	if opts.Identity == nil {
 		return nil, errNoIdentity
 	}
@@ -153,7 +146,7 @@ func newHost(opts HostOptions) (_ host.Host, err error) {
 		grace = defaultConnGrace
 	}
 	if low < 0 || high < 0 || grace < 0 {
-		return nil, fmt.Errorf("node: host options: negative connection manager setting (low %d, high %d, grace %s)", low, high, grace)
+		return nil, fmt.Errorf("p2p: host options: negative connection manager setting (low %d, high %d, grace %s)", low, high, grace)
 	}
 	if low > high {
 		return nil, fmt.Errorf("%w (%d > %d)", errConnWatermarks, low, high)
@@ -188,7 +181,7 @@ func newHost(opts HostOptions) (_ host.Host, err error) {
 
 	p2pOpts := []libp2p.Option{
 		libp2p.Identity(opts.Identity),
-		libp2p.UserAgent(AgentVersion), // what identify tells peers
+		libp2p.UserAgent(opts.AgentVersion), // what identify tells peers
 		libp2p.Peerstore(ps),
 		// No ListenAddrs option: each address is listened on below, so
 		// that a failure names its address instead of being only logged.
@@ -283,226 +276,4 @@ func parseAddrs(ss []string) ([]ma.Multiaddr, error) {
 		addrs = append(addrs, a)
 	}
 	return addrs, nil
-}
-
-// dhtProtocolPrefix keeps casd's DHT apart from the public IPFS DHT: its
-// protocol is dhtProtocol, /cas/kad/1.0.0, so IPFS peers neither answer nor
-// query it.
-const (
-	dhtProtocolPrefix protocol.ID = "/cas"
-	dhtProtocol                   = dhtProtocolPrefix + "/kad/1.0.0"
-)
-
-// newDHT starts a Kademlia DHT server on h under the /cas protocol prefix, with
-// an in-memory record store, connects to bootstrap and starts a routing table
-// refresh. Only provider records are enabled: casd stores no DHT values, so
-// peers cannot park /pk or /ipns records on it either.
-//
-// A bootstrap set of which no peer answers is logged, not returned: the DHT
-// dials the bootstrap peers again whenever its routing table is empty. newDHT
-// fails only when ctx ends first or the DHT cannot be built, and then leaves
-// nothing running or registered on h. The caller closes the DHT before the
-// host; IpfsDHT.Close does not remove its stream handler from the host.
-func newDHT(ctx context.Context, h host.Host, bootstrap []peer.AddrInfo) (_ *dht.IpfsDHT, err error) {
-	bootstrap = slices.DeleteFunc(slices.Clone(bootstrap), func(ai peer.AddrInfo) bool {
-		return ai.ID == h.ID() // a bootstrap node may list itself
-	})
-	opts := []dht.Option{
-		dht.ProtocolPrefix(dhtProtocolPrefix),
-		dht.Mode(dht.ModeServer),
-		dht.DisableValues(),
-	}
-	if len(bootstrap) > 0 {
-		opts = append(opts, dht.BootstrapPeers(bootstrap...))
-	}
-	d, err := dht.New(h, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("new dht: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			// IpfsDHT.Close leaves its stream handler on the host.
-			h.RemoveStreamHandler(dhtProtocol)
-			err = errors.Join(err, d.Close())
-		}
-	}()
-	if err := connectBootstrap(ctx, h, bootstrap); err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("bootstrap dht: %w", ctx.Err())
-		}
-		log.Warnw("no bootstrap peer reachable; the DHT keeps retrying", "err", err)
-	}
-	if err := d.Bootstrap(ctx); err != nil {
-		return nil, fmt.Errorf("bootstrap dht: %w", err)
-	}
-	return d, nil
-}
-
-// Bounds of connectBootstrap.
-const (
-	bootstrapConcurrency = 8
-	bootstrapDialTimeout = 15 * time.Second
-)
-
-// connectBootstrap dials peers concurrently, at most bootstrapConcurrency at a
-// time and each for at most bootstrapDialTimeout, skipping h itself. It
-// returns an error, joining every dial's failure, only when none succeeded; an
-// empty list is no error.
-func connectBootstrap(ctx context.Context, h host.Host, peers []peer.AddrInfo) error {
-	var (
-		g    errgroup.Group
-		mu   sync.Mutex // guards errs and ok
-		errs []error
-		ok   bool
-	)
-	g.SetLimit(bootstrapConcurrency)
-	for _, ai := range peers {
-		if ai.ID == h.ID() {
-			continue
-		}
-		g.Go(func() error {
-			dctx, cancel := context.WithTimeout(ctx, bootstrapDialTimeout)
-			defer cancel()
-			err := h.Connect(dctx, ai)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("connect bootstrap peer %s: %w", ai.ID, err))
-				return nil
-			}
-			ok = true
-			return nil
-		})
-	}
-	_ = g.Wait() // the goroutines report through errs
-	if ok {
-		return nil
-	}
-	return errors.Join(errs...)
-}
-
-// mdnsServiceTag is the mDNS service name casd nodes announce and browse.
-const mdnsServiceTag = "casd"
-
-// Bounds of mDNS discovery.
-const (
-	mdnsConnectTimeout = 10 * time.Second
-	mdnsWorkers        = 4
-	mdnsQueue          = 64
-)
-
-// mdnsDiscovery connects to the peers mDNS finds on the local network. It
-// implements mdns.Notifee.
-type mdnsDiscovery struct {
-	h         host.Host
-	svc       mdns.Service
-	ctx       context.Context
-	cancel    context.CancelFunc
-	found     chan peer.AddrInfo
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
-
-	mu      sync.Mutex // guards pending
-	pending map[peer.ID]struct{}
-}
-
-var _ mdns.Notifee = (*mdnsDiscovery)(nil)
-
-// startMDNS announces h on the local network under serviceTag (mdnsServiceTag
-// when empty) and connects to every peer announcing the same tag, each dial
-// bounded by mdnsConnectTimeout. Close stops the announcements and waits for
-// every goroutine it started.
-func startMDNS(h host.Host, serviceTag string) (io.Closer, error) {
-	if serviceTag == "" {
-		serviceTag = mdnsServiceTag
-	}
-	d := newMDNSDiscovery(h)
-	d.svc = mdns.NewMdnsService(h, serviceTag, d)
-	if err := d.svc.Start(); err != nil {
-		return nil, errors.Join(fmt.Errorf("start mdns: %w", err), d.Close())
-	}
-	return d, nil
-}
-
-// newMDNSDiscovery starts the connecting workers; the caller sets d.svc before
-// starting it.
-func newMDNSDiscovery(h host.Host) *mdnsDiscovery {
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &mdnsDiscovery{
-		h:       h,
-		ctx:     ctx,
-		cancel:  cancel,
-		found:   make(chan peer.AddrInfo, mdnsQueue),
-		pending: make(map[peer.ID]struct{}),
-	}
-	for range mdnsWorkers {
-		d.wg.Go(d.connectLoop)
-	}
-	return d
-}
-
-// HandlePeerFound queues ai for a connection unless it is h itself, already
-// connected or already queued. It never blocks: mdns calls it from goroutines
-// of its own, possibly after Close, and a full queue drops the peer until
-// mDNS reports it again.
-func (d *mdnsDiscovery) HandlePeerFound(ai peer.AddrInfo) {
-	if ai.ID == d.h.ID() || d.ctx.Err() != nil ||
-		d.h.Network().Connectedness(ai.ID) == network.Connected {
-		return
-	}
-	d.mu.Lock()
-	if _, dup := d.pending[ai.ID]; dup {
-		d.mu.Unlock()
-		return
-	}
-	d.pending[ai.ID] = struct{}{}
-	d.mu.Unlock()
-
-	select {
-	case d.found <- ai:
-	default:
-		d.done(ai.ID)
-		log.Debugw("mdns queue full, dropping peer", "peer", ai.ID)
-	}
-}
-
-func (d *mdnsDiscovery) connectLoop() {
-	for {
-		select {
-		case <-d.ctx.Done():
-			return
-		case ai := <-d.found:
-			ctx, cancel := context.WithTimeout(d.ctx, mdnsConnectTimeout)
-			err := d.h.Connect(ctx, ai)
-			cancel()
-			d.done(ai.ID)
-			if err != nil {
-				log.Debugw("connect mdns peer", "peer", ai.ID, "err", err)
-				continue
-			}
-			log.Debugw("connected mdns peer", "peer", ai.ID)
-		}
-	}
-}
-
-func (d *mdnsDiscovery) done(p peer.ID) {
-	d.mu.Lock()
-	delete(d.pending, p)
-	d.mu.Unlock()
-}
-
-// Close stops mDNS and waits for the connecting workers. It is safe to call
-// more than once.
-func (d *mdnsDiscovery) Close() error {
-	d.closeOnce.Do(func() {
-		d.cancel() // aborts dials in flight
-		if d.svc != nil {
-			if err := d.svc.Close(); err != nil {
-				d.closeErr = fmt.Errorf("close mdns: %w", err)
-			}
-		}
-		d.wg.Wait()
-	})
-	return d.closeErr
 }

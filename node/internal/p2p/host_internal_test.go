@@ -1,30 +1,25 @@
-package node
+package p2p
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
-	golog "github.com/ipfs/go-log/v2"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-libp2p/gologshim"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multihash"
@@ -53,7 +48,7 @@ func newTestHost(t testing.TB, opts HostOptions) host.Host {
 	if opts.ListenAddrs == nil {
 		opts.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	}
-	h, err := newHost(opts)
+	h, err := NewHost(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, h.Close()) })
 	return h
@@ -63,7 +58,7 @@ func newTestHost(t testing.TB, opts HostOptions) host.Host {
 // registered earlier).
 func newTestDHT(t testing.TB, h host.Host, bootstrap []peer.AddrInfo) *dht.IpfsDHT {
 	t.Helper()
-	d, err := newDHT(t.Context(), h, bootstrap)
+	d, err := NewDHT(t.Context(), h, bootstrap)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, d.Close()) })
 	return d
@@ -261,7 +256,7 @@ func TestNewHostErrors(t *testing.T) {
 			if tt.opts.Identity == nil && tt.name != "no identity" {
 				tt.opts.Identity = newKey(t)
 			}
-			h, err := newHost(tt.opts)
+			h, err := NewHost(tt.opts)
 			require.ErrorContains(t, err, tt.wantErr)
 			require.Nil(t, h)
 		})
@@ -294,7 +289,7 @@ func libp2pGoroutines() []string {
 // down everything newHost started: once the hosts of earlier tests have wound
 // down, no goroutine of libp2p is left.
 func TestNewHostFailureLeaksNothing(t *testing.T) {
-	_, err := newHost(HostOptions{Identity: newKey(t), ListenAddrs: []string{
+	_, err := NewHost(HostOptions{Identity: newKey(t), ListenAddrs: []string{
 		"/ip4/127.0.0.1/tcp/0",
 		"/ip4/127.0.0.1/udp/0/quic-v1",
 		"/ip4/127.0.0.1/tcp/0/ws",
@@ -415,7 +410,7 @@ func TestNewDHTCancelled(t *testing.T) {
 	cancel()
 	id, err := peer.IDFromPrivateKey(newKey(t))
 	require.NoError(t, err)
-	d, err := newDHT(ctx, h, []peer.AddrInfo{{ID: id, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/1")}}})
+	d, err := NewDHT(ctx, h, []peer.AddrInfo{{ID: id, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/1")}}})
 	require.ErrorIs(t, err, context.Canceled)
 	require.Nil(t, d)
 	require.NotContains(t, h.Mux().Protocols(), protocol.ID("/cas/kad/1.0.0"), "closed DHT still serves")
@@ -444,48 +439,7 @@ func TestMDNSHandlePeerFound(t *testing.T) {
 
 func TestStartMDNSNoAddrs(t *testing.T) {
 	h := newTestHost(t, HostOptions{ListenAddrs: []string{}})
-	c, err := startMDNS(h, "")
+	c, err := StartMDNS(h, "")
 	require.ErrorContains(t, err, "start mdns")
 	require.Nil(t, c)
-}
-
-// TestRouteLibp2pLogs checks that a go-libp2p logger and slog's default both
-// end up in go-log, at the level go-log sets for their subsystem.
-func TestRouteLibp2pLogs(t *testing.T) {
-	orig := slog.Default()
-	t.Cleanup(func() { slog.SetDefault(orig) })
-	RouteLibp2pLogs()
-	_, bridged := slog.Default().Handler().(interface{ GoLogBridge() })
-	require.True(t, bridged, "slog default handler %T", slog.Default().Handler())
-
-	const sub = "casd-logtest"
-	require.NoError(t, golog.SetLogLevel(sub, "debug"))
-	pr := golog.NewPipeReader()
-	lines := make(chan string, 1)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		// Drain until Close: the pipe blocks every logger while unread.
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "routed through go-log") {
-				select {
-				case lines <- sc.Text():
-				default:
-				}
-			}
-		}
-	})
-	defer func() {
-		require.NoError(t, pr.Close())
-		wg.Wait()
-	}()
-
-	gologshim.Logger(sub).Debug("routed through go-log", "k", "v")
-	select {
-	case line := <-lines:
-		require.Contains(t, line, sub)
-		require.Contains(t, line, `"k":"v"`)
-	case <-time.After(waitFor):
-		t.Fatal("libp2p log line did not reach go-log")
-	}
 }

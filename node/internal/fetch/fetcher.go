@@ -1,0 +1,171 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+
+	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/dag"
+	"github.com/casd/casd/protocol"
+)
+
+// Limits of one block's fetch.
+const (
+	probeAfter      = 2 * time.Second
+	probeTimeout    = 3 * time.Second
+	maxFetchRetries = 8
+)
+
+// Fetcher gets the blocks of one file: from the local store, else from the
+// holders of its root, round robin over them as the lookup finds them. A
+// peer that sends a wrong block is dropped for this file and struck; one
+// that cannot be reached is dropped. It is safe for concurrent use, as
+// dag.File.WriteTo requires.
+type Fetcher struct {
+	r       *Retriever
+	root    cid.Cid
+	sources *Sources
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // the lookup goroutine
+}
+
+var _ dag.BlockGetter = (*Fetcher)(nil)
+
+// Open returns the block source for reading root and starts looking up its
+// holders, until ctx ends. The caller must call [Fetcher.Close].
+func (r *Retriever) Open(ctx context.Context, root cid.Cid) *Fetcher {
+	ctx, cancel := context.WithCancel(ctx)
+	f := &Fetcher{r: r, root: root, sources: NewSources(), cancel: cancel}
+	f.wg.Go(func() {
+		defer f.sources.Seal()
+		r.FindHolders(ctx, root, f.sources.Add)
+	})
+	return f
+}
+
+// OpenSources returns a Fetcher for root that takes its blocks from the
+// local store and then from sources only: it starts no lookup. The caller
+// adds to sources and seals it, and must call [Fetcher.Close].
+func (r *Retriever) OpenSources(root cid.Cid, sources *Sources) *Fetcher {
+	return &Fetcher{r: r, root: root, sources: sources, cancel: func() {}}
+}
+
+// Close stops the lookup and waits for it.
+func (f *Fetcher) Close() {
+	f.cancel()
+	f.wg.Wait()
+}
+
+// Get returns the block c, verified against its CID.
+func (f *Fetcher) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	data, err := f.r.cfg.Local.Get(ctx, c)
+	if err == nil || !errors.Is(err, blockstore.ErrNotFound) {
+		return data, err
+	}
+	var errs []error
+	tried := make(map[peer.ID]bool)
+	for range maxFetchRetries {
+		p, ok := f.sources.Next(ctx, tried)
+		if !ok {
+			break
+		}
+		tried[p] = true
+		data, err := f.fetchFrom(ctx, p, c)
+		if err == nil {
+			return data, nil
+		}
+		log.Debugw("fetch failed", "cid", c, "peer", p, "err", err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("block %s: no peer provides %s: %w", c, f.root, blockstore.ErrNotFound)
+	}
+	return nil, fmt.Errorf("block %s: %w: %w", c, blockstore.ErrNotFound, errors.Join(errs...))
+}
+
+// fetchFrom asks p for c. A wrong block drops and strikes p; a peer that
+// cannot be reached, or that stops answering pings while the block is on
+// its way, is dropped.
+func (f *Fetcher) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	stopWatch := f.watch(actx, p, cancel)
+	var data []byte
+	missing, err := protocol.Fetch(actx, f.r.cfg.Host, p, f.root, []cid.Cid{c}, func(b blockstore.Block) error {
+		data = b.Data
+		return nil
+	})
+	stopWatch()
+	cancel(nil)
+	if cause := context.Cause(actx); errors.Is(cause, errPeerSilent) && ctx.Err() == nil {
+		err = cause
+	}
+	switch {
+	case errors.Is(err, protocol.ErrBadBlock):
+		f.sources.Drop(p)
+		f.r.cfg.Strike(p, "served a wrong block")
+		return nil, err
+	case err != nil:
+		if ctx.Err() == nil {
+			f.sources.Drop(p)
+		}
+		return nil, err
+	case len(missing) > 0 || data == nil:
+		return nil, blockstore.ErrNotFound
+	}
+	f.r.cfg.Hints.Add(f.root, p)
+	return data, nil
+}
+
+// errPeerSilent is the cause of a fetch abandoned because its peer stopped
+// answering pings.
+var errPeerSilent = errors.New("peer stopped answering")
+
+// watch checks, once a fetch from p has taken probeAfter, that p still
+// answers a ping within probeTimeout, and cancels the fetch if not. A dead
+// peer whose QUIC connection still looks open would otherwise hold the
+// fetch until the protocol's idle timeout (30 s); a live but slow one is
+// left alone. The returned function stops the watch and waits for it.
+func (f *Fetcher) watch(ctx context.Context, p peer.ID, cancel context.CancelCauseFunc) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTimer(probeAfter)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if !f.alive(ctx, p) {
+				cancel(errPeerSilent)
+				return
+			}
+			t.Reset(probeAfter)
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// alive reports whether p answers a ping within probeTimeout.
+func (f *Fetcher) alive(ctx context.Context, p peer.ID) bool {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	res := <-ping.Ping(ctx, f.r.cfg.Host, p)
+	return res.Error == nil
+}

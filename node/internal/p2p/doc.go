@@ -1,0 +1,9 @@
+// Package p2p builds a casd node's libp2p stack ([Stack]): the host with its
+// transports (TCP, QUIC, WebSocket), security (Noise, TLS), muxer (yamux),
+// connection manager and resource manager with explicit limits for casd's
+// protocols ([NewHost]); the private Kademlia DHT under the /cas prefix
+// ([NewDHT]); and mDNS discovery on the LAN ([StartMDNS]).
+//
+// It is the only package that builds a host or a DHT. NAT traversal
+// (AutoNAT, relays, hole punching) belongs here too.
+package p2p

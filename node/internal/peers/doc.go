@@ -1,0 +1,5 @@
+// Package peers holds what a node remembers of other peers, in memory and
+// bounded: [Strikes], the bad input each peer sent, which disconnects a
+// peer that sends too much; and [Hints], the peers known to hold a root,
+// which a read asks before the DHT's providers.
+package peers

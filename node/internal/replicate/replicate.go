@@ -1,0 +1,295 @@
+// Package replicate keeps a node's files on the peers that hold them for
+// it. Placement ([Replicator.Replicate]) pushes a root over /cas/store/1.0
+// to the peers closest to its CID that accept it, until the replication
+// goal is met; a root left short of its goal is pending, recorded as a pin
+// of reason [PinPending] so that a restart goes on with it, and the retry
+// loop tries again every retry interval. Repair and audits belong here too.
+package replicate
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	golog "github.com/ipfs/go-log/v2"
+	kb "github.com/libp2p/go-libp2p-kbucket"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/dag"
+	"github.com/casd/casd/node/internal/peers"
+	"github.com/casd/casd/protocol"
+)
+
+var log = golog.Logger("casd/replicate")
+
+// PinPending is the pin reason of a root with fewer replicas than its goal.
+// The pin keeps nothing alive that the owner's pin does not.
+const PinPending = "pending-replication"
+
+// DefaultRetryInterval is how often pending roots are tried again.
+const DefaultRetryInterval = 30 * time.Second
+
+// holdsTimeout bounds how long a candidate may take to say it already
+// holds a root.
+const holdsTimeout = 3 * time.Second
+
+// ClosestPeers finds the peers closest to a key (the DHT).
+type ClosestPeers interface {
+	GetClosestPeers(ctx context.Context, key string) ([]peer.ID, error)
+}
+
+// Config is what a [Replicator] is built with.
+type Config struct {
+	Host    host.Host
+	Closest ClosestPeers
+	Store   *blockstore.Store
+	// Owner signs the store offers.
+	Owner ed25519.PrivateKey
+	// Goal is the number of replicas besides the owner.
+	Goal int
+	// Hints learn the peers a root was placed on.
+	Hints *peers.Hints
+	// Holds asks a peer whether it holds a root whole, within timeout.
+	Holds func(ctx context.Context, p peer.ID, root cid.Cid, timeout time.Duration) bool
+	// Announce queues a root for a provider record; it must not block.
+	Announce func(root cid.Cid)
+	// RetryInterval is the period of the retry loop; zero means
+	// DefaultRetryInterval.
+	RetryInterval time.Duration
+}
+
+// Replicator places roots and retries those short of their goal. Start
+// launches the retry loop; Close stops it and waits. Replicate runs in its
+// caller's goroutine and may be called concurrently.
+type Replicator struct {
+	cfg    Config
+	ctx    context.Context // the replicator's lifetime; cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the retry loop
+
+	mu      sync.Mutex // guards pending
+	pending map[cid.Cid]bool
+}
+
+// New returns a replicator over cfg whose pending set holds the roots that
+// the store's PinPending pins name. It starts nothing.
+func New(ctx context.Context, cfg Config) (*Replicator, error) {
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = DefaultRetryInterval
+	}
+	pins, err := cfg.Store.Pins(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load pending replications: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &Replicator{cfg: cfg, ctx: rctx, cancel: cancel, pending: make(map[cid.Cid]bool)}
+	for _, p := range pins {
+		if p.Reason == PinPending {
+			r.pending[p.Root] = true
+		}
+	}
+	return r, nil
+}
+
+// Start launches the retry loop.
+func (r *Replicator) Start() { r.wg.Go(r.retryLoop) }
+
+// Close stops the retry loop, cancelling a retry in flight, and waits for
+// it. It is safe to call more than once.
+func (r *Replicator) Close() error {
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
+
+// Replicate announces root and pushes it to the peers closest to it that
+// accept it, until the goal is met. It returns the peers that acknowledged
+// the whole file; fewer than the goal is not an error, but leaves root
+// pending for the retry loop.
+func (r *Replicator) Replicate(ctx context.Context, root cid.Cid) ([]string, error) {
+	r.cfg.Announce(root)
+	if r.cfg.Goal == 0 {
+		return []string{}, nil
+	}
+	got, err := r.pushToClosest(ctx, root, r.cfg.Goal)
+	if err != nil {
+		return got, err
+	}
+	if len(got) < r.cfg.Goal {
+		log.Warnw("under-replicated; will retry", "cid", root, "replicas", len(got), "goal", r.cfg.Goal)
+	}
+	r.markPending(ctx, root, len(got) < r.cfg.Goal)
+	return got, nil
+}
+
+// Pending returns the roots short of their goal.
+func (r *Replicator) Pending() []cid.Cid {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	roots := make([]cid.Cid, 0, len(r.pending))
+	for c := range r.pending {
+		roots = append(roots, c)
+	}
+	return roots
+}
+
+// candidates returns the peers to place root on, closest first by XOR
+// distance: the DHT's closest peers, then any other connected peer.
+func (r *Replicator) candidates(ctx context.Context, root cid.Cid) []peer.ID {
+	key := string(root.Hash())
+	ps, err := r.cfg.Closest.GetClosestPeers(ctx, key)
+	if err != nil {
+		log.Debugw("closest peers", "cid", root, "err", err)
+	}
+	ps = append(ps, r.cfg.Host.Network().Peers()...)
+	self := r.cfg.Host.ID()
+	ps = slices.DeleteFunc(ps, func(p peer.ID) bool { return p == self })
+	slices.Sort(ps)
+	ps = slices.Compact(ps)
+	return kb.SortClosestPeers(ps, kb.ConvertKey(key))
+}
+
+// pushToClosest stores root on up to goal peers, trying candidates in
+// order of closeness, goal at a time.
+func (r *Replicator) pushToClosest(ctx context.Context, root cid.Cid, goal int) ([]string, error) {
+	blocks, bytes, err := r.treeSize(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu  sync.Mutex // guards got
+		got []string
+	)
+	cands := r.candidates(ctx, root)
+	for len(cands) > 0 && len(got) < goal {
+		batch := cands[:min(goal-len(got), len(cands))]
+		cands = cands[len(batch):]
+		var wg sync.WaitGroup
+		for _, p := range batch {
+			wg.Go(func() {
+				if r.pushTo(ctx, p, root, blocks, bytes) {
+					r.cfg.Hints.Add(root, p)
+					mu.Lock()
+					got = append(got, p.String())
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return got, err
+		}
+	}
+	return got, nil
+}
+
+// pushTo stores root on p and reports whether p acknowledged all of it. A
+// peer that already holds the whole file (a re-add, a retry) counts
+// without a transfer.
+func (r *Replicator) pushTo(ctx context.Context, p peer.ID, root cid.Cid, blocks, bytes uint64) bool {
+	if r.cfg.Holds(ctx, p, root, holdsTimeout) {
+		log.Debugw("peer already holds the file", "peer", p, "cid", root)
+		return true
+	}
+	res, err := protocol.Store(ctx, r.cfg.Host, p, r.cfg.Owner, root, r.treeBlocks(ctx, root), blocks, bytes)
+	if err != nil {
+		log.Debugw("store on peer", "peer", p, "cid", root, "err", err)
+		return false
+	}
+	log.Debugw("stored on peer", "peer", p, "cid", root, "blocks", res.Stored, "complete", res.Complete)
+	return res.Complete
+}
+
+// treeSize counts the blocks and bytes of a local file.
+func (r *Replicator) treeSize(ctx context.Context, root cid.Cid) (blocks, bytes uint64, err error) {
+	err = dag.Walk(ctx, r.cfg.Store, root, func(c cid.Cid, _ byte) error {
+		size, err := r.cfg.Store.GetSize(ctx, c)
+		if err != nil {
+			return err
+		}
+		blocks++
+		bytes += uint64(size)
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("size of %s: %w", root, err)
+	}
+	return blocks, bytes, nil
+}
+
+// errStop ends a walk early without error.
+var errStop = errors.New("stop")
+
+// treeBlocks yields every block of a local file, root first.
+func (r *Replicator) treeBlocks(ctx context.Context, root cid.Cid) iter.Seq2[blockstore.Block, error] {
+	return func(yield func(blockstore.Block, error) bool) {
+		err := dag.Walk(ctx, r.cfg.Store, root, func(c cid.Cid, _ byte) error {
+			data, err := r.cfg.Store.Get(ctx, c)
+			if err != nil {
+				return err
+			}
+			if !yield(blockstore.Block{Cid: c, Data: data}, nil) {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			yield(blockstore.Block{}, err)
+		}
+	}
+}
+
+// markPending records whether root still needs more replicas, in memory
+// and as a pin of reason PinPending.
+func (r *Replicator) markPending(ctx context.Context, root cid.Cid, pending bool) {
+	r.mu.Lock()
+	if pending {
+		r.pending[root] = true
+	} else {
+		delete(r.pending, root)
+	}
+	r.mu.Unlock()
+	var err error
+	if pending {
+		err = r.cfg.Store.Pin(ctx, root, PinPending)
+	} else {
+		err = r.cfg.Store.Unpin(ctx, root, PinPending)
+	}
+	if err != nil {
+		log.Warnw("record pending replication", "cid", root, "pending", pending, "err", err)
+	}
+}
+
+// retryLoop retries the pending roots every retry interval until Close.
+func (r *Replicator) retryLoop() {
+	t := time.NewTicker(r.cfg.RetryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+			r.RetryPending(r.ctx)
+		}
+	}
+}
+
+// RetryPending tries once more to place every pending root, until ctx
+// ends.
+func (r *Replicator) RetryPending(ctx context.Context) {
+	for _, root := range r.Pending() {
+		if ctx.Err() != nil {
+			return
+		}
+		got, err := r.Replicate(ctx, root)
+		log.Infow("retried replication", "cid", root, "replicas", len(got), "err", err)
+	}
+}
