@@ -239,9 +239,13 @@ func TestCorruptReplicaBlocks(t *testing.T) {
 		check(t, res.code == exitIntegrity && strings.Contains(res.out(), "corrupt "+chunk),
 			"repo verify on replica %d must report the damaged chunk %s: %s", r, chunk, res)
 	}
+	// Each replica checks the chunk against its CID before serving it and
+	// says it lacks it: the reader is told the chunk is not found, and no
+	// peer sent it a wrong block.
 	res := c.nodes[readers[1]].run(t, "cat", capability)
-	requireCode(t, res, exitIntegrity, exitNotFound)
+	requireCode(t, res, exitNotFound)
 	requireErrLine(t, res)
+	check(t, !strings.Contains(res.stderr, "bad block"), "a replica served its damaged chunk instead of reporting it missing: %s", res)
 	check(t, len(res.stdout) < len(data), "cat printed %d bytes of a %d byte file whose chunk %s no peer holds intact", len(res.stdout), len(data), chunk)
 }
 

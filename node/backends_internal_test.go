@@ -1,0 +1,98 @@
+package node
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/require"
+
+	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/blockstore/blockstoretest"
+	"github.com/casd/casd/core"
+	"github.com/casd/casd/dag"
+	"github.com/casd/casd/protocol"
+)
+
+// corruptBlock flips one byte of block c in n's store, on disk.
+func corruptBlock(t *testing.T, n *Node, c cid.Cid) {
+	t.Helper()
+	var path string
+	require.NoError(t, filepath.WalkDir(n.repo.BlocksDir(), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Name() == c.String() {
+			path = p
+		}
+		return err
+	}))
+	require.NotEmpty(t, path, "block %s not on disk", c)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	data[len(data)/2] ^= 0x01
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+}
+
+// TestCorruptHolderReportsMissing: a holder whose disk rotted a block says
+// it lacks the block instead of sending it, so the reader neither receives
+// garbage nor strikes an honest peer with a bad disk.
+func TestCorruptHolderReportsMissing(t *testing.T) {
+	holder := startTestNode(t, 0)
+	reader := startTestNode(t, 0)
+	res, err := holder.Add(t.Context(), bytes.NewReader(bytes.Repeat([]byte("rot"), 100_000)), core.AddOptions{Name: "x"})
+	require.NoError(t, err)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	var chunk cid.Cid
+	require.NoError(t, dag.Walk(t.Context(), holder.store, root, func(c cid.Cid, _ byte) error { chunk = c; return nil }))
+	corruptBlock(t, holder, chunk)
+	connect(t, reader, holder)
+
+	var got []blockstore.Block
+	missing, err := protocol.Fetch(t.Context(), reader.net.stack.Host, holder.net.stack.Host.ID(), root, []cid.Cid{chunk},
+		func(b blockstore.Block) error { got = append(got, b); return nil })
+	require.NoError(t, err, "the holder must not send a block that fails its CID")
+	require.Empty(t, got)
+	require.Equal(t, []cid.Cid{chunk}, missing)
+	require.Zero(t, reader.net.strikes.Count(holder.net.stack.Host.ID()))
+}
+
+// TestReplicaPinAnnounces: a replica that pins a root it received queues
+// its provider record, so that readers find it through the DHT.
+func TestReplicaPinAnnounces(t *testing.T) {
+	dir := t.TempDir()
+	store, err := blockstore.Open(filepath.Join(dir, "blocks"), filepath.Join(dir, "meta.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	var announced []cid.Cid
+	b := &storeBackend{store: store, quota: 1 << 30, announce: func(c cid.Cid) { announced = append(announced, c) }}
+	blk := blockstoretest.NewBlock([]byte("a replica"))
+	require.NoError(t, store.Put(t.Context(), blk))
+	require.NoError(t, b.Pin(t.Context(), blk.Cid, "replica:test"))
+	require.Equal(t, []cid.Cid{blk.Cid}, announced)
+	pins, err := store.PinsOf(t.Context(), blk.Cid)
+	require.NoError(t, err)
+	require.Len(t, pins, 1)
+}
+
+// TestReplicasAreProviders: after an add, the replica (not only the owner)
+// is a provider of the root in the DHT.
+func TestReplicasAreProviders(t *testing.T) {
+	owner := startTestNode(t, 1)
+	replica := startTestNode(t, 0)
+	connect(t, owner, replica)
+	connect(t, replica, owner)
+	res, err := owner.Add(t.Context(), bytes.NewReader([]byte("find me at the replica")), core.AddOptions{Name: "x"})
+	require.NoError(t, err)
+	require.Equal(t, []string{replica.net.stack.Host.ID().String()}, res.Replicas)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	replicaID := replica.net.stack.Host.ID()
+	require.Eventually(t, func() bool {
+		provs, err := owner.net.stack.DHT.ProviderStore().GetProviders(t.Context(), root.Hash())
+		return err == nil && slices.ContainsFunc(provs, func(ai peer.AddrInfo) bool { return ai.ID == replicaID })
+	}, 30*time.Second, 20*time.Millisecond, "the replica never announced %s", root)
+}
