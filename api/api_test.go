@@ -442,6 +442,47 @@ func TestAddFailsBeforeBody(t *testing.T) {
 	}
 }
 
+// nilRepo is a broken backend: its calls return neither a value nor an
+// error.
+type nilRepo struct{}
+
+func (nilRepo) RepoVerify(context.Context) (*core.VerifyReport, error) { return nil, nil }
+func (nilRepo) RepoGC(context.Context) (*core.GCResult, error)         { return nil, nil }
+func (nilRepo) RepoStat(context.Context) (*core.RepoStat, error)       { return nil, nil }
+
+// TestNoResult checks that a JSON call never yields a nil result without
+// an error, whichever side is at fault.
+func TestNoResult(t *testing.T) {
+	t.Run("backend", func(t *testing.T) {
+		e := serve(t, api.Backends{Repo: nilRepo{}})
+		st, err := e.c.RepoStat(t.Context())
+		require.Nil(t, st)
+		require.EqualError(t, err, "api: /api/v0/repo/stat returned no result")
+		require.Equal(t, core.KindOther, core.KindOf(err))
+	})
+	t.Run("server", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "api.sock")
+		l, err := net.Listen("unix", sock)
+		require.NoError(t, err)
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "null\n")
+		})}
+		go func() { _ = srv.Serve(l) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		c, err := api.Dial(t.Context(), sock)
+		require.NoError(t, err)
+		defer c.Close()
+
+		st, err := c.RepoStat(t.Context())
+		require.Nil(t, st)
+		require.ErrorIs(t, err, api.ErrBadResponse)
+		require.ErrorContains(t, err, "repo/stat: null result")
+		files, err := c.Ls(t.Context())
+		require.NoError(t, err, "a null list is an empty one")
+		require.Empty(t, files)
+	})
+}
+
 // TestNodeErrors sends node's own sentinels through.
 func TestNodeErrors(t *testing.T) {
 	for _, tc := range []struct {
