@@ -36,13 +36,20 @@ type env struct {
 	served   chan error
 }
 
-// serve runs b on a socket in a temporary directory until the test ends.
-func serve(t testing.TB, b api.Backend) *env {
+// serve runs a server of bs (nil concerns not served) on a socket in a
+// temporary directory until the test ends.
+func serve(t testing.TB, bs api.Backends) *env {
 	t.Helper()
-	e := &env{sock: filepath.Join(t.TempDir(), "api.sock"), served: make(chan error, 1)}
+	return serveServer(t, api.NewServerOf(bs))
+}
+
+// serveServer runs srv on a socket in a temporary directory until the test
+// ends.
+func serveServer(t testing.TB, srv *api.Server) *env {
+	t.Helper()
+	e := &env{srv: srv, sock: filepath.Join(t.TempDir(), "api.sock"), served: make(chan error, 1)}
 	l, err := api.ListenUnix(e.sock)
 	require.NoError(t, err)
-	e.srv = api.NewServer(b)
 	go func() { e.served <- e.srv.Serve(l) }()
 	e.c, err = api.Dial(t.Context(), e.sock)
 	require.NoError(t, err)
@@ -91,7 +98,7 @@ func rawClient(sock string) *http.Client {
 }
 
 // catAll cats ref through c and returns its info and bytes.
-func catAll(ctx context.Context, c api.Backend, ref string) (core.FileInfo, []byte, error) {
+func catAll(ctx context.Context, c core.Files, ref string) (core.FileInfo, []byte, error) {
 	var info core.FileInfo
 	var buf bytes.Buffer
 	err := c.Cat(ctx, ref, func(fi core.FileInfo) (io.Writer, error) {
@@ -109,9 +116,10 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
+// TestEndpoints runs every endpoint of a whole node, served by NewServer.
 func TestEndpoints(t *testing.T) {
-	f := newFake()
-	e := serve(t, f)
+	f, nw := newStore(), &fakeNetwork{}
+	e := serveServer(t, api.NewServer(fakeNode{f, &fakeRepo{}, nw}))
 	c, ctx := e.c, t.Context()
 
 	data := randomBytes(1, 100_000)
@@ -147,9 +155,9 @@ func TestEndpoints(t *testing.T) {
 	t.Run("connect", func(t *testing.T) {
 		const addr = "/ip4/10.1.2.3/tcp/4001/p2p/12D3KooWx"
 		require.NoError(t, c.Connect(ctx, addr))
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		require.Equal(t, []string{addr}, f.connected)
+		nw.mu.Lock()
+		defer nw.mu.Unlock()
+		require.Equal(t, []string{addr}, nw.connected)
 	})
 
 	values := []struct {
@@ -187,9 +195,9 @@ func TestEndpoints(t *testing.T) {
 			require.Equal(t, tc.want, got)
 		})
 	}
-	f.mu.Lock()
-	require.Equal(t, []bool{false, true}, f.peersAll)
-	f.mu.Unlock()
+	nw.mu.Lock()
+	require.Equal(t, []bool{false, true}, nw.peersAll)
+	nw.mu.Unlock()
 
 	t.Run("not found", func(t *testing.T) {
 		_, _, err := catAll(ctx, c, "bafknothere")
@@ -199,7 +207,7 @@ func TestEndpoints(t *testing.T) {
 }
 
 func TestEmptyFile(t *testing.T) {
-	e := serve(t, newFake())
+	e := serve(t, api.Backends{Files: newStore()})
 	res, err := e.c.Add(t.Context(), strings.NewReader(""), core.AddOptions{Name: "empty"})
 	require.NoError(t, err)
 	require.Zero(t, res.Size)
@@ -210,7 +218,7 @@ func TestEmptyFile(t *testing.T) {
 }
 
 func TestEmptyLists(t *testing.T) {
-	e := serve(t, newFake())
+	e := serve(t, api.Backends{Files: newStore()})
 	files, err := e.c.Ls(t.Context())
 	require.NoError(t, err)
 	require.Empty(t, files)
@@ -288,11 +296,11 @@ func TestErrorKinds(t *testing.T) {
 		t.Run(string(k.kind), func(t *testing.T) {
 			for _, tc := range calls {
 				t.Run(tc.name, func(t *testing.T) {
-					f := newFake()
+					f := newStore()
 					info := f.put(data, core.FileInfo{Name: "f"})
 					msg := fmt.Sprintf("fake: %s trouble, ünïcødé ✗", k.kind)
-					f.err, f.failAfter = kindErr{k.kind, msg}, tc.failAfter
-					e := serve(t, f)
+					f.faults = faults{err: kindErr{k.kind, msg}, failAfter: tc.failAfter}
+					e := serve(t, api.Backends{Files: f, Blocks: f, Repo: &fakeRepo{f.faults}})
 
 					err := tc.call(t.Context(), e.c, info.Cid)
 					require.Error(t, err)
@@ -307,6 +315,174 @@ func TestErrorKinds(t *testing.T) {
 	}
 }
 
+// TestNotServed leaves out one concern at a time: each of its endpoints
+// answers that the daemon does not serve it, as an error of kind busy with
+// status 409, while the other concerns are served as usual.
+func TestNotServed(t *testing.T) {
+	type call struct {
+		path string
+		run  func(ctx context.Context, c *api.Client, cid string) error
+	}
+	concerns := []struct {
+		name  string
+		drop  func(*api.Backends)
+		calls []call
+	}{
+		{"files", func(bs *api.Backends) { bs.Files = nil }, []call{
+			{"add", func(ctx context.Context, c *api.Client, _ string) error {
+				_, err := c.Add(ctx, strings.NewReader("data"), core.AddOptions{Name: "f"})
+				return err
+			}},
+			{"cat", func(ctx context.Context, c *api.Client, cid string) error {
+				_, _, err := catAll(ctx, c, cid)
+				return err
+			}},
+			{"ls", func(ctx context.Context, c *api.Client, _ string) error {
+				_, err := c.Ls(ctx)
+				return err
+			}},
+			{"share", func(ctx context.Context, c *api.Client, cid string) error {
+				_, err := c.Share(ctx, cid)
+				return err
+			}},
+			{"refs", func(ctx context.Context, c *api.Client, cid string) error {
+				return c.Refs(ctx, cid, func(string) error { return nil })
+			}},
+		}},
+		{"blocks", func(bs *api.Backends) { bs.Blocks = nil }, []call{
+			{"block/get", func(ctx context.Context, c *api.Client, cid string) error {
+				return c.BlockGet(ctx, cid, io.Discard)
+			}},
+			{"block/stat", func(ctx context.Context, c *api.Client, cid string) error {
+				_, err := c.BlockStat(ctx, cid)
+				return err
+			}},
+		}},
+		{"repo", func(bs *api.Backends) { bs.Repo = nil }, []call{
+			{"repo/verify", func(ctx context.Context, c *api.Client, _ string) error {
+				_, err := c.RepoVerify(ctx)
+				return err
+			}},
+			{"repo/gc", func(ctx context.Context, c *api.Client, _ string) error {
+				_, err := c.RepoGC(ctx)
+				return err
+			}},
+			{"repo/stat", func(ctx context.Context, c *api.Client, _ string) error {
+				_, err := c.RepoStat(ctx)
+				return err
+			}},
+		}},
+		{"network", func(bs *api.Backends) { bs.Network = nil }, []call{
+			{"id", func(ctx context.Context, c *api.Client, _ string) error {
+				_, err := c.ID(ctx)
+				return err
+			}},
+			{"connect", func(ctx context.Context, c *api.Client, _ string) error {
+				return c.Connect(ctx, "/ip4/10.1.2.3/tcp/4001/p2p/12D3KooWx")
+			}},
+			{"peers", func(ctx context.Context, c *api.Client, _ string) error {
+				_, err := c.Peers(ctx, true)
+				return err
+			}},
+			{"status", func(ctx context.Context, c *api.Client, cid string) error {
+				_, err := c.Status(ctx, cid)
+				return err
+			}},
+		}},
+	}
+	for _, concern := range concerns {
+		t.Run(concern.name, func(t *testing.T) {
+			f := newStore()
+			info := f.put([]byte("served"), core.FileInfo{Name: "f"})
+			bs := api.Backends{Files: f, Blocks: f, Repo: &fakeRepo{}, Network: &fakeNetwork{}}
+			concern.drop(&bs)
+			e := serve(t, bs)
+			msg := "api: this daemon does not serve " + concern.name
+
+			for _, other := range concerns {
+				for _, c := range other.calls {
+					t.Run(c.path, func(t *testing.T) {
+						err := c.run(t.Context(), e.c, info.Cid)
+						if other.name != concern.name {
+							require.NoError(t, err, "another concern is served")
+							return
+						}
+						var ae *api.Error
+						require.ErrorAs(t, err, &ae)
+						require.Equal(t, msg, ae.Error())
+						require.Equal(t, core.KindBusy, core.KindOf(err))
+
+						resp, err := rawClient(e.sock).Post("http://casd/api/v0/"+c.path+"?arg="+info.Cid, "", nil)
+						require.NoError(t, err)
+						defer resp.Body.Close()
+						require.Equal(t, http.StatusConflict, resp.StatusCode)
+						var body map[string]string
+						require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+						require.Equal(t, map[string]string{"message": msg, "kind": "busy"}, body)
+					})
+				}
+			}
+		})
+	}
+}
+
+// TestAddFailsBeforeBody checks that an add whose backend fails before it
+// reads the body leaves the connection usable for the client's next call.
+// net/http's server used to panic on it (golang/go#68560), and the next
+// call failed with "connection reset by peer" about one time in five.
+func TestAddFailsBeforeBody(t *testing.T) {
+	f := newStore()
+	f.err = kindErr{core.KindBusy, "fake: repo locked"}
+	e := serve(t, api.Backends{Files: f, Network: &fakeNetwork{}})
+	for i := range 50 {
+		_, err := e.c.Add(t.Context(), strings.NewReader("data"), core.AddOptions{})
+		require.EqualError(t, err, "fake: repo locked")
+		_, err = e.c.ID(t.Context())
+		require.NoError(t, err, "call %d after a failed add", i)
+	}
+}
+
+// nilRepo is a broken backend: its calls return neither a value nor an
+// error.
+type nilRepo struct{}
+
+func (nilRepo) RepoVerify(context.Context) (*core.VerifyReport, error) { return nil, nil }
+func (nilRepo) RepoGC(context.Context) (*core.GCResult, error)         { return nil, nil }
+func (nilRepo) RepoStat(context.Context) (*core.RepoStat, error)       { return nil, nil }
+
+// TestNoResult checks that a JSON call never yields a nil result without
+// an error, whichever side is at fault.
+func TestNoResult(t *testing.T) {
+	t.Run("backend", func(t *testing.T) {
+		e := serve(t, api.Backends{Repo: nilRepo{}})
+		st, err := e.c.RepoStat(t.Context())
+		require.Nil(t, st)
+		require.EqualError(t, err, "api: /api/v0/repo/stat returned no result")
+		require.Equal(t, core.KindOther, core.KindOf(err))
+	})
+	t.Run("server", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "api.sock")
+		l, err := net.Listen("unix", sock)
+		require.NoError(t, err)
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "null\n")
+		})}
+		go func() { _ = srv.Serve(l) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		c, err := api.Dial(t.Context(), sock)
+		require.NoError(t, err)
+		defer c.Close()
+
+		st, err := c.RepoStat(t.Context())
+		require.Nil(t, st)
+		require.ErrorIs(t, err, api.ErrBadResponse)
+		require.ErrorContains(t, err, "repo/stat: null result")
+		files, err := c.Ls(t.Context())
+		require.NoError(t, err, "a null list is an empty one")
+		require.Empty(t, files)
+	})
+}
+
 // TestNodeErrors sends node's own sentinels through.
 func TestNodeErrors(t *testing.T) {
 	for _, tc := range []struct {
@@ -319,9 +495,7 @@ func TestNodeErrors(t *testing.T) {
 		{errors.New("disk on fire"), core.KindOther},
 	} {
 		t.Run(string(tc.kind), func(t *testing.T) {
-			f := newFake()
-			f.err = tc.err
-			e := serve(t, f)
+			e := serve(t, api.Backends{Network: &fakeNetwork{err: tc.err}})
 			err := e.c.Connect(t.Context(), "/ip4/1.2.3.4/tcp/1")
 			require.EqualError(t, err, tc.err.Error())
 			require.Equal(t, tc.kind, core.KindOf(err))
@@ -334,9 +508,7 @@ func TestWire(t *testing.T) {
 	t.Run("kinds", func(t *testing.T) {
 		for _, k := range kinds {
 			t.Run(string(k.kind), func(t *testing.T) {
-				f := newFake()
-				f.err = kindErr{k.kind, "boom"}
-				e := serve(t, f)
+				e := serve(t, api.Backends{Repo: &fakeRepo{faults{err: kindErr{k.kind, "boom"}}}})
 				resp, err := rawClient(e.sock).Post("http://casd/api/v0/repo/gc", "", nil)
 				require.NoError(t, err)
 				defer resp.Body.Close()
@@ -349,7 +521,8 @@ func TestWire(t *testing.T) {
 		}
 	})
 
-	e := serve(t, newFake())
+	f := newStore()
+	e := serveServer(t, api.NewServer(fakeNode{f, &fakeRepo{}, &fakeNetwork{}}))
 	hc := rawClient(e.sock)
 	for _, tc := range []struct {
 		name, method, path string
@@ -381,10 +554,10 @@ func TestCatMidStreamError(t *testing.T) {
 	data := randomBytes(3, 1<<20)
 	for _, after := range []int{1, 4096, 700_000} {
 		t.Run(fmt.Sprint(after), func(t *testing.T) {
-			f := newFake()
+			f := newStore()
 			info := f.put(data, core.FileInfo{Name: "film.mkv"})
 			f.err, f.failAfter = kindErr{core.KindIntegrity, "chunk 3: authentication failed"}, after
-			e := serve(t, f)
+			e := serve(t, api.Backends{Files: f})
 
 			gotInfo, got, err := catAll(t.Context(), e.c, info.Cid)
 			require.EqualError(t, err, "chunk 3: authentication failed")
@@ -395,10 +568,10 @@ func TestCatMidStreamError(t *testing.T) {
 	}
 
 	t.Run("trailer on the wire", func(t *testing.T) {
-		f := newFake()
+		f := newStore()
 		info := f.put(data, core.FileInfo{Name: "x"})
 		f.err, f.failAfter = kindErr{core.KindNotFound, "no peer has chunk 7 ✗"}, 100
-		e := serve(t, f)
+		e := serve(t, api.Backends{Files: f})
 		resp, err := rawClient(e.sock).Post("http://casd/api/v0/cat?arg="+info.Cid, "", nil)
 		require.NoError(t, err)
 		defer resp.Body.Close()
@@ -418,8 +591,7 @@ func TestNonASCIIName(t *testing.T) {
 		"مرحبا.txt",
 	} {
 		t.Run(name, func(t *testing.T) {
-			f := newFake()
-			e := serve(t, f)
+			e := serve(t, api.Backends{Files: newStore()})
 			res, err := e.c.Add(t.Context(), strings.NewReader("content"), core.AddOptions{Name: name})
 			require.NoError(t, err)
 			require.Equal(t, name, res.Name)
@@ -446,9 +618,9 @@ func TestNonASCIIName(t *testing.T) {
 }
 
 func TestCatOpenError(t *testing.T) {
-	f := newFake()
+	f := newStore()
 	info := f.put(randomBytes(4, 1<<20), core.FileInfo{Name: "x"})
-	e := serve(t, f)
+	e := serve(t, api.Backends{Files: f})
 	errStop := errors.New("stdout is a directory")
 	err := e.c.Cat(t.Context(), info.Cid, func(core.FileInfo) (io.Writer, error) { return nil, errStop })
 	require.Equal(t, errStop, err, "open's error as is")
@@ -476,9 +648,9 @@ func (w *failWriter) Write(p []byte) (int, error) {
 }
 
 func TestCatWriteError(t *testing.T) {
-	f := newFake()
+	f := newStore()
 	info := f.put(randomBytes(5, 1<<20), core.FileInfo{Name: "x"})
-	e := serve(t, f)
+	e := serve(t, api.Backends{Files: f})
 	errPipe := errors.New("broken pipe")
 	err := e.c.Cat(t.Context(), info.Cid, func(core.FileInfo) (io.Writer, error) {
 		return &failWriter{n: 5000, err: errPipe}, nil
@@ -488,9 +660,9 @@ func TestCatWriteError(t *testing.T) {
 }
 
 func TestRefsCallbackError(t *testing.T) {
-	f := newFake()
+	f := newStore()
 	info := f.put([]byte("x"), core.FileInfo{})
-	e := serve(t, f)
+	e := serve(t, api.Backends{Files: f})
 	errEnough := errors.New("enough")
 	var got []string
 	err := e.c.Refs(t.Context(), info.Cid, func(c string) error {
@@ -505,7 +677,7 @@ func TestRefsCallbackError(t *testing.T) {
 }
 
 func TestSocketMode(t *testing.T) {
-	e := serve(t, newFake())
+	e := serve(t, api.Backends{})
 	fi, err := os.Stat(e.sock)
 	require.NoError(t, err)
 	require.Equal(t, fs.ModeSocket, fi.Mode().Type())
@@ -532,7 +704,7 @@ func TestListenUnix(t *testing.T) {
 		require.ErrorIs(t, err, fs.ErrNotExist, "Close removes the socket")
 	})
 	t.Run("live daemon", func(t *testing.T) {
-		e := serve(t, newFake())
+		e := serve(t, api.Backends{Network: &fakeNetwork{}})
 		_, err := api.ListenUnix(e.sock)
 		require.ErrorIs(t, err, api.ErrDaemonRunning)
 		require.ErrorContains(t, err, "daemon already running")
@@ -560,7 +732,7 @@ func TestNoDaemon(t *testing.T) {
 		require.ErrorIs(t, err, api.ErrNoDaemon)
 	})
 	t.Run("daemon stopped", func(t *testing.T) {
-		e := serve(t, newFake())
+		e := serve(t, api.Backends{Network: &fakeNetwork{}})
 		_, err := e.c.ID(t.Context())
 		require.NoError(t, err)
 		require.NoError(t, e.stop(t, t.Context()))
@@ -619,19 +791,20 @@ func TestCancel(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake()
+			h := newHang()
+			f := newStore()
 			info := f.put(data, core.FileInfo{Name: "x"})
-			f.hang, f.failAfter = true, tc.failAfter
-			e := serve(t, f)
+			f.faults = faults{failAfter: tc.failAfter, hang: h}
+			e := serve(t, api.Backends{Files: f, Blocks: f, Repo: &fakeRepo{faults{hang: h}}})
 
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			errc := make(chan error, 1)
 			go func() { errc <- tc.call(ctx, e.c, info.Cid) }()
-			recv(t, f.started)
+			recv(t, h.started)
 			cancel()
 			require.ErrorIs(t, recv(t, errc), context.Canceled, "client")
-			require.ErrorIs(t, recv(t, f.canceled), context.Canceled, "backend")
+			require.ErrorIs(t, recv(t, h.canceled), context.Canceled, "backend")
 		})
 	}
 }
@@ -662,9 +835,9 @@ func (r *countingReader) Read(p []byte) (int, error) {
 // is still sending, which it could not if anything buffered the body.
 func TestAddLarge(t *testing.T) {
 	const size = 64 << 20
-	f := newFake()
+	f := newStore()
 	f.discard = true
-	e := serve(t, f)
+	e := serve(t, api.Backends{Files: f})
 
 	var seed [32]byte
 	gate := make(chan struct{})
@@ -695,25 +868,24 @@ func TestAddLarge(t *testing.T) {
 
 func TestShutdown(t *testing.T) {
 	t.Run("grace period over", func(t *testing.T) {
-		f := newFake()
-		f.hang = true
-		e := serve(t, f)
+		h := newHang()
+		e := serve(t, api.Backends{Repo: &fakeRepo{faults{hang: h}}})
 		errc := make(chan error, 1)
 		go func() {
 			_, err := e.c.RepoGC(context.Background())
 			errc <- err
 		}()
-		recv(t, f.started)
+		recv(t, h.started)
 
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		err := e.stop(t, ctx)
 		require.ErrorIs(t, err, context.Canceled)
-		require.ErrorIs(t, recv(t, f.canceled), context.Canceled, "backend cancelled")
+		require.ErrorIs(t, recv(t, h.canceled), context.Canceled, "backend cancelled")
 		require.Error(t, recv(t, errc), "client")
 	})
 	t.Run("idle", func(t *testing.T) {
-		e := serve(t, newFake())
+		e := serve(t, api.Backends{Network: &fakeNetwork{}})
 		_, err := e.c.ID(t.Context())
 		require.NoError(t, err)
 		require.NoError(t, e.stop(t, t.Context()))
@@ -724,8 +896,7 @@ func TestShutdown(t *testing.T) {
 
 // TestConcurrent runs many calls at once on one client.
 func TestConcurrent(t *testing.T) {
-	f := newFake()
-	e := serve(t, f)
+	e := serve(t, api.Backends{Files: newStore()})
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
 	for i := range 16 {
@@ -769,8 +940,7 @@ func (r *brokenReader) Read(p []byte) (int, error) {
 }
 
 func TestAddReadError(t *testing.T) {
-	f := newFake()
-	e := serve(t, f)
+	e := serve(t, api.Backends{Files: newStore()})
 	errDisk := errors.New("input/output error")
 	_, err := e.c.Add(t.Context(), &brokenReader{n: 500_000, err: errDisk}, core.AddOptions{})
 	require.ErrorIs(t, err, errDisk)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/casd/casd/api"
 	"github.com/casd/casd/core"
 )
 
@@ -22,9 +23,9 @@ func sizeName(n int) string {
 func BenchmarkCat(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(sizeName(size), func(b *testing.B) {
-			f := newFake()
+			f := newStore()
 			info := f.put(randomBytes(7, size), core.FileInfo{Name: "bench"})
-			e := serve(b, f)
+			e := serve(b, api.Backends{Files: f})
 			open := func(core.FileInfo) (io.Writer, error) { return io.Discard, nil }
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
@@ -42,9 +43,9 @@ func BenchmarkCat(b *testing.B) {
 func BenchmarkAdd(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(sizeName(size), func(b *testing.B) {
-			f := newFake()
+			f := newStore()
 			f.discard = true
-			e := serve(b, f)
+			e := serve(b, api.Backends{Files: f})
 			data := randomBytes(8, size)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
@@ -59,7 +60,7 @@ func BenchmarkAdd(b *testing.B) {
 
 // BenchmarkCall measures a small JSON round trip.
 func BenchmarkCall(b *testing.B) {
-	e := serve(b, newFake())
+	e := serve(b, api.Backends{Network: &fakeNetwork{}})
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := e.c.ID(b.Context()); err != nil {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/casd/casd/core"
@@ -18,8 +17,8 @@ import (
 // maxErrorBody bounds how much of an error response the client reads.
 const maxErrorBody = 64 << 10
 
-// Client talks to a daemon's API. It has the method set of [Backend], with
-// the same contracts, so the CLI uses a Client or a *node.Node alike.
+// Client talks to a daemon's API. It implements [core.Backend], with the
+// same contracts, so the CLI uses a Client or a *node.Node alike.
 // Errors the daemon reports come back as [*Error]; errors of the transport
 // (the daemon died, ctx was cancelled) are wrapped with the endpoint's
 // name. It is safe for concurrent use.
@@ -27,7 +26,7 @@ type Client struct {
 	hc *http.Client
 }
 
-var _ Backend = (*Client)(nil)
+var _ core.Backend = (*Client)(nil)
 
 // Dial returns a client of the daemon listening on the unix socket at
 // socketPath. It connects once to check: if nothing listens there (no file,
@@ -118,295 +117,23 @@ func readError(endpoint string, resp *http.Response) error {
 	}
 }
 
-// call runs an endpoint that answers with one JSON document.
-func (c *Client) call(ctx context.Context, endpoint string, q url.Values, out any) error {
+// callJSON runs an endpoint that answers with one JSON document and
+// decodes it as a T: each JSON method of the client is one call of it. Its
+// server side is [jsonEndpoint]. A null document where T is a pointer is a
+// bad response, so that a caller never gets a nil result without an error.
+func callJSON[T any](ctx context.Context, c *Client, endpoint string, q url.Values) (T, error) {
+	var zero T
 	resp, err := c.post(ctx, endpoint, q, nil)
 	if err != nil {
-		return err
+		return zero, err
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBadResponse, endpoint, err)
+	var v T
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return zero, fmt.Errorf("%w: %s: %w", ErrBadResponse, endpoint, err)
 	}
-	return nil
-}
-
-// readLines decodes the NDJSON lines of a stream response and calls fn for
-// each. An error line ends the stream with its [*Error]; errors of fn are
-// returned as they are.
-func readLines(endpoint string, r io.Reader, fn func(*streamLine) error) error {
-	dec := json.NewDecoder(r)
-	for {
-		var l streamLine
-		err := dec.Decode(&l)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			var se *json.SyntaxError
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &se) || errors.As(err, &te) {
-				return fmt.Errorf("%w: %s: %w", ErrBadResponse, endpoint, err)
-			}
-			return fmt.Errorf("api: %s: read response: %w", endpoint, err)
-		}
-		if l.Error != nil {
-			if l.Error.Code == "" {
-				l.Error.Code = core.KindOther
-			}
-			return l.Error
-		}
-		if err := fn(&l); err != nil {
-			return err
-		}
-	}
-}
-
-// errAddDone ends the pipe of an add's body once the request is over.
-var errAddDone = errors.New("api: add finished")
-
-// Add sends the file r holds to the daemon, streaming it (nothing is
-// buffered whole), and calls opt.Progress, if set, from the caller's
-// goroutine as the daemon stores it.
-//
-// A goroutine feeds r into the request. Add waits for it before it
-// returns, except when ctx is cancelled: then Add returns at once, and the
-// goroutine ends as soon as the read from r in progress returns (a file's
-// at once, a silent terminal's when it gets input).
-func (c *Client) Add(ctx context.Context, r io.Reader, opt core.AddOptions) (*core.AddResult, error) {
-	pr, pw := io.Pipe()
-	var readErr error // the pump's, set before pumped closes
-	pumped := make(chan struct{})
-	go func() {
-		defer close(pumped)
-		ew := &errWriter{w: pw}
-		_, err := io.Copy(ew, r)
-		if err != nil && ew.err == nil {
-			readErr = err
-		}
-		pw.CloseWithError(err)
-	}()
-	// The transport reads the body until the request ends, even after a
-	// cancellation; ending the pipe is what stops it.
-	stop := context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
-	res, err := c.add(ctx, pr, opt)
-	stop()
-	pr.CloseWithError(errAddDone)
-	select {
-	case <-pumped:
-		if err != nil && readErr != nil {
-			return nil, fmt.Errorf("api: add: read input: %w", readErr)
-		}
-	case <-ctx.Done():
-		if err == nil {
-			err = ctx.Err()
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-// add runs the add request with body.
-func (c *Client) add(ctx context.Context, body io.Reader, opt core.AddOptions) (*core.AddResult, error) {
-	q := query("name", opt.Name, "mediaType", opt.MediaType)
-	if opt.Mode != 0 {
-		q.Set("mode", "0"+strconv.FormatUint(uint64(opt.Mode), 8))
-	}
-	resp, err := c.post(ctx, "add", q, body)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var res *core.AddResult
-	err = readLines("add", resp.Body, func(l *streamLine) error {
-		switch {
-		case l.Progress != nil:
-			if opt.Progress != nil {
-				opt.Progress(*l.Progress)
-			}
-		case l.Result != nil:
-			res = new(core.AddResult)
-			if err := json.Unmarshal(l.Result, res); err != nil {
-				return fmt.Errorf("%w: add: result: %w", ErrBadResponse, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if res == nil {
-		return nil, fmt.Errorf("%w: add: stream ended without a result", ErrBadResponse)
-	}
-	return res, nil
-}
-
-// Cat streams the file ref names (a CID or a capability) into the writer
-// open returns; open gets the file's info before the first byte, and its
-// error is returned as is. An error the daemon meets after the first byte
-// is returned after the bytes that came before it.
-func (c *Client) Cat(ctx context.Context, ref string, open func(core.FileInfo) (io.Writer, error)) error {
-	return c.download(ctx, "cat", ref, func(h http.Header) (io.Writer, error) {
-		v := h.Get(HeaderFile)
-		var info core.FileInfo
-		if err := json.Unmarshal([]byte(v), &info); err != nil {
-			return nil, fmt.Errorf("%w: cat: header %s: %w", ErrBadResponse, HeaderFile, err)
-		}
-		return open(info)
-	})
-}
-
-// BlockGet writes the raw block cid into w.
-func (c *Client) BlockGet(ctx context.Context, cid string, w io.Writer) error {
-	return c.download(ctx, "block/get", cid, func(http.Header) (io.Writer, error) { return w, nil })
-}
-
-// download runs an endpoint that answers with raw bytes and may report a
-// late error in the trailer.
-func (c *Client) download(ctx context.Context, endpoint, arg string, open func(http.Header) (io.Writer, error)) error {
-	resp, err := c.post(ctx, endpoint, query("arg", arg), nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	w, err := open(resp.Header)
-	if err != nil {
-		return err
-	}
-	ew := &errWriter{w: w}
-	if _, err := io.Copy(ew, resp.Body); err != nil {
-		if ew.err != nil {
-			return fmt.Errorf("api: %s: write: %w", endpoint, ew.err)
-		}
-		return fmt.Errorf("api: %s: read response: %w", endpoint, err)
-	}
-	if v := resp.Trailer.Get(TrailerError); v != "" {
-		var e Error
-		if err := json.Unmarshal([]byte(v), &e); err != nil || e.Message == "" {
-			return fmt.Errorf("%w: %s: trailer %s: %q", ErrBadResponse, endpoint, TrailerError, v)
-		}
-		if e.Code == "" {
-			e.Code = core.KindOther
-		}
-		return &e
-	}
-	return nil
-}
-
-// errWriter remembers the error of its writer, to tell it from a read error.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (ew *errWriter) Write(p []byte) (int, error) {
-	n, err := ew.w.Write(p)
-	if err != nil {
-		ew.err = err
-	}
-	return n, err
-}
-
-// Ls lists the node's own files.
-func (c *Client) Ls(ctx context.Context) ([]core.ListEntry, error) {
-	var v []core.ListEntry
-	if err := c.call(ctx, "ls", nil, &v); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
-// Share returns the capability of one of the node's files.
-func (c *Client) Share(ctx context.Context, cid string) (string, error) {
-	var v shareResponse
-	if err := c.call(ctx, "share", query("arg", cid), &v); err != nil {
-		return "", err
-	}
-	return v.Capability, nil
-}
-
-// Refs calls fn with the CID of every block of ref, root first, and stops at
-// fn's first error, which it returns as is.
-func (c *Client) Refs(ctx context.Context, ref string, fn func(cid string) error) error {
-	resp, err := c.post(ctx, "refs", query("arg", ref), nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	return readLines("refs", resp.Body, func(l *streamLine) error {
-		if l.Cid == "" {
-			return fmt.Errorf("%w: refs: line without a cid", ErrBadResponse)
-		}
-		return fn(l.Cid)
-	})
-}
-
-// BlockStat describes block cid.
-func (c *Client) BlockStat(ctx context.Context, cid string) (*core.BlockStat, error) {
-	v := new(core.BlockStat)
-	if err := c.call(ctx, "block/stat", query("arg", cid), v); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
-// RepoVerify verifies the daemon's blockstore.
-func (c *Client) RepoVerify(ctx context.Context) (*core.VerifyReport, error) {
-	v := new(core.VerifyReport)
-	if err := c.call(ctx, "repo/verify", nil, v); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
-// RepoGC collects the daemon's unpinned blocks.
-func (c *Client) RepoGC(ctx context.Context) (*core.GCResult, error) {
-	v := new(core.GCResult)
-	if err := c.call(ctx, "repo/gc", nil, v); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
-// RepoStat describes the daemon's repo.
-func (c *Client) RepoStat(ctx context.Context) (*core.RepoStat, error) {
-	v := new(core.RepoStat)
-	if err := c.call(ctx, "repo/stat", nil, v); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
-// ID describes the daemon's peer.
-func (c *Client) ID(ctx context.Context) (*core.IDInfo, error) {
-	v := new(core.IDInfo)
-	if err := c.call(ctx, "id", nil, v); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
-// Connect makes the daemon connect to the peer at multiaddr addr.
-func (c *Client) Connect(ctx context.Context, addr string) error {
-	return c.call(ctx, "connect", query("arg", addr), new(struct{}))
-}
-
-// Peers lists the daemon's connected peers, or all it knows.
-func (c *Client) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
-	var v []core.PeerInfo
-	if err := c.call(ctx, "peers", query("all", strconv.FormatBool(all)), &v); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
-// Status reports the replication of one of the node's files.
-func (c *Client) Status(ctx context.Context, cid string) (*core.StatusInfo, error) {
-	v := new(core.StatusInfo)
-	if err := c.call(ctx, "status", query("arg", cid), v); err != nil {
-		return nil, err
+	if isNilPointer(v) {
+		return zero, fmt.Errorf("%w: %s: null result", ErrBadResponse, endpoint)
 	}
 	return v, nil
 }

@@ -1,15 +1,30 @@
-// Package api is the daemon's local HTTP API: a [Server] that exposes a
-// [Backend] (in the daemon, a *node.Node) on a unix socket, and a [Client]
-// with the same method set, so that the CLI runs every command the same way
+// Package api is the daemon's local HTTP API: a [Server] that exposes the
+// concerns of a node ([core.Files], [core.Blocks], [core.Repo],
+// [core.Network]) on a unix socket, and a [Client] that implements
+// [core.Backend] too, so that the CLI runs every command the same way
 // whether it talks to a daemon or opens the repo itself.
 //
 //	l, err := api.ListenUnix(filepath.Join(repoDir, "api.sock"))
-//	srv := api.NewServer(n)
+//	srv := api.NewServer(n) // n is a *node.Node: every concern
 //	go srv.Serve(l)
 //	defer srv.Shutdown(ctx)
 //
 //	c, err := api.Dial(ctx, filepath.Join(repoDir, "api.sock"))
 //	files, err := c.Ls(ctx)
+//
+// # Concerns
+//
+// [NewServer] serves every concern of one [core.Backend]. [NewServerOf]
+// takes them one by one in [Backends], and leaves out the nil ones: their
+// endpoints answer an error of kind busy (409), "api: this daemon does not
+// serve repo". A test serves only the concern it exercises.
+//
+// The code is split the same way: files.go, blocks.go, repo.go and
+// network.go each hold a concern's endpoints, by path, and the client's
+// methods for them. An endpoint that answers one JSON document is one line
+// on each side: jsonEndpoint(...) in the concern's endpoint map, and a
+// client method that returns callJSON[T](...). stream.go holds both sides
+// of the streaming responses.
 //
 // # Endpoints
 //
@@ -18,7 +33,9 @@
 // capability or a multiaddr), plus name, mode and mediaType for add and all
 // for peers. Endpoints that return one value answer with a JSON document:
 // ls, share, block/stat, repo/verify, repo/gc, repo/stat, id, connect, peers,
-// status.
+// status. An empty list is [], never null, and a backend that returns no
+// value and no error is an error (other, 500), so that a client call never
+// yields a nil result without an error.
 //
 // # Streams
 //

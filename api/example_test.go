@@ -22,13 +22,15 @@ func Example() {
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "api.sock")
 
-	// The daemon's side. A *node.Node is the usual Backend.
-	var backend api.Backend = newFake()
+	// The daemon's side. It serves a whole *node.Node with
+	// api.NewServer(n); this one serves the files concern only, and its
+	// other endpoints answer that this daemon does not serve them.
+	var files core.Files = newStore()
 	l, err := api.ListenUnix(sock)
 	if err != nil {
 		panic(err)
 	}
-	srv := api.NewServer(backend)
+	srv := api.NewServerOf(api.Backends{Files: files})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 
@@ -41,13 +43,15 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	files, err := c.Ls(ctx)
+	list, err := c.Ls(ctx)
 	if err != nil {
 		panic(err)
 	}
-	for _, f := range files {
+	for _, f := range list {
 		fmt.Println(f.Name, f.Size, f.Cid == res.Cid)
 	}
+	_, err = c.RepoStat(ctx)
+	fmt.Println(err, core.KindOf(err))
 
 	_ = c.Close()
 	if err := srv.Shutdown(ctx); err != nil {
@@ -56,5 +60,6 @@ func Example() {
 	fmt.Println(<-served)
 	// Output:
 	// hello.txt 6 true
+	// api: this daemon does not serve repo busy
 	// <nil>
 }

@@ -24,68 +24,74 @@ func (e kindErr) Kind() core.Kind { return e.kind }
 
 var errNotFound = kindErr{core.KindNotFound, "fake: not found"}
 
+// faults injects failures into a fake; set its fields before serving.
+type faults struct {
+	// err, if set, is returned by every call; the streams (add, cat,
+	// block/get, refs) first pass failAfter bytes (refs: CIDs).
+	err       error
+	failAfter int
+	// hang, if set, makes every call (the streams: after failAfter) hang
+	// until its context is done.
+	hang *hang
+}
+
+// hang reports a call that hangs: on started when it begins to wait, then
+// its context's error on canceled.
+type hang struct {
+	started  chan struct{}
+	canceled chan error
+}
+
+func newHang() *hang {
+	return &hang{started: make(chan struct{}, 16), canceled: make(chan error, 16)}
+}
+
+func (h *hang) wait(ctx context.Context) error {
+	h.started <- struct{}{}
+	<-ctx.Done()
+	h.canceled <- ctx.Err()
+	return ctx.Err()
+}
+
+// failing reports whether a failure is injected.
+func (f *faults) failing() bool { return f.hang != nil || f.err != nil }
+
+// fail is what a call that sends nothing returns when a failure is injected.
+func (f *faults) fail(ctx context.Context) error {
+	if f.hang != nil {
+		return f.hang.wait(ctx)
+	}
+	return f.err
+}
+
 type fakeFile struct {
 	info core.FileInfo
 	data []byte
 }
 
-// fake is an in-memory Backend: it serves the files added to it. The fields
-// before mu inject failures; set them before serving.
-type fake struct {
-	// err, if set, is returned by every method; the streams (add, cat,
-	// block/get, refs) first pass failAfter bytes (refs: CIDs).
-	err       error
-	failAfter int
-	// hang makes every method send on started (the streams: after
-	// failAfter), wait for its context, then send ctx.Err() on canceled.
-	// Add reads its whole body before it waits.
-	hang     bool
-	started  chan struct{}
-	canceled chan error
-	// discard makes Add count and hash the file without keeping it.
+// fakeStore is an in-memory store of files: it fakes the files concern,
+// and the blocks concern on the same data (each file is one block).
+type fakeStore struct {
+	faults
+	// discard makes Add count and hash the file without keeping it. Add
+	// with a hang reads its whole body before it waits, as a node does
+	// while it replicates.
 	discard bool
 
 	// mu guards the fields below.
-	mu        sync.Mutex
-	files     map[string]fakeFile
-	lastAdd   core.AddOptions
-	added     int64  // bytes the last Add read
-	addedSum  []byte // their SHA-256
-	connected []string
-	peersAll  []bool
+	mu       sync.Mutex
+	files    map[string]fakeFile
+	lastAdd  core.AddOptions
+	added    int64  // bytes the last Add read
+	addedSum []byte // their SHA-256
 }
 
-func newFake() *fake {
-	return &fake{
-		files:    map[string]fakeFile{},
-		started:  make(chan struct{}, 16),
-		canceled: make(chan error, 16),
-	}
-}
-
-// wait is the hang behaviour.
-func (f *fake) wait(ctx context.Context) error {
-	f.started <- struct{}{}
-	<-ctx.Done()
-	f.canceled <- ctx.Err()
-	return ctx.Err()
-}
-
-// fail is what a call that sends nothing returns when a failure is injected.
-func (f *fake) fail(ctx context.Context) error {
-	if f.hang {
-		return f.wait(ctx)
-	}
-	return f.err
-}
-
-// failing reports whether a failure is injected.
-func (f *fake) failing() bool { return f.hang || f.err != nil }
+func newStore() *fakeStore { return &fakeStore{files: map[string]fakeFile{}} }
 
 func cidOf(sum []byte) string { return "bafk" + hex.EncodeToString(sum[:8]) }
 
 // put stores a file and returns its info.
-func (f *fake) put(data []byte, info core.FileInfo) core.FileInfo {
+func (f *fakeStore) put(data []byte, info core.FileInfo) core.FileInfo {
 	sum := sha256.Sum256(data)
 	info.Cid = cidOf(sum[:])
 	info.Size = int64(len(data))
@@ -95,7 +101,7 @@ func (f *fake) put(data []byte, info core.FileInfo) core.FileInfo {
 	return info
 }
 
-func (f *fake) file(ref string) (fakeFile, bool) {
+func (f *fakeStore) file(ref string) (fakeFile, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ff, ok := f.files[ref]
@@ -118,7 +124,7 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (f *fake) Add(ctx context.Context, r io.Reader, opt core.AddOptions) (*core.AddResult, error) {
+func (f *fakeStore) Add(ctx context.Context, r io.Reader, opt core.AddOptions) (*core.AddResult, error) {
 	f.mu.Lock()
 	f.lastAdd = opt
 	f.lastAdd.Progress = nil
@@ -132,14 +138,12 @@ func (f *fake) Add(ctx context.Context, r io.Reader, opt core.AddOptions) (*core
 	pw := &progressWriter{w: dst, progress: opt.Progress}
 	var err error
 	switch {
-	case f.hang:
+	case f.hang != nil:
 		_, _ = io.CopyN(pw, r, int64(f.failAfter))
-		f.started <- struct{}{}
-		// Like a node, read on until the body ends or breaks, then hang
-		// (as a node does while it replicates).
-		_, _ = io.Copy(io.Discard, r)
+		f.hang.started <- struct{}{}
+		_, _ = io.Copy(io.Discard, r) // until the body ends or breaks
 		<-ctx.Done()
-		f.canceled <- ctx.Err()
+		f.hang.canceled <- ctx.Err()
 		err = ctx.Err()
 	case f.err != nil:
 		_, err = io.CopyN(pw, r, int64(f.failAfter))
@@ -166,7 +170,7 @@ func (f *fake) Add(ctx context.Context, r io.Reader, opt core.AddOptions) (*core
 }
 
 // send writes data to w in small pieces, failing as injected.
-func (f *fake) send(ctx context.Context, w io.Writer, data []byte) error {
+func (f *fakeStore) send(ctx context.Context, w io.Writer, data []byte) error {
 	n := len(data)
 	if f.failing() {
 		n = min(f.failAfter, n)
@@ -185,7 +189,7 @@ func (f *fake) send(ctx context.Context, w io.Writer, data []byte) error {
 	return nil
 }
 
-func (f *fake) Cat(ctx context.Context, ref string, open func(core.FileInfo) (io.Writer, error)) error {
+func (f *fakeStore) Cat(ctx context.Context, ref string, open func(core.FileInfo) (io.Writer, error)) error {
 	if f.failing() && f.failAfter == 0 {
 		return f.fail(ctx)
 	}
@@ -200,7 +204,7 @@ func (f *fake) Cat(ctx context.Context, ref string, open func(core.FileInfo) (io
 	return f.send(ctx, w, ff.data)
 }
 
-func (f *fake) BlockGet(ctx context.Context, cid string, w io.Writer) error {
+func (f *fakeStore) BlockGet(ctx context.Context, cid string, w io.Writer) error {
 	if f.failing() && f.failAfter == 0 {
 		return f.fail(ctx)
 	}
@@ -216,7 +220,7 @@ func refsOf(c string) []string {
 	return []string{c, c + "-0", c + "-1", c + "-2"}
 }
 
-func (f *fake) Refs(ctx context.Context, ref string, fn func(cid string) error) error {
+func (f *fakeStore) Refs(ctx context.Context, ref string, fn func(cid string) error) error {
 	if f.failing() && f.failAfter == 0 {
 		return f.fail(ctx)
 	}
@@ -240,10 +244,7 @@ func (f *fake) Refs(ctx context.Context, ref string, fn func(cid string) error) 
 
 var added = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func (f *fake) Ls(ctx context.Context) ([]core.ListEntry, error) {
-	if err := f.fail(ctx); err != nil {
-		return nil, err
-	}
+func (f *fakeStore) Ls(context.Context) ([]core.ListEntry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []core.ListEntry
@@ -253,20 +254,14 @@ func (f *fake) Ls(ctx context.Context) ([]core.ListEntry, error) {
 	return out, nil
 }
 
-func (f *fake) Share(ctx context.Context, cid string) (string, error) {
-	if err := f.fail(ctx); err != nil {
-		return "", err
-	}
+func (f *fakeStore) Share(_ context.Context, cid string) (string, error) {
 	if _, ok := f.file(cid); !ok {
 		return "", fmt.Errorf("share %s: %w", cid, errNotFound)
 	}
 	return "cap-" + cid, nil
 }
 
-func (f *fake) BlockStat(ctx context.Context, cid string) (*core.BlockStat, error) {
-	if err := f.fail(ctx); err != nil {
-		return nil, err
-	}
+func (f *fakeStore) BlockStat(_ context.Context, cid string) (*core.BlockStat, error) {
 	ff, ok := f.file(cid)
 	if !ok {
 		return nil, fmt.Errorf("block stat %s: %w", cid, errNotFound)
@@ -274,31 +269,43 @@ func (f *fake) BlockStat(ctx context.Context, cid string) (*core.BlockStat, erro
 	return &core.BlockStat{Cid: cid, Size: len(ff.data)}, nil
 }
 
-func (f *fake) RepoVerify(ctx context.Context) (*core.VerifyReport, error) {
-	if err := f.fail(ctx); err != nil {
-		return nil, err
-	}
-	return &core.VerifyReport{Checked: 7, Corrupt: []string{"bafkbad"}, Missing: []string{}}, nil
+// fakeRepo fakes the repo concern with fixed answers, or the faults (only
+// err and hang apply).
+type fakeRepo struct{ faults }
+
+func (f *fakeRepo) RepoVerify(ctx context.Context) (*core.VerifyReport, error) {
+	return answer(f.fail(ctx), &core.VerifyReport{Checked: 7, Corrupt: []string{"bafkbad"}, Missing: []string{}})
 }
 
-func (f *fake) RepoGC(ctx context.Context) (*core.GCResult, error) {
-	if err := f.fail(ctx); err != nil {
-		return nil, err
-	}
-	return &core.GCResult{Removed: 3, Freed: 3 << 20}, nil
+func (f *fakeRepo) RepoGC(ctx context.Context) (*core.GCResult, error) {
+	return answer(f.fail(ctx), &core.GCResult{Removed: 3, Freed: 3 << 20})
 }
 
-func (f *fake) RepoStat(ctx context.Context) (*core.RepoStat, error) {
-	if err := f.fail(ctx); err != nil {
-		return nil, err
-	}
-	return &core.RepoStat{Path: "/repo", Version: 1, Blocks: 10, Bytes: 1 << 30, Pins: 2, Files: 2}, nil
+func (f *fakeRepo) RepoStat(ctx context.Context) (*core.RepoStat, error) {
+	return answer(f.fail(ctx), &core.RepoStat{Path: "/repo", Version: 1, Blocks: 10, Bytes: 1 << 30, Pins: 2, Files: 2})
 }
 
-func (f *fake) ID(ctx context.Context) (*core.IDInfo, error) {
-	if err := f.fail(ctx); err != nil {
-		return nil, err
+// answer returns err, or v if err is nil.
+func answer[T any](err error, v T) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, err
 	}
+	return v, nil
+}
+
+// fakeNetwork fakes the network concern with fixed answers, and records
+// what it is asked. err, if set, is what Connect returns.
+type fakeNetwork struct {
+	err error
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	connected []string
+	peersAll  []bool
+}
+
+func (f *fakeNetwork) ID(context.Context) (*core.IDInfo, error) {
 	return &core.IDInfo{
 		ID:           "12D3KooWfake",
 		Addrs:        []string{"/ip4/127.0.0.1/tcp/4001"},
@@ -307,9 +314,9 @@ func (f *fake) ID(ctx context.Context) (*core.IDInfo, error) {
 	}, nil
 }
 
-func (f *fake) Connect(ctx context.Context, addr string) error {
-	if err := f.fail(ctx); err != nil {
-		return err
+func (f *fakeNetwork) Connect(_ context.Context, addr string) error {
+	if f.err != nil {
+		return f.err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -317,10 +324,7 @@ func (f *fake) Connect(ctx context.Context, addr string) error {
 	return nil
 }
 
-func (f *fake) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
-	if err := f.fail(ctx); err != nil {
-		return nil, err
-	}
+func (f *fakeNetwork) Peers(_ context.Context, all bool) ([]core.PeerInfo, error) {
 	f.mu.Lock()
 	f.peersAll = append(f.peersAll, all)
 	f.mu.Unlock()
@@ -331,9 +335,13 @@ func (f *fake) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
 	return out, nil
 }
 
-func (f *fake) Status(ctx context.Context, cid string) (*core.StatusInfo, error) {
-	if err := f.fail(ctx); err != nil {
-		return nil, err
-	}
+func (f *fakeNetwork) Status(_ context.Context, cid string) (*core.StatusInfo, error) {
 	return &core.StatusInfo{Cid: cid, Goal: 3, Replicas: []string{"12D3KooWa", "12D3KooWb"}}, nil
+}
+
+// fakeNode is every concern in one value, as a *node.Node is.
+type fakeNode struct {
+	*fakeStore
+	*fakeRepo
+	*fakeNetwork
 }

@@ -9,7 +9,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
-	"strconv"
+	"reflect"
 	"sync"
 	"time"
 
@@ -22,29 +22,21 @@ import (
 
 var log = logging.Logger("casd/api")
 
-// Header and trailer names of the protocol.
-const (
-	// HeaderFile carries the [core.FileInfo] of a cat response as JSON
-	// whose non-ASCII characters are \u-escaped.
-	HeaderFile = "X-Casd-File"
-	// TrailerError carries an [Error] as JSON when a cat or block/get fails
-	// after its body has started.
-	TrailerError = "X-Casd-Error"
-)
+// Backends are the concerns a [Server] serves, each on its own endpoints.
+// A nil concern is not served: its endpoints answer an error of kind
+// [core.KindBusy], "api: this daemon does not serve <concern>", after the
+// request's arguments are checked.
+type Backends struct {
+	Files   core.Files   // add, cat, ls, share, refs
+	Blocks  core.Blocks  // block/get, block/stat
+	Repo    core.Repo    // repo/verify, repo/gc, repo/stat
+	Network core.Network // id, connect, peers, status
+}
 
-// progressStep is how many stored bytes an add lets pass between two
-// progress lines.
-const progressStep = 256 << 10
-
-// Backend is what the server serves: every concern of a node. The daemon
-// serves a *node.Node; [*Client] implements it too, so the CLI runs its
-// commands on either.
-type Backend = core.Backend
-
-// Server serves a [Backend] over HTTP. Create it with [NewServer], run it
-// with [Server.Serve] and stop it with [Server.Shutdown].
+// Server serves [Backends] over HTTP. Create it with [NewServer] or
+// [NewServerOf], run it with [Server.Serve] and stop it with
+// [Server.Shutdown].
 type Server struct {
-	b   Backend
 	srv *http.Server
 
 	// ctx is the parent of every request's context; Shutdown cancels it
@@ -59,28 +51,28 @@ type Server struct {
 	closing bool
 }
 
-// NewServer returns a server of b. It starts nothing.
-func NewServer(b Backend) *Server {
+// NewServer returns a server of every concern of b: in the daemon, a
+// *node.Node. It starts nothing.
+func NewServer(b core.Backend) *Server {
+	return NewServerOf(Backends{Files: b, Blocks: b, Repo: b, Network: b})
+}
+
+// NewServerOf returns a server of the concerns in bs; the nil ones are not
+// served. It starts nothing.
+func NewServerOf(bs Backends) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{b: b, ctx: ctx, cancel: cancel}
+	s := &Server{ctx: ctx, cancel: cancel}
+	bs = bs.orUnserved()
 	mux := http.NewServeMux()
-	for path, h := range map[string]http.HandlerFunc{
-		"add":         s.add,
-		"cat":         s.cat,
-		"ls":          s.ls,
-		"share":       s.share,
-		"refs":        s.refs,
-		"block/get":   s.blockGet,
-		"block/stat":  s.blockStat,
-		"repo/verify": s.repoVerify,
-		"repo/gc":     s.repoGC,
-		"repo/stat":   s.repoStat,
-		"id":          s.id,
-		"connect":     s.connect,
-		"peers":       s.peers,
-		"status":      s.status,
+	for _, endpoints := range []map[string]http.HandlerFunc{
+		filesEndpoints(bs.Files),
+		blocksEndpoints(bs.Blocks),
+		repoEndpoints(bs.Repo),
+		networkEndpoints(bs.Network),
 	} {
-		mux.Handle("/api/v0/"+path, s.wrap(h))
+		for path, h := range endpoints {
+			mux.Handle("/api/v0/"+path, s.wrap(h))
+		}
 	}
 	mux.Handle("/", s.wrap(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, badInput("unknown endpoint "+r.URL.Path))
@@ -173,331 +165,125 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	_ = json.NewEncoder(w).Encode(e) // the client is gone if this fails
 }
 
-// writeValue sends v as a JSON document, or err.
-func writeValue(w http.ResponseWriter, r *http.Request, v any, err error) {
-	if err != nil {
-		writeError(w, r, err)
-		return
+// jsonEndpoint serves an endpoint that answers with one JSON document: the
+// value fn returns, or its error with the status of the error's kind. fn
+// gets the request's context. A nil slice goes out as [] rather than null;
+// a nil pointer without an error is an error of the backend, so that the
+// client always gets a value. Its client side is [callJSON].
+func jsonEndpoint[T any](fn func(ctx context.Context, r *http.Request) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(r.Context(), r)
+		if err == nil && isNilPointer(v) {
+			err = fmt.Errorf("api: %s returned no result", r.URL.Path)
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		b := []byte("[]")
+		if rv := reflect.ValueOf(v); rv.Kind() != reflect.Slice || !rv.IsNil() {
+			if b, err = json.Marshal(v); err != nil {
+				writeError(w, r, fmt.Errorf("api: encode %s response: %w", r.URL.Path, err))
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(append(b, '\n'))
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		writeError(w, r, fmt.Errorf("api: encode %s response: %w", r.URL.Path, err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(append(b, '\n'))
 }
 
-// arg returns the required query argument "arg", or writes the error.
-func arg(w http.ResponseWriter, r *http.Request) (string, bool) {
+// isNilPointer reports whether v is a nil pointer.
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
+}
+
+// noArg adapts a backend call without arguments to [jsonEndpoint].
+func noArg[T any](fn func(context.Context) (T, error)) func(context.Context, *http.Request) (T, error) {
+	return func(ctx context.Context, _ *http.Request) (T, error) { return fn(ctx) }
+}
+
+// withArg adapts a backend call on the required query argument "arg" to
+// [jsonEndpoint].
+func withArg[T any](fn func(context.Context, string) (T, error)) func(context.Context, *http.Request) (T, error) {
+	return func(ctx context.Context, r *http.Request) (T, error) {
+		v, err := queryArg(r)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return fn(ctx, v)
+	}
+}
+
+// queryArg returns the required query argument "arg".
+func queryArg(r *http.Request) (string, error) {
 	v := r.URL.Query().Get("arg")
 	if v == "" {
-		writeError(w, r, badInput("missing argument arg"))
+		return "", badInput("missing argument arg")
+	}
+	return v, nil
+}
+
+// arg returns the required query argument "arg" of a streaming endpoint,
+// or writes the error.
+func arg(w http.ResponseWriter, r *http.Request) (string, bool) {
+	v, err := queryArg(r)
+	if err != nil {
+		writeError(w, r, err)
 		return "", false
 	}
 	return v, true
 }
 
-// streamLine is one line of an NDJSON response (add, refs).
-type streamLine struct {
-	Progress *int64          `json:"progress,omitempty"`
-	Cid      string          `json:"cid,omitempty"`
-	Result   json.RawMessage `json:"result,omitempty"`
-	Error    *Error          `json:"error,omitempty"`
-}
-
-// lineWriter writes an NDJSON response. Its methods may be called from any
-// goroutine (a backend may report progress from its own).
-type lineWriter struct {
-	w  http.ResponseWriter
-	r  *http.Request
-	rc *http.ResponseController
-
-	// mu guards the fields below and the ResponseWriter.
-	mu      sync.Mutex
-	started bool  // the status line is out
-	done    bool  // the handler is returning; no more writes
-	last    int64 // last progress reported
-}
-
-func newLineWriter(w http.ResponseWriter, r *http.Request) *lineWriter {
-	return &lineWriter{w: w, r: r, rc: http.NewResponseController(w)}
-}
-
-// writeLocked sends one line and flushes it.
-func (lw *lineWriter) writeLocked(l *streamLine) error {
-	if lw.done {
-		return errors.New("api: response already finished")
+// orUnserved returns bs with each nil concern replaced by [unserved].
+func (bs Backends) orUnserved() Backends {
+	if bs.Files == nil {
+		bs.Files = unserved("files")
 	}
-	if !lw.started {
-		lw.started = true
-		lw.w.Header().Set("Content-Type", "application/x-ndjson")
-		lw.w.Header().Set("X-Content-Type-Options", "nosniff")
-		lw.w.WriteHeader(http.StatusOK)
+	if bs.Blocks == nil {
+		bs.Blocks = unserved("blocks")
 	}
-	b, err := json.Marshal(l)
-	if err != nil {
-		return fmt.Errorf("api: encode line: %w", err)
+	if bs.Repo == nil {
+		bs.Repo = unserved("repo")
 	}
-	if _, err := lw.w.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("api: write response: %w", err)
+	if bs.Network == nil {
+		bs.Network = unserved("network")
 	}
-	if err := lw.rc.Flush(); err != nil {
-		return fmt.Errorf("api: flush response: %w", err)
-	}
-	return nil
+	return bs
 }
 
-// line sends l.
-func (lw *lineWriter) line(l *streamLine) error {
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	return lw.writeLocked(l)
+// unserved stands in for a concern the server was not given, named by its
+// value: every method fails at once with the error that says so. Standing
+// in (rather than a nil check per endpoint) keeps each endpoint's
+// registration one line.
+type unserved string
+
+var _ core.Backend = unserved("")
+
+func (u unserved) err() error {
+	return &Error{Code: core.KindBusy, Message: "api: this daemon does not serve " + string(u)}
 }
 
-// progress is the AddOptions.Progress of a served add: it sends a line per
-// progressStep bytes stored.
-func (lw *lineWriter) progress(stored int64) {
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	if lw.done || stored-lw.last < progressStep {
-		return
-	}
-	lw.last = stored
-	_ = lw.writeLocked(&streamLine{Progress: &stored}) // a gone client cancels the add
+func (u unserved) Add(context.Context, io.Reader, core.AddOptions) (*core.AddResult, error) {
+	return nil, u.err()
 }
-
-// finish ends the response with result or err. An error before the first
-// line is a plain error response with its status.
-func (lw *lineWriter) finish(result any, err error) {
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	if err == nil && result != nil {
-		b, merr := json.Marshal(result)
-		if merr == nil {
-			err = lw.writeLocked(&streamLine{Result: b})
-		} else {
-			err = fmt.Errorf("api: encode result: %w", merr)
-		}
-	}
-	switch {
-	case err != nil && !lw.started:
-		writeError(lw.w, lw.r, err)
-	case err != nil:
-		e := toError(err)
-		log.Debugw("stream failed", "path", lw.r.URL.Path, "err", e.Message)
-		_ = lw.writeLocked(&streamLine{Error: e})
-	case !lw.started: // an empty stream
-		lw.started = true
-		lw.w.Header().Set("Content-Type", "application/x-ndjson")
-		lw.w.WriteHeader(http.StatusOK)
-	}
-	lw.done = true
+func (u unserved) Cat(context.Context, string, func(core.FileInfo) (io.Writer, error)) error {
+	return u.err()
 }
-
-func (s *Server) add(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	opt := core.AddOptions{Name: q.Get("name"), MediaType: q.Get("mediaType")}
-	if m := q.Get("mode"); m != "" {
-		v, err := strconv.ParseUint(m, 0, 32)
-		if err != nil {
-			writeError(w, r, badInput("bad mode "+strconv.Quote(m)))
-			return
-		}
-		opt.Mode = uint32(v)
-	}
-	lw := newLineWriter(w, r)
-	// Progress lines go out while the body still comes in. Without full
-	// duplex, net/http's HTTP/1 server would cut the body off at the first
-	// flush.
-	if err := lw.rc.EnableFullDuplex(); err != nil {
-		log.Debugw("full duplex unavailable", "err", err)
-	}
-	opt.Progress = lw.progress
-	// net/http notices a client that hangs up only once the body is read
-	// to its end; before that, a failed read of the body is the sign.
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	res, err := s.b.Add(ctx, &cancelOnError{r: r.Body, cancel: cancel}, opt)
-	if err == nil && res == nil {
-		err = errors.New("api: add returned no result")
-	}
-	lw.finish(res, err)
+func (u unserved) Ls(context.Context) ([]core.ListEntry, error)           { return nil, u.err() }
+func (u unserved) Share(context.Context, string) (string, error)          { return "", u.err() }
+func (u unserved) Refs(context.Context, string, func(string) error) error { return u.err() }
+func (u unserved) BlockGet(context.Context, string, io.Writer) error      { return u.err() }
+func (u unserved) BlockStat(context.Context, string) (*core.BlockStat, error) {
+	return nil, u.err()
 }
-
-// cancelOnError cancels the request's work when its body breaks.
-type cancelOnError struct {
-	r      io.Reader
-	cancel context.CancelFunc
-}
-
-func (c *cancelOnError) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if err != nil && err != io.EOF {
-		c.cancel()
-	}
-	return n, err
-}
-
-func (s *Server) refs(w http.ResponseWriter, r *http.Request) {
-	ref, ok := arg(w, r)
-	if !ok {
-		return
-	}
-	lw := newLineWriter(w, r)
-	err := s.b.Refs(r.Context(), ref, func(c string) error {
-		return lw.line(&streamLine{Cid: c})
-	})
-	lw.finish(nil, err)
-}
-
-// bodyWriter records whether the response body has started.
-type bodyWriter struct {
-	w     http.ResponseWriter
-	wrote bool
-}
-
-func (bw *bodyWriter) Write(p []byte) (int, error) {
-	bw.wrote = true
-	return bw.w.Write(p)
-}
-
-// startBody prepares a raw byte response whose errors can come late.
-func startBody(w http.ResponseWriter) *bodyWriter {
-	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Trailer", TrailerError)
-	return &bodyWriter{w: w}
-}
-
-// endBody reports err: as the response if no byte went out yet, else in
-// the trailer.
-func endBody(w http.ResponseWriter, r *http.Request, bw *bodyWriter, err error) {
-	if err == nil {
-		return
-	}
-	if !bw.wrote {
-		w.Header().Del("Trailer")
-		w.Header().Del(HeaderFile)
-		writeError(w, r, err)
-		return
-	}
-	e := toError(err)
-	log.Debugw("body failed", "path", r.URL.Path, "err", e.Message)
-	v, herr := headerJSON(e)
-	if herr != nil {
-		v = `{"kind":"other","message":"api: unencodable error"}`
-	}
-	w.Header().Set(TrailerError, v)
-}
-
-func (s *Server) cat(w http.ResponseWriter, r *http.Request) {
-	ref, ok := arg(w, r)
-	if !ok {
-		return
-	}
-	bw := startBody(w)
-	err := s.b.Cat(r.Context(), ref, func(info core.FileInfo) (io.Writer, error) {
-		v, err := headerJSON(info)
-		if err != nil {
-			return nil, fmt.Errorf("api: encode file info: %w", err)
-		}
-		w.Header().Set(HeaderFile, v)
-		return bw, nil
-	})
-	endBody(w, r, bw, err)
-}
-
-func (s *Server) blockGet(w http.ResponseWriter, r *http.Request) {
-	c, ok := arg(w, r)
-	if !ok {
-		return
-	}
-	bw := startBody(w)
-	endBody(w, r, bw, s.b.BlockGet(r.Context(), c, bw))
-}
-
-func (s *Server) ls(w http.ResponseWriter, r *http.Request) {
-	v, err := s.b.Ls(r.Context())
-	if v == nil {
-		v = []core.ListEntry{}
-	}
-	writeValue(w, r, v, err)
-}
-
-// shareResponse is the body of a share response.
-type shareResponse struct {
-	Capability string `json:"capability"`
-}
-
-func (s *Server) share(w http.ResponseWriter, r *http.Request) {
-	c, ok := arg(w, r)
-	if !ok {
-		return
-	}
-	capa, err := s.b.Share(r.Context(), c)
-	writeValue(w, r, shareResponse{Capability: capa}, err)
-}
-
-func (s *Server) blockStat(w http.ResponseWriter, r *http.Request) {
-	c, ok := arg(w, r)
-	if !ok {
-		return
-	}
-	v, err := s.b.BlockStat(r.Context(), c)
-	writeValue(w, r, v, err)
-}
-
-func (s *Server) repoVerify(w http.ResponseWriter, r *http.Request) {
-	v, err := s.b.RepoVerify(r.Context())
-	writeValue(w, r, v, err)
-}
-
-func (s *Server) repoGC(w http.ResponseWriter, r *http.Request) {
-	v, err := s.b.RepoGC(r.Context())
-	writeValue(w, r, v, err)
-}
-
-func (s *Server) repoStat(w http.ResponseWriter, r *http.Request) {
-	v, err := s.b.RepoStat(r.Context())
-	writeValue(w, r, v, err)
-}
-
-func (s *Server) id(w http.ResponseWriter, r *http.Request) {
-	v, err := s.b.ID(r.Context())
-	writeValue(w, r, v, err)
-}
-
-func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
-	addr, ok := arg(w, r)
-	if !ok {
-		return
-	}
-	writeValue(w, r, struct{}{}, s.b.Connect(r.Context(), addr))
-}
-
-func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
-	all := false
-	if v := r.URL.Query().Get("all"); v != "" {
-		var err error
-		if all, err = strconv.ParseBool(v); err != nil {
-			writeError(w, r, badInput("bad value of all: "+strconv.Quote(v)))
-			return
-		}
-	}
-	v, err := s.b.Peers(r.Context(), all)
-	if v == nil {
-		v = []core.PeerInfo{}
-	}
-	writeValue(w, r, v, err)
-}
-
-func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	c, ok := arg(w, r)
-	if !ok {
-		return
-	}
-	v, err := s.b.Status(r.Context(), c)
-	writeValue(w, r, v, err)
+func (u unserved) RepoVerify(context.Context) (*core.VerifyReport, error) { return nil, u.err() }
+func (u unserved) RepoGC(context.Context) (*core.GCResult, error)         { return nil, u.err() }
+func (u unserved) RepoStat(context.Context) (*core.RepoStat, error)       { return nil, u.err() }
+func (u unserved) ID(context.Context) (*core.IDInfo, error)               { return nil, u.err() }
+func (u unserved) Connect(context.Context, string) error                  { return u.err() }
+func (u unserved) Peers(context.Context, bool) ([]core.PeerInfo, error)   { return nil, u.err() }
+func (u unserved) Status(context.Context, string) (*core.StatusInfo, error) {
+	return nil, u.err()
 }

@@ -40,7 +40,7 @@ again yields the same CID and stores nothing new.`,
 	return c
 }
 
-func runAdd(ctx context.Context, b backend, o addOpts, path string, stdout, stderr io.Writer) error {
+func runAdd(ctx context.Context, b core.Files, o addOpts, path string, stdout, stderr io.Writer) error {
 	// Check before opening too: opening a FIFO would block.
 	if fi, err := os.Stat(path); err == nil {
 		if err := checkAddable(path, fi); err != nil {

@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/casd/casd/core"
 )
 
 func newBlockCmd(g *globalOpts) *cobra.Command {
@@ -30,7 +32,7 @@ func newBlockGetCmd(g *globalOpts) *cobra.Command {
 	}
 }
 
-func runBlockGet(ctx context.Context, b backend, cid string, stdout io.Writer) error {
+func runBlockGet(ctx context.Context, b core.Blocks, cid string, stdout io.Writer) error {
 	w := bufio.NewWriter(stdout)
 	if err := errors.Join(b.BlockGet(ctx, cid, w), w.Flush()); err != nil {
 		return fmt.Errorf("block get %s: %w", cid, err)
@@ -59,7 +61,7 @@ func newBlockStatCmd(g *globalOpts) *cobra.Command {
 	return c
 }
 
-func runBlockStat(ctx context.Context, b backend, o blockStatOpts, cid string, stdout io.Writer) error {
+func runBlockStat(ctx context.Context, b core.Blocks, o blockStatOpts, cid string, stdout io.Writer) error {
 	st, err := b.BlockStat(ctx, cid)
 	if err != nil {
 		return fmt.Errorf("block stat %s: %w", cid, err)

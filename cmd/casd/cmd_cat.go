@@ -29,7 +29,7 @@ it is written.`,
 	}
 }
 
-func runCat(ctx context.Context, b backend, ref string, stdout io.Writer) error {
+func runCat(ctx context.Context, b core.Files, ref string, stdout io.Writer) error {
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	err := b.Cat(ctx, ref, func(core.FileInfo) (io.Writer, error) { return w, nil })
 	// Flush what was verified and written even on a late failure: the

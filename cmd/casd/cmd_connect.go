@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/casd/casd/core"
 )
 
 func newConnectCmd(g *globalOpts) *cobra.Command {
@@ -24,7 +26,7 @@ func newConnectCmd(g *globalOpts) *cobra.Command {
 	}
 }
 
-func runConnect(ctx context.Context, b backend, addr string, stdout io.Writer) error {
+func runConnect(ctx context.Context, b core.Network, addr string, stdout io.Writer) error {
 	if err := b.Connect(ctx, addr); err != nil {
 		return fmt.Errorf("connect %s: %w", addr, err)
 	}

@@ -42,7 +42,7 @@ without --force.`,
 	return c
 }
 
-func runGet(ctx context.Context, b backend, o getOpts, ref string, stdout io.Writer) error {
+func runGet(ctx context.Context, b core.Files, o getOpts, ref string, stdout io.Writer) error {
 	t, err := resolveGetTarget(o.output)
 	if err != nil {
 		return err

@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/casd/casd/core"
 )
 
 type idOpts struct {
@@ -30,7 +32,7 @@ daemon does not run), agent version and protocols.`,
 	return c
 }
 
-func runID(ctx context.Context, b backend, o idOpts, stdout io.Writer) error {
+func runID(ctx context.Context, b core.Network, o idOpts, stdout io.Writer) error {
 	info, err := b.ID(ctx)
 	if err != nil {
 		return fmt.Errorf("id: %w", err)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/casd/casd/core"
 )
 
 type lsOpts struct {
@@ -32,7 +34,7 @@ func newLsCmd(g *globalOpts) *cobra.Command {
 	return c
 }
 
-func runLs(ctx context.Context, b backend, o lsOpts, stdout io.Writer) error {
+func runLs(ctx context.Context, b core.Files, o lsOpts, stdout io.Writer) error {
 	files, err := b.Ls(ctx)
 	if err != nil {
 		return fmt.Errorf("ls: %w", err)

@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/casd/casd/core"
 )
 
 type peersOpts struct {
@@ -32,7 +34,7 @@ func newPeersCmd(g *globalOpts) *cobra.Command {
 	return c
 }
 
-func runPeers(ctx context.Context, b backend, o peersOpts, stdout io.Writer) error {
+func runPeers(ctx context.Context, b core.Network, o peersOpts, stdout io.Writer) error {
 	peers, err := b.Peers(ctx, o.all)
 	if err != nil {
 		return fmt.Errorf("peers: %w", err)

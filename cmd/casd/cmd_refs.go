@@ -8,6 +8,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/casd/casd/core"
 )
 
 func newRefsCmd(g *globalOpts) *cobra.Command {
@@ -24,7 +26,7 @@ func newRefsCmd(g *globalOpts) *cobra.Command {
 	}
 }
 
-func runRefs(ctx context.Context, b backend, ref string, stdout io.Writer) error {
+func runRefs(ctx context.Context, b core.Files, ref string, stdout io.Writer) error {
 	w := bufio.NewWriter(stdout)
 	err := b.Refs(ctx, ref, func(cid string) error {
 		_, err := fmt.Fprintln(w, cid)

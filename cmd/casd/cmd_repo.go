@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/casd/casd/core"
 )
 
 func newRepoCmd(g *globalOpts) *cobra.Command {
@@ -33,7 +35,7 @@ bad block, "corrupt <cid>" or "missing <cid>", and exits with code 4.`,
 	}
 }
 
-func runRepoVerify(ctx context.Context, b backend, stdout io.Writer) error {
+func runRepoVerify(ctx context.Context, b core.Repo, stdout io.Writer) error {
 	rep, err := b.RepoVerify(ctx)
 	if err != nil {
 		return fmt.Errorf("repo verify: %w", err)
@@ -68,7 +70,7 @@ func newRepoGCCmd(g *globalOpts) *cobra.Command {
 	}
 }
 
-func runRepoGC(ctx context.Context, b backend, stdout io.Writer) error {
+func runRepoGC(ctx context.Context, b core.Repo, stdout io.Writer) error {
 	res, err := b.RepoGC(ctx)
 	if err != nil {
 		return fmt.Errorf("repo gc: %w", err)
@@ -97,7 +99,7 @@ func newRepoStatCmd(g *globalOpts) *cobra.Command {
 	return c
 }
 
-func runRepoStat(ctx context.Context, b backend, o repoStatOpts, stdout io.Writer) error {
+func runRepoStat(ctx context.Context, b core.Repo, o repoStatOpts, stdout io.Writer) error {
 	st, err := b.RepoStat(ctx)
 	if err != nil {
 		return fmt.Errorf("repo stat: %w", err)

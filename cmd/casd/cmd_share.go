@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/casd/casd/core"
 )
 
 func newShareCmd(g *globalOpts) *cobra.Command {
@@ -24,7 +26,7 @@ read the file; keep it as secret as the file.`,
 	}
 }
 
-func runShare(ctx context.Context, b backend, cid string, stdout io.Writer) error {
+func runShare(ctx context.Context, b core.Files, cid string, stdout io.Writer) error {
 	capability, err := b.Share(ctx, cid)
 	if err != nil {
 		return err // the node names the operation and the CID

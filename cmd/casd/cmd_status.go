@@ -7,6 +7,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/casd/casd/core"
 )
 
 type statusOpts struct {
@@ -31,7 +33,7 @@ replication goal: "<cid>: <n>/<goal> replicas", then one peer ID per line.`,
 	return c
 }
 
-func runStatus(ctx context.Context, b backend, o statusOpts, cid string, stdout io.Writer) error {
+func runStatus(ctx context.Context, b core.Network, o statusOpts, cid string, stdout io.Writer) error {
 	st, err := b.Status(ctx, cid)
 	if err != nil {
 		return fmt.Errorf("status %s: %w", cid, err)

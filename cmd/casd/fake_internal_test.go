@@ -8,34 +8,30 @@ import (
 	"github.com/casd/casd/core"
 )
 
-// fakeBackend is an in-memory backend with one file. Methods a test does
-// not set up fail with errFakeUnset.
-type fakeBackend struct {
+// fakeFiles fakes the files concern for runAdd and runGet: Add reads its
+// input and records its options, Cat serves one file. The nil core.Files
+// it embeds stands for the methods no test calls: calling one panics.
+type fakeFiles struct {
+	core.Files
 	info core.FileInfo
 	data []byte
 	// failAfter, if >= 0, makes Cat fail after writing that many bytes.
 	failAfter int
-	catErr    error // returned by Cat before open is called
 
-	verify *core.VerifyReport
-	added  []core.AddOptions
+	added []core.AddOptions
 }
-
-var errFakeUnset = errors.New("fake: not set up")
 
 var errFakeMidStream = errors.New("fake: connection lost")
 
-var _ backend = (*fakeBackend)(nil)
-
-func newFakeBackend(name string, mode uint32, data string) *fakeBackend {
-	return &fakeBackend{
+func newFakeFiles(name string, mode uint32, data string) *fakeFiles {
+	return &fakeFiles{
 		info:      core.FileInfo{Cid: "bafkfake", Name: name, Size: int64(len(data)), Mode: mode},
 		data:      []byte(data),
 		failAfter: -1,
 	}
 }
 
-func (f *fakeBackend) Add(_ context.Context, r io.Reader, opt core.AddOptions) (*core.AddResult, error) {
+func (f *fakeFiles) Add(_ context.Context, r io.Reader, opt core.AddOptions) (*core.AddResult, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
@@ -47,10 +43,7 @@ func (f *fakeBackend) Add(_ context.Context, r io.Reader, opt core.AddOptions) (
 	return &core.AddResult{FileInfo: core.FileInfo{Cid: "bafkadded", Name: opt.Name, Size: int64(len(b)), Mode: opt.Mode}}, nil
 }
 
-func (f *fakeBackend) Cat(_ context.Context, _ string, open func(core.FileInfo) (io.Writer, error)) error {
-	if f.catErr != nil {
-		return f.catErr
-	}
+func (f *fakeFiles) Cat(_ context.Context, _ string, open func(core.FileInfo) (io.Writer, error)) error {
 	w, err := open(f.info)
 	if err != nil {
 		return err
@@ -68,28 +61,11 @@ func (f *fakeBackend) Cat(_ context.Context, _ string, open func(core.FileInfo) 
 	return nil
 }
 
-func (f *fakeBackend) Ls(context.Context) ([]core.ListEntry, error) { return nil, nil }
-func (f *fakeBackend) Share(context.Context, string) (string, error) {
-	return "", errFakeUnset
+// fakeRepo fakes the repo concern for runRepoVerify with one report. The
+// nil core.Repo it embeds stands for the methods no test calls.
+type fakeRepo struct {
+	core.Repo
+	verify *core.VerifyReport
 }
-func (f *fakeBackend) Refs(context.Context, string, func(string) error) error { return errFakeUnset }
-func (f *fakeBackend) BlockGet(context.Context, string, io.Writer) error      { return errFakeUnset }
-func (f *fakeBackend) BlockStat(context.Context, string) (*core.BlockStat, error) {
-	return nil, errFakeUnset
-}
-func (f *fakeBackend) RepoVerify(context.Context) (*core.VerifyReport, error) {
-	if f.verify == nil {
-		return nil, errFakeUnset
-	}
-	return f.verify, nil
-}
-func (f *fakeBackend) RepoGC(context.Context) (*core.GCResult, error)   { return nil, errFakeUnset }
-func (f *fakeBackend) RepoStat(context.Context) (*core.RepoStat, error) { return nil, errFakeUnset }
-func (f *fakeBackend) ID(context.Context) (*core.IDInfo, error)         { return nil, errFakeUnset }
-func (f *fakeBackend) Connect(context.Context, string) error            { return core.ErrOffline }
-func (f *fakeBackend) Peers(context.Context, bool) ([]core.PeerInfo, error) {
-	return nil, core.ErrOffline
-}
-func (f *fakeBackend) Status(context.Context, string) (*core.StatusInfo, error) {
-	return nil, core.ErrOffline
-}
+
+func (f fakeRepo) RepoVerify(context.Context) (*core.VerifyReport, error) { return f.verify, nil }

@@ -97,7 +97,7 @@ func TestRunGet(t *testing.T) {
 			if tt.existing != "" {
 				require.NoError(t, os.WriteFile(target, []byte(tt.existing), 0o644))
 			}
-			b := newFakeBackend("fox.txt", 0o640, content)
+			b := newFakeFiles("fox.txt", 0o640, content)
 			b.failAfter = tt.failAfter
 			var out bytes.Buffer
 			err := runGet(context.Background(), b, tt.opts, "bafkfake", &out)
@@ -123,7 +123,7 @@ func TestRunGet(t *testing.T) {
 
 func TestRunGetIntoDirectory(t *testing.T) {
 	dir := t.TempDir()
-	b := newFakeBackend("../escape.txt", 0o600, "data")
+	b := newFakeFiles("../escape.txt", 0o600, "data")
 	var out bytes.Buffer
 	require.NoError(t, runGet(context.Background(), b, getOpts{output: dir}, "bafkfake", &out))
 	want := filepath.Join(dir, "escape.txt")
@@ -136,7 +136,7 @@ func TestRunGetRefusesDirectoryTarget(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
 	require.NoError(t, os.Mkdir("fox.txt", 0o755))
-	b := newFakeBackend("fox.txt", 0o644, "data")
+	b := newFakeFiles("fox.txt", 0o644, "data")
 	err := runGet(context.Background(), b, getOpts{force: true}, "bafkfake", &bytes.Buffer{})
 	require.ErrorContains(t, err, "is a directory")
 	require.Equal(t, []string{"fox.txt"}, dirNames(t, dir))

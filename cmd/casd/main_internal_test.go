@@ -317,7 +317,7 @@ func TestOffline(t *testing.T) {
 }
 
 func TestRunRepoVerifyReportsBadBlocks(t *testing.T) {
-	b := &fakeBackend{verify: &core.VerifyReport{
+	b := fakeRepo{verify: &core.VerifyReport{
 		Checked: 9,
 		Corrupt: []string{"bafkc"},
 		Missing: []string{"bafkm1", "bafkm2"},
@@ -352,7 +352,7 @@ func TestRunAdd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := &fakeBackend{}
+			b := &fakeFiles{}
 			var stdout, stderr bytes.Buffer
 			err := runAdd(t.Context(), b, tt.opts, tt.path, &stdout, &stderr)
 			require.Equal(t, tt.wantCode, exitCode(err), "err: %v", err)
