@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,9 @@ func (c *conn) refresh() {
 
 // send writes m as one frame.
 func (c *conn) send(m pb.Message) error {
+	if b, ok := m.(*pb.Block); ok && len(b.Data) > MaxRequestSize {
+		return c.sendBlock(b)
+	}
 	c.refresh()
 	c.buf = pb.AppendMarshal(c.buf[:0], m)
 	err := c.w.WriteMsg(c.buf)
@@ -54,6 +58,26 @@ func (c *conn) send(m pb.Message) error {
 	}
 	if err != nil {
 		return fmt.Errorf("send %v: %w", m.Type(), err)
+	}
+	return nil
+}
+
+// sendBlock writes a large block as one frame without copying its data:
+// the frame is the varint length, the envelope header from
+// [pb.Block.AppendMarshalHeader], then the data, exactly what the msgio
+// varint writer would produce from a marshalled message, minus two copies
+// of the block.
+func (c *conn) sendBlock(b *pb.Block) error {
+	c.refresh()
+	var hbuf, fbuf [128]byte
+	h := b.AppendMarshalHeader(hbuf[:0])
+	frame := binary.AppendUvarint(fbuf[:0], uint64(len(h)+len(b.Data)))
+	frame = append(frame, h...)
+	if _, err := c.s.Write(frame); err != nil {
+		return fmt.Errorf("send %v: %w", b.Type(), err)
+	}
+	if _, err := c.s.Write(b.Data); err != nil {
+		return fmt.Errorf("send %v: %w", b.Type(), err)
 	}
 	return nil
 }
