@@ -27,6 +27,9 @@ FUZZTIME      ?= 10s
 # Pinned tools, run with `go run pkg@version` so that they never enter the
 # module graph of casd itself.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# buf compiles protocol/pb/cas.proto for `make proto`; protoc-gen-go comes
+# from go.mod (see protocol/pb/buf.gen.yaml).
+BUF         ?= github.com/bufbuild/buf/cmd/buf@v1.75.0
 # The platforms casd must build for; `make cross` (part of `make test`)
 # compiles ./cmd/casd for each.
 PLATFORMS   ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
@@ -87,6 +90,12 @@ demo: build
 ## fuzz: run every fuzz target for FUZZTIME (10s) each
 fuzz:
 	GO="$(GO)" bash scripts/fuzz.sh $(FUZZTIME)
+
+## proto: regenerate protocol/pb/internal/wire from protocol/pb/cas.proto
+##        (buf pinned, protoc-gen-go from go.mod), then show what changed
+proto:
+	cd protocol/pb && $(GO) run $(BUF) generate
+	@git status --short -- protocol/pb/internal/wire
 
 ## docker: build the container image casd (IMAGE=name to change)
 docker:

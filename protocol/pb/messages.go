@@ -2,14 +2,22 @@ package pb
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/casd/casd/protocol/pb/internal/wire"
 )
+
+// The messages below are encoded by the code generated from cas.proto:
+// each converts itself to its generated twin (toWire) to encode, and
+// decodes into that twin, then checks and converts it.
 
 var (
 	_ Message = (*GetRequest)(nil)
-	_ Message = (*Block)(nil)
 	_ Message = (*Missing)(nil)
 	_ Message = (*Done)(nil)
 	_ Message = (*StoreOffer)(nil)
@@ -19,13 +27,12 @@ var (
 )
 
 // GetRequest asks for blocks on /cas/get/1.0.
-//
-//	1 root               bytes (CID), optional
-//	2 want               repeated bytes (CID), at most MaxWant
-//	3 want_root_complete bool
 type GetRequest struct {
-	Root             cid.Cid
-	Want             []cid.Cid
+	// Root, if defined, names the tree the wants belong to.
+	Root cid.Cid
+	// Want lists the CIDs asked for, in order, at most [MaxWant].
+	Want []cid.Cid
+	// WantRootComplete asks whether the server holds Root's whole tree.
 	WantRootComplete bool
 }
 
@@ -33,125 +40,51 @@ type GetRequest struct {
 func (*GetRequest) Type() Type { return TypeGetRequest }
 
 // Size implements [Message].
-func (m *GetRequest) Size() int {
-	n := sizeCid(m.Root)
-	for _, c := range m.Want {
-		n += 1 + protowire.SizeBytes(c.ByteLen())
-	}
-	return n + sizeVarint(boolToUint(m.WantRootComplete))
-}
+func (m *GetRequest) Size() int { return proto.Size(m.toWire()) }
 
 // AppendBody implements [Message]. An undefined CID in Want is encoded as an
 // empty field, which decodes as an error.
-func (m *GetRequest) AppendBody(b []byte) []byte {
-	b = appendCid(b, 1, m.Root)
-	for _, c := range m.Want {
-		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendString(b, c.KeyString())
-	}
-	return appendVarint(b, 3, boolToUint(m.WantRootComplete))
-}
+func (m *GetRequest) AppendBody(b []byte) []byte { return appendWire(b, m.toWire()) }
 
 // UnmarshalBody implements [Message].
 func (m *GetRequest) UnmarshalBody(b []byte) error {
-	*m = GetRequest{}
-	d := decoder{b: b}
-	for !d.done() {
-		num, typ, err := d.tag()
+	var w wire.GetRequest
+	if err := unmarshalWire(b, &w); err != nil {
+		return err
+	}
+	if len(w.Want) > MaxWant {
+		return fmt.Errorf("%w: more than %d wants", ErrMalformed, MaxWant)
+	}
+	root, err := castCid(w.Root)
+	if err != nil {
+		return err
+	}
+	*m = GetRequest{Root: root, WantRootComplete: w.WantRootComplete}
+	for _, v := range w.Want {
+		if len(v) == 0 {
+			return fmt.Errorf("%w: empty want", ErrMalformed)
+		}
+		c, err := castCid(v)
 		if err != nil {
 			return err
 		}
-		switch num {
-		case 1:
-			m.Root, err = d.cid(typ)
-		case 2:
-			var c cid.Cid
-			c, err = d.cid(typ)
-			if err == nil && !c.Defined() {
-				err = fmt.Errorf("%w: empty want", ErrMalformed)
-			}
-			if err == nil && len(m.Want) == MaxWant {
-				err = fmt.Errorf("%w: more than %d wants", ErrMalformed, MaxWant)
-			}
-			m.Want = append(m.Want, c)
-		case 3:
-			m.WantRootComplete, err = d.bool(typ)
-		default:
-			err = d.skip(num, typ)
-		}
-		if err != nil {
-			return err
-		}
+		m.Want = append(m.Want, c)
 	}
 	return nil
 }
 
-// Block carries one block, on both protocols.
-//
-//	1 cid  bytes (CID)
-//	2 data bytes
-type Block struct {
-	Cid  cid.Cid
-	Data []byte
-}
-
-// Type implements [Message].
-func (*Block) Type() Type { return TypeBlock }
-
-// Size implements [Message].
-func (m *Block) Size() int { return sizeCid(m.Cid) + sizeBytes(m.Data) }
-
-// AppendBody implements [Message].
-func (m *Block) AppendBody(b []byte) []byte {
-	b = appendCid(b, 1, m.Cid)
-	return appendBytes(b, 2, m.Data)
-}
-
-// AppendMarshalHeader appends the envelope encoding of m without the
-// trailing bytes of m.Data: AppendMarshalHeader(b) followed by m.Data equals
-// AppendMarshal(b, m). It lets a sender write a large block without copying
-// it into a frame buffer.
-func (m *Block) AppendMarshalHeader(b []byte) []byte {
-	size := m.Size()
-	b = protowire.AppendTag(b, 1, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(TypeBlock))
-	b = protowire.AppendTag(b, 2, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(size))
-	b = appendCid(b, 1, m.Cid)
-	if len(m.Data) > 0 {
-		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(len(m.Data)))
-	}
-	return b
-}
-
-// UnmarshalBody implements [Message]. Data aliases b.
-func (m *Block) UnmarshalBody(b []byte) error {
-	*m = Block{}
-	d := decoder{b: b}
-	for !d.done() {
-		num, typ, err := d.tag()
-		if err != nil {
-			return err
-		}
-		switch num {
-		case 1:
-			m.Cid, err = d.cid(typ)
-		case 2:
-			m.Data, err = d.bytes(typ)
-		default:
-			err = d.skip(num, typ)
-		}
-		if err != nil {
-			return err
+func (m *GetRequest) toWire() *wire.GetRequest {
+	w := &wire.GetRequest{Root: cidBytes(m.Root), WantRootComplete: m.WantRootComplete}
+	if len(m.Want) > 0 {
+		w.Want = make([][]byte, len(m.Want))
+		for i, c := range m.Want {
+			w.Want[i] = c.Bytes()
 		}
 	}
-	return nil
+	return w
 }
 
 // Missing says that the server lacks the block with Cid.
-//
-//	1 cid bytes (CID)
 type Missing struct {
 	Cid cid.Cid
 }
@@ -160,37 +93,31 @@ type Missing struct {
 func (*Missing) Type() Type { return TypeMissing }
 
 // Size implements [Message].
-func (m *Missing) Size() int { return sizeCid(m.Cid) }
+func (m *Missing) Size() int { return proto.Size(m.toWire()) }
 
 // AppendBody implements [Message].
-func (m *Missing) AppendBody(b []byte) []byte { return appendCid(b, 1, m.Cid) }
+func (m *Missing) AppendBody(b []byte) []byte { return appendWire(b, m.toWire()) }
 
 // UnmarshalBody implements [Message].
 func (m *Missing) UnmarshalBody(b []byte) error {
-	*m = Missing{}
-	d := decoder{b: b}
-	for !d.done() {
-		num, typ, err := d.tag()
-		if err != nil {
-			return err
-		}
-		switch num {
-		case 1:
-			m.Cid, err = d.cid(typ)
-		default:
-			err = d.skip(num, typ)
-		}
-		if err != nil {
-			return err
-		}
+	var w wire.Missing
+	if err := unmarshalWire(b, &w); err != nil {
+		return err
 	}
+	c, err := castCid(w.Cid)
+	if err != nil {
+		return err
+	}
+	*m = Missing{Cid: c}
 	return nil
 }
 
+func (m *Missing) toWire() *wire.Missing { return &wire.Missing{Cid: cidBytes(m.Cid)} }
+
 // Done ends the answer to one [GetRequest].
-//
-//	1 root_complete bool
 type Done struct {
+	// RootComplete answers WantRootComplete; false if it was not asked
+	// or the request had no root.
 	RootComplete bool
 }
 
@@ -198,111 +125,69 @@ type Done struct {
 func (*Done) Type() Type { return TypeDone }
 
 // Size implements [Message].
-func (m *Done) Size() int { return sizeVarint(boolToUint(m.RootComplete)) }
+func (m *Done) Size() int { return proto.Size(m.toWire()) }
 
 // AppendBody implements [Message].
-func (m *Done) AppendBody(b []byte) []byte { return appendVarint(b, 1, boolToUint(m.RootComplete)) }
+func (m *Done) AppendBody(b []byte) []byte { return appendWire(b, m.toWire()) }
 
 // UnmarshalBody implements [Message].
 func (m *Done) UnmarshalBody(b []byte) error {
-	*m = Done{}
-	d := decoder{b: b}
-	for !d.done() {
-		num, typ, err := d.tag()
-		if err != nil {
-			return err
-		}
-		switch num {
-		case 1:
-			m.RootComplete, err = d.bool(typ)
-		default:
-			err = d.skip(num, typ)
-		}
-		if err != nil {
-			return err
-		}
+	var w wire.Done
+	if err := unmarshalWire(b, &w); err != nil {
+		return err
 	}
+	*m = Done{RootComplete: w.RootComplete}
 	return nil
 }
+
+func (m *Done) toWire() *wire.Done { return &wire.Done{RootComplete: m.RootComplete} }
 
 // StoreOffer opens /cas/store/1.0: the owner asks the receiver to hold the
 // blocks of Root. Field lengths (Owner 32, Sig 64) are checked by the
 // protocol layer, not here.
-//
-//	1 root   bytes (CID)
-//	2 owner  bytes (Ed25519 public key)
-//	3 blocks uint64
-//	4 bytes  uint64
-//	5 expiry int64 (unix seconds, two's complement varint)
-//	6 sig    bytes (Ed25519 signature)
 type StoreOffer struct {
 	Root   cid.Cid
-	Owner  []byte
-	Blocks uint64
-	Bytes  uint64
-	Expiry int64
-	Sig    []byte
+	Owner  []byte // Ed25519 public key
+	Blocks uint64 // number of blocks that will follow
+	Bytes  uint64 // their total size
+	Expiry int64  // unix seconds
+	Sig    []byte // Ed25519 signature
 }
 
 // Type implements [Message].
 func (*StoreOffer) Type() Type { return TypeStoreOffer }
 
 // Size implements [Message].
-func (m *StoreOffer) Size() int {
-	return sizeCid(m.Root) + sizeBytes(m.Owner) + sizeVarint(m.Blocks) +
-		sizeVarint(m.Bytes) + sizeVarint(uint64(m.Expiry)) + sizeBytes(m.Sig)
-}
+func (m *StoreOffer) Size() int { return proto.Size(m.toWire()) }
 
 // AppendBody implements [Message].
-func (m *StoreOffer) AppendBody(b []byte) []byte {
-	b = appendCid(b, 1, m.Root)
-	b = appendBytes(b, 2, m.Owner)
-	b = appendVarint(b, 3, m.Blocks)
-	b = appendVarint(b, 4, m.Bytes)
-	b = appendVarint(b, 5, uint64(m.Expiry))
-	return appendBytes(b, 6, m.Sig)
-}
+func (m *StoreOffer) AppendBody(b []byte) []byte { return appendWire(b, m.toWire()) }
 
-// UnmarshalBody implements [Message]. Owner and Sig alias b.
+// UnmarshalBody implements [Message].
 func (m *StoreOffer) UnmarshalBody(b []byte) error {
-	*m = StoreOffer{}
-	d := decoder{b: b}
-	for !d.done() {
-		num, typ, err := d.tag()
-		if err != nil {
-			return err
-		}
-		switch num {
-		case 1:
-			m.Root, err = d.cid(typ)
-		case 2:
-			m.Owner, err = d.bytes(typ)
-		case 3:
-			m.Blocks, err = d.varint(typ)
-		case 4:
-			m.Bytes, err = d.varint(typ)
-		case 5:
-			var v uint64
-			v, err = d.varint(typ)
-			m.Expiry = int64(v)
-		case 6:
-			m.Sig, err = d.bytes(typ)
-		default:
-			err = d.skip(num, typ)
-		}
-		if err != nil {
-			return err
-		}
+	var w wire.StoreOffer
+	if err := unmarshalWire(b, &w); err != nil {
+		return err
 	}
+	root, err := castCid(w.Root)
+	if err != nil {
+		return err
+	}
+	*m = StoreOffer{Root: root, Owner: nilIfEmpty(w.Owner), Blocks: w.Blocks,
+		Bytes: w.Bytes, Expiry: w.Expiry, Sig: nilIfEmpty(w.Sig)}
 	return nil
 }
 
+func (m *StoreOffer) toWire() *wire.StoreOffer {
+	return &wire.StoreOffer{Root: cidBytes(m.Root), Owner: m.Owner, Blocks: m.Blocks,
+		Bytes: m.Bytes, Expiry: m.Expiry, Sig: m.Sig}
+}
+
 // StoreReply answers a [StoreOffer].
-//
-//	1 accept bool
-//	2 reason string (UTF-8), set on rejection
 type StoreReply struct {
 	Accept bool
+	// Reason explains a rejection. The wire requires UTF-8: invalid bytes
+	// are encoded as U+FFFD.
 	Reason string
 }
 
@@ -310,46 +195,23 @@ type StoreReply struct {
 func (*StoreReply) Type() Type { return TypeStoreReply }
 
 // Size implements [Message].
-func (m *StoreReply) Size() int {
-	n := sizeVarint(boolToUint(m.Accept))
-	if m.Reason != "" {
-		n += 1 + protowire.SizeBytes(len(m.Reason))
-	}
-	return n
-}
+func (m *StoreReply) Size() int { return proto.Size(m.toWire()) }
 
 // AppendBody implements [Message].
-func (m *StoreReply) AppendBody(b []byte) []byte {
-	b = appendVarint(b, 1, boolToUint(m.Accept))
-	if m.Reason != "" {
-		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendString(b, m.Reason)
-	}
-	return b
-}
+func (m *StoreReply) AppendBody(b []byte) []byte { return appendWire(b, m.toWire()) }
 
 // UnmarshalBody implements [Message].
 func (m *StoreReply) UnmarshalBody(b []byte) error {
-	*m = StoreReply{}
-	d := decoder{b: b}
-	for !d.done() {
-		num, typ, err := d.tag()
-		if err != nil {
-			return err
-		}
-		switch num {
-		case 1:
-			m.Accept, err = d.bool(typ)
-		case 2:
-			m.Reason, err = d.string(typ)
-		default:
-			err = d.skip(num, typ)
-		}
-		if err != nil {
-			return err
-		}
+	var w wire.StoreReply
+	if err := unmarshalWire(b, &w); err != nil {
+		return err
 	}
+	*m = StoreReply{Accept: w.Accept, Reason: w.Reason}
 	return nil
+}
+
+func (m *StoreReply) toWire() *wire.StoreReply {
+	return &wire.StoreReply{Accept: m.Accept, Reason: strings.ToValidUTF8(m.Reason, "\uFFFD")}
 }
 
 // StoreEnd tells the receiver that the client has sent all its blocks. It
@@ -366,26 +228,13 @@ func (*StoreEnd) Size() int { return 0 }
 func (*StoreEnd) AppendBody(b []byte) []byte { return b }
 
 // UnmarshalBody implements [Message]; all fields are unknown and skipped.
-func (*StoreEnd) UnmarshalBody(b []byte) error {
-	d := decoder{b: b}
-	for !d.done() {
-		num, typ, err := d.tag()
-		if err != nil {
-			return err
-		}
-		if err := d.skip(num, typ); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func (*StoreEnd) UnmarshalBody(b []byte) error { return unmarshalWire(b, &wire.StoreEnd{}) }
 
 // StoreAck is the receiver's final answer on /cas/store/1.0.
-//
-//	1 stored   uint64: blocks of this stream durably stored
-//	2 complete bool: the receiver holds the whole tree of the root
 type StoreAck struct {
-	Stored   uint64
+	// Stored counts the blocks of this stream durably stored.
+	Stored uint64
+	// Complete reports that the receiver holds the whole tree of the root.
 	Complete bool
 }
 
@@ -393,36 +242,86 @@ type StoreAck struct {
 func (*StoreAck) Type() Type { return TypeStoreAck }
 
 // Size implements [Message].
-func (m *StoreAck) Size() int {
-	return sizeVarint(m.Stored) + sizeVarint(boolToUint(m.Complete))
-}
+func (m *StoreAck) Size() int { return proto.Size(m.toWire()) }
 
 // AppendBody implements [Message].
-func (m *StoreAck) AppendBody(b []byte) []byte {
-	b = appendVarint(b, 1, m.Stored)
-	return appendVarint(b, 2, boolToUint(m.Complete))
-}
+func (m *StoreAck) AppendBody(b []byte) []byte { return appendWire(b, m.toWire()) }
 
 // UnmarshalBody implements [Message].
 func (m *StoreAck) UnmarshalBody(b []byte) error {
-	*m = StoreAck{}
-	d := decoder{b: b}
-	for !d.done() {
-		num, typ, err := d.tag()
-		if err != nil {
-			return err
+	var w wire.StoreAck
+	if err := unmarshalWire(b, &w); err != nil {
+		return err
+	}
+	*m = StoreAck{Stored: w.Stored, Complete: w.Complete}
+	return nil
+}
+
+func (m *StoreAck) toWire() *wire.StoreAck {
+	return &wire.StoreAck{Stored: m.Stored, Complete: m.Complete}
+}
+
+// appendWire appends the encoding of w to b. proto3 encodes fields in
+// number order and omits zero values, as docs/wire.md requires; there are
+// no maps, so the output is deterministic.
+func appendWire(b []byte, w proto.Message) []byte {
+	b, err := proto.MarshalOptions{}.MarshalAppend(b, w)
+	if err != nil {
+		// Unreachable: no message has required fields, and toWire makes
+		// strings valid UTF-8.
+		panic("pb: encode " + string(w.ProtoReflect().Descriptor().Name()) + ": " + err.Error())
+	}
+	return b
+}
+
+// unmarshalWire decodes b into w. Unlike the hand-written decoders before
+// it, proto.Unmarshal keeps a known field of the wrong wire type as an
+// unknown field; that is malformed here (docs/wire.md), so the unknown
+// fields are checked, then dropped.
+func unmarshalWire(b []byte, w proto.Message) error {
+	if err := proto.Unmarshal(b, w); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	m := w.ProtoReflect()
+	return checkUnknown(m.Descriptor(), m.GetUnknown())
+}
+
+// checkUnknown reports a field in the well-formed unknown fields u whose
+// number is a field of d.
+func checkUnknown(d protoreflect.MessageDescriptor, u protoreflect.RawFields) error {
+	for len(u) > 0 {
+		num, typ, n := protowire.ConsumeField(u)
+		if f := d.Fields().ByNumber(num); f != nil {
+			return fmt.Errorf("%w: wire type %d for %s field %s", ErrMalformed, typ, f.Kind(), f.Name())
 		}
-		switch num {
-		case 1:
-			m.Stored, err = d.varint(typ)
-		case 2:
-			m.Complete, err = d.bool(typ)
-		default:
-			err = d.skip(num, typ)
-		}
-		if err != nil {
-			return err
-		}
+		u = u[n:]
 	}
 	return nil
+}
+
+// castCid parses a CID field; an empty field is cid.Undef.
+func castCid(b []byte) (cid.Cid, error) {
+	if len(b) == 0 {
+		return cid.Undef, nil
+	}
+	c, err := cid.Cast(b)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("%w: cid: %v", ErrMalformed, err)
+	}
+	return c, nil
+}
+
+// cidBytes encodes a CID field; cid.Undef is an absent field.
+func cidBytes(c cid.Cid) []byte {
+	if !c.Defined() {
+		return nil
+	}
+	return c.Bytes()
+}
+
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
