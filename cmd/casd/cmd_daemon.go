@@ -128,19 +128,20 @@ func lockForDaemon(ctx context.Context, repo *config.Repo, wait time.Duration, s
 	noticed := false
 	var delay backoff
 	for {
-		unlock, err := repo.Lock()
-		if err == nil {
+		unlock, lerr := repo.Lock()
+		if lerr == nil {
 			// The lock holder is the repo's daemon: its pid goes in the
 			// mark even if another daemon that lost the race wrote it.
 			if _, merr := repo.MarkDaemon(true); merr != nil {
 				log.Warnw("mark the repo as the daemon's", "err", merr)
 			}
-			// Unmark while still holding the lock, so that no other
-			// daemon can have marked the repo as its own in between.
+			// Unmark while still holding the lock: only a lock holder
+			// overwrites a live daemon's mark, so the mark read and
+			// removed is still this daemon's.
 			return func() error { return errors.Join(repo.UnmarkDaemon(), unlock()) }, nil
 		}
-		if !errors.Is(err, config.ErrRepoLocked) || time.Since(start) >= wait || daemonServes(ctx, repo) {
-			return nil, err
+		if !errors.Is(lerr, config.ErrRepoLocked) || time.Since(start) >= wait || daemonServes(ctx, repo) {
+			return nil, lerr
 		}
 		if !noticed {
 			holder := "another casd command"
