@@ -70,7 +70,8 @@ wait_until() {
 	done
 }
 
-# is_ready N: node N's daemon printed "daemon is ready" (and still runs).
+# is_ready N: node N's daemon printed "daemon is ready" (it prints it once
+# its API answers) and still runs.
 is_ready() {
 	kill -0 "${pids[$1 - 1]}" 2>/dev/null || die "the daemon of node $1 exited; see its log above"
 	grep -qx 'daemon is ready' "$tmp/node$1.log"
@@ -78,8 +79,11 @@ is_ready() {
 
 # start N: start node N's daemon in the background, its output in its log.
 start() {
+	# Create the log first: the background job's redirection opens it only
+	# once that job runs, which may be after is_ready first reads it.
+	: >"$tmp/node$1.log"
 	# casd itself, not a function: $! must be the daemon's PID.
-	"$casd" --repo "$(repo "$1")" daemon >"$tmp/node$1.log" 2>&1 &
+	"$casd" --repo "$(repo "$1")" daemon >>"$tmp/node$1.log" 2>&1 &
 	pids+=("$!")
 }
 

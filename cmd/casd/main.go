@@ -24,6 +24,10 @@ var version = "0.1.0-dev"
 type globalOpts struct {
 	repo string // --repo: the repo directory ("" means $CASD_PATH, then ~/.casd)
 
+	// stderr is the diagnostics stream run was given, for the code below
+	// commands (openBackend's waits); nil means os.Stderr.
+	stderr io.Writer
+
 	// started is set once cobra has parsed the flags and arguments and is
 	// about to run a command, so that any error before it is a usage error.
 	started bool
@@ -43,7 +47,7 @@ func main() {
 // run executes the command line args and returns the process exit code.
 // On failure it prints exactly one line, "Error: <message>", to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	g := &globalOpts{}
+	g := &globalOpts{stderr: stderr}
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	root.SetOut(stdout)
