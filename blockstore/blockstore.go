@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/casd/casd/internal/fsutil"
 	"github.com/ipfs/go-cid"
 	logging "github.com/ipfs/go-log/v2"
 	bolt "go.etcd.io/bbolt"
@@ -203,12 +204,12 @@ func (s *Store) scan() error {
 			blocks++
 			size += info.Size()
 		}
-		if err := syncDir(shardDir); err != nil {
+		if err := fsutil.SyncDir(shardDir); err != nil {
 			return fmt.Errorf("open blockstore: %w", err)
 		}
 		s.shards[shard] = true
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("open blockstore: %w", err)
 	}
 	if removed > 0 {
@@ -385,7 +386,7 @@ func (s *Store) putOne(ctx context.Context, p blockPath, b Block) (string, error
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("put block %s: %w", b.Cid, err)
 	}
-	tmp, err := writeTemp(filepath.Join(s.dir, p.shard), b.Data)
+	tmp, err := fsutil.WriteTemp(filepath.Join(s.dir, p.shard), tmpPrefix+"*", b.Data)
 	if err != nil {
 		return "", fmt.Errorf("put block %s: %w", b.Cid, err)
 	}
@@ -467,7 +468,7 @@ func (s *Store) syncShards(shards []string) error {
 	var errs []error
 	for sh, n := range count {
 		g.Go(func() error {
-			if err := syncDir(filepath.Join(s.dir, sh)); err != nil {
+			if err := fsutil.SyncDir(filepath.Join(s.dir, sh)); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -500,7 +501,7 @@ func (s *Store) ensureShard(shard string) error {
 		return fmt.Errorf("create shard dir: %w", err)
 	}
 	// Sync even on ErrExist: a concurrent creator may not have synced yet.
-	if err := syncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		return err
 	}
 	s.pendingMu.Lock()

@@ -9,7 +9,8 @@
 //	release, err := r.Lock()
 //	defer release()
 //
-// config imports no other casd package; every other package may import it.
+// config imports no other casd package but internal/fsutil (atomic writes);
+// every other package may import it.
 //
 // # Repo layout
 //
