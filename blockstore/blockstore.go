@@ -13,17 +13,18 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/casd/casd/internal/fsutil"
 	"github.com/ipfs/go-cid"
 	logging "github.com/ipfs/go-log/v2"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/casd/casd/internal/fsutil"
 )
 
 var log = logging.Logger("casd/blockstore")
 
-// MaxBlockSize is the largest block the store accepts: a 4 MiB chunk plus
-// room for its sealing overhead.
+// MaxBlockSize is the largest block the store accepts, and so the largest
+// the protocols carry: a 4 MiB chunk plus room for its sealing overhead.
 const MaxBlockSize = 4<<20 + 64<<10
 
 var (

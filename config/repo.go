@@ -12,10 +12,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/casd/casd/internal/fsutil"
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/casd/casd/internal/fsutil"
 )
 
 var log = logging.Logger("casd/config")
