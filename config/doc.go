@@ -38,7 +38,12 @@
 // names, as in kubo, and keys are addressed in dotted form
 // ("Replication.Factor", "Addresses.Swarm") by [Config.Get] and
 // [Config.Set]. Decoding is strict: an unknown field is an error, so a typo
-// in a hand-edited file does not silently fall back to a default. Secrets
+// in a hand-edited file does not silently fall back to a default. The one
+// exception is the retired keys Addresses.API, Replication.RepairInterval
+// and Gossip, which casd init once wrote into every config file but nothing
+// reads: [Parse] drops them, so an older repo still opens, and the next
+// [Repo.SaveConfig] leaves them out. They come back with the features that
+// read them. Secrets
 // never live in the config file (they are the key files), so showing the
 // whole config is safe.
 //

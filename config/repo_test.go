@@ -402,6 +402,31 @@ func TestSaveConfig(t *testing.T) {
 	}
 }
 
+// TestOpenOldRepo opens a repo whose config file an older casd init wrote,
+// with the retired keys Addresses.API, Replication.RepairInterval and
+// Gossip: it opens, and the next save leaves them out.
+func TestOpenOldRepo(t *testing.T) {
+	dir := t.TempDir()
+	r := initRepo(t, dir, config.InitOptions{})
+	old, err := os.ReadFile(filepath.Join("testdata", "config-retired-keys.json"))
+	noErr(t, err)
+	old = bytes.Replace(old, []byte("12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"), []byte(r.PeerID().String()), 1)
+	noErr(t, os.WriteFile(r.ConfigPath(), old, 0o600))
+
+	o := openRepo(t, dir)
+	equal(t, r.Config, o.Config)
+
+	c, err := o.Config.Set("Replication.Factor", "4")
+	noErr(t, err)
+	noErr(t, o.SaveConfig(c))
+	saved, err := os.ReadFile(o.ConfigPath())
+	noErr(t, err)
+	for _, key := range []string{`"API"`, `"RepairInterval"`, `"Gossip"`} {
+		isTrue(t, !bytes.Contains(saved, []byte(key)), "saved config still holds %s:\n%s", key, saved)
+	}
+	equal(t, 4, openRepo(t, dir).Config.Replication.Factor)
+}
+
 func TestResolvePath(t *testing.T) {
 	home := t.TempDir()
 	cwd := t.TempDir()

@@ -192,7 +192,7 @@ func TestInitAndConfig(t *testing.T) {
 		want     string // stdout on success, part of stderr on failure
 	}{
 		{"get", []string{"config", "Replication.Factor"}, 0, "3\n"},
-		{"get string", []string{"config", "Addresses.API"}, 0, "\"unix\"\n"},
+		{"get string", []string{"config", "Swarm.ConnMgr.GracePeriod"}, 0, "\"20s\"\n"},
 		{"unknown key", []string{"config", "Replication.Nope"}, exitBadInput, "unknown key"},
 		{"set unknown key", []string{"config", "Nope", "1"}, exitBadInput, "unknown key"},
 		{"wrong type", []string{"config", "Replication.Factor", `"three"`}, exitBadInput, "Replication.Factor"},
