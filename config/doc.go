@@ -24,8 +24,8 @@
 //	keys/convergence     32 random bytes, 0600: convergent chunk-key secret
 //	blocks/              flat-file blocks, owned by blockstore ([Repo.BlocksDir])
 //	datastore/meta.db    block metadata, owned by blockstore ([Repo.MetaPath])
-//	repo.lock            flock(2) file holding the holder's pid ([Repo.Lock])
-//	api.sock             the daemon's unix socket ([Repo.APISocketPath])
+//	repo.lock            locked file holding the holder's pid (not on Windows) ([Repo.Lock])
+//	api.sock             the daemon's unix socket, 0600 on unix ([Repo.APISocketPath])
 //
 // Every file config writes goes to a temporary file that is fsynced, renamed
 // into place, and whose directory is then fsynced, so a crash leaves either

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -333,8 +332,7 @@ func TestRunAdd(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "a.bin")
 	require.NoError(t, os.WriteFile(src, []byte("abc"), 0o600))
-	fifo := filepath.Join(dir, "fifo")
-	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	fifo := nonRegularFile(t, dir)
 
 	tests := []struct {
 		name     string
