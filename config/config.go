@@ -189,9 +189,11 @@ func DefaultConfig(profile string) (*Config, error) {
 }
 
 // Parse decodes a config file strictly (unknown fields and trailing data are
-// errors) and validates it. The keys of [retiredKeys], which casd once wrote
-// but no longer reads, are dropped rather than refused, so that a repo made
-// by an older casd still opens; the next [Repo.SaveConfig] leaves them out.
+// errors) and validates it. The retired keys Addresses.API,
+// Replication.RepairInterval and Gossip, which casd init once wrote but
+// nothing reads any more, are dropped rather than refused, so that a repo
+// made by an older casd still opens; the next [Repo.SaveConfig] leaves
+// them out.
 func Parse(data []byte) (*Config, error) {
 	data, dropped := dropRetired(data)
 	if len(dropped) > 0 {

@@ -19,7 +19,7 @@ type File struct {
 	tmp    file
 	target string
 	perm   fs.FileMode
-	done   bool // committed or aborted; f is closed
+	done   bool // committed or aborted; tmp is closed
 }
 
 // Create starts an atomic write of path, whose mode will be perm: a
@@ -104,9 +104,9 @@ func (f *File) commit(overwrite bool) (err error) {
 	return f.fsys.SyncDir(dir)
 }
 
-// linkNew moves the temporary file name to the target unless the target exists. A hard link
-// is atomic about it; on a file system without hard links the check made
-// before it is the best we can do.
+// linkNew moves the temporary file name to the target unless the target
+// exists. A hard link is atomic about it; on a file system without hard
+// links the check made before it is the best we can do.
 func (f *File) linkNew(name string) error {
 	err := f.fsys.Link(name, f.target)
 	switch {
