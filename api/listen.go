@@ -6,22 +6,25 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"syscall"
 	"time"
 )
 
 // dialTimeout bounds connecting to the socket; bodies have no timeout.
 const dialTimeout = 10 * time.Second
 
-// ListenUnix listens on the unix socket at path, readable and writable by
-// the owner only (mode 0600). A socket file that nobody answers on is stale
-// (a daemon that was killed) and is removed first; if a live daemon answers,
-// ListenUnix returns an error wrapping [ErrDaemonRunning]. A file at path
-// that is not a socket is left alone and is an error. Closing the listener
-// removes the socket file.
+// ListenUnix listens on the unix socket at path, which belongs in the repo
+// directory. On unix the socket is readable and writable by the owner only
+// (mode 0600); it exists with the process's umask for the moment between
+// bind and chmod, which is why it belongs in the repo directory, whose mode
+// is 0700. On Windows (10 and later, which have AF_UNIX) a socket file has
+// no mode bits: who may connect is decided by its ACL, inherited from the
+// repo directory, which is in the user's profile by default and so open to
+// that user (and to SYSTEM and administrators) only.
 //
-// The socket exists with the process's umask for the moment between bind
-// and chmod; it belongs in the repo directory, whose mode is 0700.
+// A socket file that nobody answers on is stale (a daemon that was killed)
+// and is removed first; if a live daemon answers, ListenUnix returns an
+// error wrapping [ErrDaemonRunning]. A file at path that is not a socket is
+// left alone and is an error. Closing the listener removes the socket file.
 func ListenUnix(path string) (net.Listener, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
@@ -30,7 +33,7 @@ func ListenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: listen on %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := restrictSocket(path); err != nil {
 		return nil, errors.Join(fmt.Errorf("api: chmod %s: %w", path, err), l.Close())
 	}
 	return l, nil
@@ -53,7 +56,7 @@ func removeStale(path string) error {
 		_ = conn.Close()
 		return fmt.Errorf("%w on %s", ErrDaemonRunning, path)
 	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
+	if !isConnRefused(err) {
 		return fmt.Errorf("api: probe socket: %w", err)
 	}
 	log.Infow("removing stale API socket", "path", path)
@@ -63,7 +66,23 @@ func removeStale(path string) error {
 	return nil
 }
 
-// isNoDaemon reports whether a dial error means nothing listens.
+// isNoDaemon reports whether a dial error means nothing listens: the
+// socket file is stale or missing.
 func isNoDaemon(err error) bool {
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist)
+	return isConnRefused(err) || errors.Is(err, fs.ErrNotExist) || socketMissing(err)
+}
+
+// socketMissing reports whether err is from dialling a unix socket whose
+// file does not exist, whatever error the platform gives for that.
+func socketMissing(err error) bool {
+	var oe *net.OpError
+	if !errors.As(err, &oe) {
+		return false
+	}
+	a, ok := oe.Addr.(*net.UnixAddr)
+	if !ok || a.Name == "" {
+		return false
+	}
+	_, serr := os.Lstat(a.Name)
+	return errors.Is(serr, fs.ErrNotExist)
 }

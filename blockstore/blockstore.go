@@ -17,12 +17,14 @@ import (
 	logging "github.com/ipfs/go-log/v2"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/casd/casd/internal/fsutil"
 )
 
 var log = logging.Logger("casd/blockstore")
 
-// MaxBlockSize is the largest block the store accepts: a 4 MiB chunk plus
-// room for its sealing overhead.
+// MaxBlockSize is the largest block the store accepts, and so the largest
+// the protocols carry: a 4 MiB chunk plus room for its sealing overhead.
 const MaxBlockSize = 4<<20 + 64<<10
 
 var (
@@ -203,12 +205,12 @@ func (s *Store) scan() error {
 			blocks++
 			size += info.Size()
 		}
-		if err := syncDir(shardDir); err != nil {
+		if err := fsutil.SyncDir(shardDir); err != nil {
 			return fmt.Errorf("open blockstore: %w", err)
 		}
 		s.shards[shard] = true
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("open blockstore: %w", err)
 	}
 	if removed > 0 {
@@ -385,7 +387,7 @@ func (s *Store) putOne(ctx context.Context, p blockPath, b Block) (string, error
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("put block %s: %w", b.Cid, err)
 	}
-	tmp, err := writeTemp(filepath.Join(s.dir, p.shard), b.Data)
+	tmp, err := fsutil.WriteTemp(filepath.Join(s.dir, p.shard), tmpPrefix+"*", b.Data)
 	if err != nil {
 		return "", fmt.Errorf("put block %s: %w", b.Cid, err)
 	}
@@ -467,7 +469,7 @@ func (s *Store) syncShards(shards []string) error {
 	var errs []error
 	for sh, n := range count {
 		g.Go(func() error {
-			if err := syncDir(filepath.Join(s.dir, sh)); err != nil {
+			if err := fsutil.SyncDir(filepath.Join(s.dir, sh)); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -500,7 +502,7 @@ func (s *Store) ensureShard(shard string) error {
 		return fmt.Errorf("create shard dir: %w", err)
 	}
 	// Sync even on ErrExist: a concurrent creator may not have synced yet.
-	if err := syncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		return err
 	}
 	s.pendingMu.Lock()

@@ -26,20 +26,11 @@ const (
 // Profiles lists the valid profile names, in the order they are documented.
 var Profiles = []string{ProfileDefault, ProfileLocal, ProfileServer}
 
-// APIUnix is the value of [Addresses].API that makes the daemon serve its
-// API on the repo's unix socket ([Repo.APISocketPath]).
-const APIUnix = "unix"
-
 // Limits enforced by [Config.Validate].
 const (
 	MaxReplicationFactor = 20
 	MinChunkSize         = 256 << 10
 	MaxChunkSize         = 4 << 20
-	MaxGossipSampleSize  = 64
-	MaxGossipFanout      = 16
-	// MinInterval is the shortest period accepted for a periodic loop
-	// (repair, gossip), so that a typo cannot make a node spin.
-	MinInterval = time.Second
 )
 
 // Config is the repo's JSON config file. JSON field names are the Go field
@@ -54,7 +45,6 @@ type Config struct {
 	Chunker     Chunker
 	Storage     Storage
 	Swarm       Swarm
-	Gossip      Gossip
 }
 
 // Identity names the node. The private key lives in keys/identity, never here.
@@ -68,9 +58,6 @@ type Identity struct {
 type Addresses struct {
 	Swarm    []string // libp2p listen multiaddrs
 	Announce []string // if non-empty, announced instead of the listen addresses
-	// API is "unix" (the repo's api.sock) or a TCP multiaddr such as
-	// /ip4/127.0.0.1/tcp/5001, which then requires a bearer token.
-	API string
 }
 
 // Discovery configures local peer discovery.
@@ -78,11 +65,9 @@ type Discovery struct {
 	MDNS bool
 }
 
-// Replication configures how many peers hold each root besides the owner,
-// and how often the owner checks them.
+// Replication configures how many peers hold each root besides the owner.
 type Replication struct {
-	Factor         int // 0..20; 0 keeps files local only
-	RepairInterval Duration
+	Factor int // 0..20; 0 keeps files local only
 }
 
 // Chunker configures how files are split.
@@ -108,13 +93,6 @@ type ConnMgr struct {
 	LowWater    int
 	HighWater   int
 	GracePeriod Duration
-}
-
-// Gossip configures the /cas/peers/1.0 peer exchange.
-type Gossip struct {
-	Interval   Duration // mean period between rounds (jittered by the node)
-	SampleSize int      // peer records per message, 1..64
-	Fanout     int      // peers sent to per round, 1..16
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
@@ -150,15 +128,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // Default values shared by every profile.
 const (
 	DefaultReplicationFactor = 3
-	DefaultRepairInterval    = 10 * time.Minute
 	DefaultChunkSize         = 1 << 20
 	DefaultStorageQuota      = 10 << 30
 	DefaultConnMgrLowWater   = 32
 	DefaultConnMgrHighWater  = 96
 	DefaultConnMgrGrace      = 20 * time.Second
-	DefaultGossipInterval    = 30 * time.Second
-	DefaultGossipSampleSize  = 16
-	DefaultGossipFanout      = 3
 )
 
 // DefaultConfig returns a new config for profile ("" means "default"). Its
@@ -175,11 +149,10 @@ func DefaultConfig(profile string) (*Config, error) {
 				"/ip4/0.0.0.0/tcp/4002/ws",
 			},
 			Announce: []string{},
-			API:      APIUnix,
 		},
 		Bootstrap:   []string{},
 		Discovery:   Discovery{MDNS: true},
-		Replication: Replication{Factor: DefaultReplicationFactor, RepairInterval: Duration{DefaultRepairInterval}},
+		Replication: Replication{Factor: DefaultReplicationFactor},
 		Chunker:     Chunker{Size: DefaultChunkSize},
 		Storage:     Storage{Quota: DefaultStorageQuota},
 		Swarm: Swarm{
@@ -191,11 +164,6 @@ func DefaultConfig(profile string) (*Config, error) {
 			RelayService: false,
 			NATPortMap:   true,
 			HolePunching: true,
-		},
-		Gossip: Gossip{
-			Interval:   Duration{DefaultGossipInterval},
-			SampleSize: DefaultGossipSampleSize,
-			Fanout:     DefaultGossipFanout,
 		},
 	}
 	switch profile {
@@ -221,8 +189,16 @@ func DefaultConfig(profile string) (*Config, error) {
 }
 
 // Parse decodes a config file strictly (unknown fields and trailing data are
-// errors) and validates it.
+// errors) and validates it. The retired keys Addresses.API,
+// Replication.RepairInterval and Gossip, which casd init once wrote but
+// nothing reads any more, are dropped rather than refused, so that a repo
+// made by an older casd still opens; the next [Repo.SaveConfig] leaves
+// them out.
 func Parse(data []byte) (*Config, error) {
+	data, dropped := dropRetired(data)
+	if len(dropped) > 0 {
+		log.Debugw("ignoring retired config keys", "keys", dropped)
+	}
 	c := new(Config)
 	if err := decodeStrict(data, c); err != nil {
 		return nil, fmt.Errorf("config: decode: %w", err)
@@ -241,6 +217,71 @@ func (c *Config) marshal() ([]byte, error) {
 		return nil, fmt.Errorf("config: encode: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// retiredKeys are the config keys that an older casd wrote (casd init put
+// them in every config file) and that nothing reads any more. Each comes
+// back, maybe under another name, with the feature that reads it.
+var retiredKeys = [][]string{
+	{"Addresses", "API"},              // a TCP API listener; the API is on api.sock only
+	{"Replication", "RepairInterval"}, // a periodic repair loop
+	{"Gossip"},                        // the /cas/peers/1.0 peer exchange
+}
+
+// dropRetired returns data without the [retiredKeys] and the dotted names
+// of those it removed. Names match case-insensitively, as encoding/json
+// matches fields. Data that has none of them, or whose first JSON value is
+// not an object, is returned unchanged, and anything after the first value
+// is kept, so that decodeStrict reports its errors as before.
+func dropRetired(data []byte) ([]byte, []string) {
+	var top map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&top); err != nil {
+		return data, nil
+	}
+	var dropped []string
+	for _, key := range retiredKeys {
+		if dropPath(top, key) {
+			dropped = append(dropped, strings.Join(key, "."))
+		}
+	}
+	if len(dropped) == 0 {
+		return data, nil
+	}
+	b, err := json.Marshal(top)
+	if err != nil {
+		return data, nil
+	}
+	return append(b, data[dec.InputOffset():]...), dropped
+}
+
+// dropPath deletes the member at path from obj, descending through
+// objects, and reports whether it found one.
+func dropPath(obj map[string]json.RawMessage, path []string) bool {
+	found := false
+	for name, raw := range obj {
+		if !strings.EqualFold(name, path[0]) {
+			continue
+		}
+		if len(path) == 1 {
+			delete(obj, name)
+			found = true
+			continue
+		}
+		var sub map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &sub); err != nil || sub == nil {
+			continue
+		}
+		if dropPath(sub, path[1:]) {
+			b, err := json.Marshal(sub)
+			if err != nil {
+				continue
+			}
+			obj[name] = b
+			found = true
+		}
+	}
+	return found
 }
 
 // decodeStrict decodes exactly one JSON value from data into v, rejecting
@@ -306,15 +347,6 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("config: Addresses.Announce[%d]: %w", i, err)
 		}
 	}
-	if c.Addresses.API != APIUnix {
-		m, err := parseAddr(c.Addresses.API)
-		if err != nil {
-			return fmt.Errorf("config: Addresses.API: must be %q or a TCP multiaddr: %w", APIUnix, err)
-		}
-		if _, err := m.ValueForProtocol(ma.P_TCP); err != nil {
-			return fmt.Errorf("config: Addresses.API: %q: must be %q or a TCP multiaddr", c.Addresses.API, APIUnix)
-		}
-	}
 	for i, s := range c.Bootstrap {
 		m, err := parseAddr(s)
 		if err != nil {
@@ -334,9 +366,6 @@ func (c *Config) Validate() error {
 	if f := c.Replication.Factor; f < 0 || f > MaxReplicationFactor {
 		return fmt.Errorf("config: Replication.Factor: %d out of range 0..%d", f, MaxReplicationFactor)
 	}
-	if err := checkInterval("Replication.RepairInterval", c.Replication.RepairInterval); err != nil {
-		return err
-	}
 	if s := c.Chunker.Size; s < MinChunkSize || s > MaxChunkSize || s&(s-1) != 0 {
 		return fmt.Errorf("config: Chunker.Size: %d must be a power of two between %d (256 KiB) and %d (4 MiB)", s, MinChunkSize, MaxChunkSize)
 	}
@@ -352,22 +381,6 @@ func (c *Config) Validate() error {
 	}
 	if cm.GracePeriod.Duration < 0 {
 		return fmt.Errorf("config: Swarm.ConnMgr.GracePeriod: %s must not be negative", cm.GracePeriod)
-	}
-	if err := checkInterval("Gossip.Interval", c.Gossip.Interval); err != nil {
-		return err
-	}
-	if n := c.Gossip.SampleSize; n < 1 || n > MaxGossipSampleSize {
-		return fmt.Errorf("config: Gossip.SampleSize: %d out of range 1..%d", n, MaxGossipSampleSize)
-	}
-	if n := c.Gossip.Fanout; n < 1 || n > MaxGossipFanout {
-		return fmt.Errorf("config: Gossip.Fanout: %d out of range 1..%d", n, MaxGossipFanout)
-	}
-	return nil
-}
-
-func checkInterval(key string, d Duration) error {
-	if d.Duration < MinInterval {
-		return fmt.Errorf("config: %s: %s is shorter than the minimum %s", key, d, MinInterval)
 	}
 	return nil
 }

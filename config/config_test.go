@@ -3,6 +3,8 @@ package config_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -55,17 +57,12 @@ func TestDefaultConfigProfiles(t *testing.T) {
 			equal(t, tt.holePunching, c.Swarm.HolePunching)
 			equal(t, tt.relaySv, c.Swarm.RelayService)
 			isTrue(t, c.Bootstrap != nil && len(c.Bootstrap) == 0, "Bootstrap = %#v, want empty non-nil", c.Bootstrap)
-			equal(t, "unix", c.Addresses.API)
 			equal(t, 3, c.Replication.Factor)
-			equal(t, 10*time.Minute, c.Replication.RepairInterval.Duration)
 			equal(t, 1<<20, c.Chunker.Size)
 			equal(t, int64(10<<30), c.Storage.Quota)
 			equal(t, 32, c.Swarm.ConnMgr.LowWater)
 			equal(t, 96, c.Swarm.ConnMgr.HighWater)
 			equal(t, 20*time.Second, c.Swarm.ConnMgr.GracePeriod.Duration)
-			equal(t, 30*time.Second, c.Gossip.Interval.Duration)
-			equal(t, 16, c.Gossip.SampleSize)
-			equal(t, 3, c.Gossip.Fanout)
 		})
 	}
 	t.Run("unknown", func(t *testing.T) {
@@ -85,12 +82,11 @@ func TestDefaultConfigProfiles(t *testing.T) {
 func TestDefaultConfigJSON(t *testing.T) {
 	got := mustJSON(t, defaultConfig(t, "default"))
 	want := `{"Identity":{"PeerID":""},` +
-		`"Addresses":{"Swarm":["/ip4/0.0.0.0/tcp/4001","/ip6/::/tcp/4001","/ip4/0.0.0.0/udp/4001/quic-v1","/ip6/::/udp/4001/quic-v1","/ip4/0.0.0.0/tcp/4002/ws"],"Announce":[],"API":"unix"},` +
+		`"Addresses":{"Swarm":["/ip4/0.0.0.0/tcp/4001","/ip6/::/tcp/4001","/ip4/0.0.0.0/udp/4001/quic-v1","/ip6/::/udp/4001/quic-v1","/ip4/0.0.0.0/tcp/4002/ws"],"Announce":[]},` +
 		`"Bootstrap":[],"Discovery":{"MDNS":true},` +
-		`"Replication":{"Factor":3,"RepairInterval":"10m"},` +
+		`"Replication":{"Factor":3},` +
 		`"Chunker":{"Size":1048576},"Storage":{"Quota":10737418240},` +
-		`"Swarm":{"ConnMgr":{"LowWater":32,"HighWater":96,"GracePeriod":"20s"},"RelayService":false,"NATPortMap":true,"HolePunching":true},` +
-		`"Gossip":{"Interval":"30s","SampleSize":16,"Fanout":3}}`
+		`"Swarm":{"ConnMgr":{"LowWater":32,"HighWater":96,"GracePeriod":"20s"},"RelayService":false,"NATPortMap":true,"HolePunching":true}}`
 	equal(t, want, got)
 }
 
@@ -132,9 +128,7 @@ func TestGet(t *testing.T) {
 		err       error
 	}{
 		{key: "Replication.Factor", want: `3`},
-		{key: "Replication.RepairInterval", want: `"10m"`},
 		{key: "Addresses.Swarm", want: `["/ip4/127.0.0.1/tcp/0","/ip4/127.0.0.1/udp/0/quic-v1","/ip4/127.0.0.1/tcp/0/ws"]`},
-		{key: "Addresses.API", want: `"unix"`},
 		{key: "Bootstrap", want: `[]`},
 		{key: "Storage.Quota", want: `10737418240`},
 		{key: "Swarm.ConnMgr", want: `{"LowWater":32,"HighWater":96,"GracePeriod":"20s"}`},
@@ -147,7 +141,11 @@ func TestGet(t *testing.T) {
 		{key: "Replication.", err: config.ErrUnknownKey},
 		{key: ".Replication", err: config.ErrUnknownKey},
 		{key: "Replication.Factor.X", err: config.ErrUnknownKey},
-		{key: "Replication.RepairInterval.Duration", err: config.ErrUnknownKey},
+		{key: "Swarm.ConnMgr.GracePeriod.Duration", err: config.ErrUnknownKey},
+		// Retired keys: an old config file may hold them, but they are gone.
+		{key: "Replication.RepairInterval", err: config.ErrUnknownKey},
+		{key: "Addresses.API", err: config.ErrUnknownKey},
+		{key: "Gossip", err: config.ErrUnknownKey},
 		{key: "Nope", err: config.ErrUnknownKey},
 	}
 	for _, tt := range tests {
@@ -163,9 +161,9 @@ func TestGet(t *testing.T) {
 		})
 	}
 	t.Run("whole", func(t *testing.T) {
-		got, err := c.Get("Gossip")
+		got, err := c.Get("Discovery")
 		noErr(t, err)
-		jsonEq(t, `{"Interval":"30s","SampleSize":16,"Fanout":3}`, string(got))
+		jsonEq(t, `{"MDNS":false}`, string(got))
 	})
 }
 
@@ -181,8 +179,8 @@ func TestSet(t *testing.T) {
 		{name: "zero factor", key: "Replication.Factor", value: "0"},
 		{name: "max factor", key: "Replication.Factor", value: "20"},
 		{name: "bool", key: "Discovery.MDNS", value: "false"},
-		{name: "duration", key: "Replication.RepairInterval", value: `"1h"`},
-		{name: "duration normalized", key: "Gossip.Interval", value: `"90s"`, want: `"1m30s"`},
+		{name: "duration", key: "Swarm.ConnMgr.GracePeriod", value: `"1h"`},
+		{name: "duration normalized", key: "Swarm.ConnMgr.GracePeriod", value: `"90s"`, want: `"1m30s"`},
 		{name: "whitespace", key: "Chunker.Size", value: " 262144\n", want: "262144"},
 		{name: "chunk max", key: "Chunker.Size", value: "4194304"},
 		{name: "int64", key: "Storage.Quota", value: "1099511627776"},
@@ -191,26 +189,28 @@ func TestSet(t *testing.T) {
 		{name: "empty list", key: "Addresses.Announce", value: `[]`},
 		{name: "announce", key: "Addresses.Announce", value: `["/dns4/example.com/tcp/4001"]`},
 		{name: "bootstrap", key: "Bootstrap", value: `["` + testBootstrap + `"]`},
-		{name: "api tcp", key: "Addresses.API", value: `"/ip4/127.0.0.1/tcp/5001"`},
-		{name: "api unix", key: "Addresses.API", value: `"unix"`},
 		{name: "nested object", key: "Swarm.ConnMgr", value: `{"LowWater":10,"HighWater":20,"GracePeriod":"1m"}`},
-		{name: "whole section", key: "Gossip", value: `{"Interval":"1m","SampleSize":8,"Fanout":2}`},
+		{name: "whole section", key: "Discovery", value: `{"MDNS":false}`},
 
 		// Unknown keys.
 		{name: "unknown key", key: "Replication.Factr", value: "3", err: config.ErrUnknownKey, errContains: []string{"Replication.Factr"}},
 		{name: "unknown top", key: "Datastore", value: "{}", err: config.ErrUnknownKey},
 		{name: "below leaf", key: "Chunker.Size.Bytes", value: "1", err: config.ErrUnknownKey},
 		{name: "empty key", key: "", value: "1", err: config.ErrUnknownKey},
+		{name: "retired API", key: "Addresses.API", value: `"unix"`, err: config.ErrUnknownKey},
+		{name: "retired RepairInterval", key: "Replication.RepairInterval", value: `"10m"`, err: config.ErrUnknownKey},
+		{name: "retired Gossip", key: "Gossip", value: `{}`, err: config.ErrUnknownKey},
+		{name: "retired key in a section", key: "Replication", value: `{"Factor":3,"RepairInterval":"10m"}`, errContains: []string{"Replication", "RepairInterval"}},
 
 		// Wrong type or not JSON.
 		{name: "string for int", key: "Replication.Factor", value: `"3"`, errContains: []string{"Replication.Factor", "integer"}},
 		{name: "float for int", key: "Replication.Factor", value: `3.5`, errContains: []string{"Replication.Factor", "integer"}},
 		{name: "int overflow", key: "Storage.Quota", value: `1e40`, errContains: []string{"Storage.Quota", "integer"}},
-		{name: "number for duration", key: "Gossip.Interval", value: `30`, errContains: []string{"Gossip.Interval", "duration"}},
-		{name: "bad duration", key: "Gossip.Interval", value: `"soon"`, errContains: []string{"Gossip.Interval", "duration"}},
+		{name: "number for duration", key: "Swarm.ConnMgr.GracePeriod", value: `30`, errContains: []string{"Swarm.ConnMgr.GracePeriod", "duration"}},
+		{name: "bad duration", key: "Swarm.ConnMgr.GracePeriod", value: `"soon"`, errContains: []string{"Swarm.ConnMgr.GracePeriod", "duration"}},
 		{name: "string for bool", key: "Discovery.MDNS", value: `"yes"`, errContains: []string{"Discovery.MDNS", "boolean"}},
 		{name: "string for list", key: "Addresses.Swarm", value: `"/ip4/0.0.0.0/tcp/1"`, errContains: []string{"Addresses.Swarm", "array of strings"}},
-		{name: "not json", key: "Addresses.API", value: `unix`, errContains: []string{"Addresses.API", "not JSON", "a string"}},
+		{name: "not json", key: "Addresses.Swarm", value: `/ip4/0.0.0.0/tcp/1`, errContains: []string{"Addresses.Swarm", "not JSON", "an array of strings"}},
 		{name: "empty value", key: "Replication.Factor", value: ``, errContains: []string{"Replication.Factor", "not JSON"}},
 		{name: "trailing data", key: "Replication.Factor", value: `3 4`, errContains: []string{"Replication.Factor", "not JSON"}},
 		{name: "null", key: "Replication.Factor", value: `null`, errContains: []string{"Replication.Factor", "null"}},
@@ -225,20 +225,15 @@ func TestSet(t *testing.T) {
 		{name: "bootstrap not multiaddr", key: "Bootstrap", value: `["foo"]`, errContains: []string{`config: Bootstrap[0]: "foo": invalid multiaddr`}},
 		{name: "bootstrap without p2p", key: "Bootstrap", value: `["/ip4/192.0.2.1/tcp/4001"]`, errContains: []string{"Bootstrap[0]", "/p2p/"}},
 		{name: "bootstrap only p2p", key: "Bootstrap", value: `["/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"]`, errContains: []string{"Bootstrap[0]", "no address"}},
-		{name: "api not tcp", key: "Addresses.API", value: `"/ip4/127.0.0.1/udp/5001"`, errContains: []string{"Addresses.API", "TCP"}},
-		{name: "api garbage", key: "Addresses.API", value: `"socket"`, errContains: []string{"Addresses.API"}},
 		{name: "factor too big", key: "Replication.Factor", value: "21", errContains: []string{"Replication.Factor", "21", "0..20"}},
 		{name: "factor negative", key: "Replication.Factor", value: "-1", errContains: []string{"Replication.Factor", "out of range"}},
 		{name: "chunk not power of two", key: "Chunker.Size", value: "300000", errContains: []string{"Chunker.Size", "power of two"}},
 		{name: "chunk too small", key: "Chunker.Size", value: "131072", errContains: []string{"Chunker.Size"}},
 		{name: "chunk too big", key: "Chunker.Size", value: "8388608", errContains: []string{"Chunker.Size"}},
 		{name: "quota negative", key: "Storage.Quota", value: "-1", errContains: []string{"Storage.Quota"}},
-		{name: "interval too short", key: "Replication.RepairInterval", value: `"10ms"`, errContains: []string{"Replication.RepairInterval", "minimum"}},
 		{name: "negative grace", key: "Swarm.ConnMgr.GracePeriod", value: `"-1s"`, errContains: []string{"Swarm.ConnMgr.GracePeriod"}},
 		{name: "low above high", key: "Swarm.ConnMgr.LowWater", value: "100", errContains: []string{"Swarm.ConnMgr.LowWater", "HighWater"}},
 		{name: "nested object invalid", key: "Swarm.ConnMgr", value: `{"LowWater":10}`, errContains: []string{"Swarm.ConnMgr.HighWater"}},
-		{name: "sample size zero", key: "Gossip.SampleSize", value: "0", errContains: []string{"Gossip.SampleSize"}},
-		{name: "fanout too big", key: "Gossip.Fanout", value: "17", errContains: []string{"Gossip.Fanout"}},
 		{name: "peer id read-only", key: "Identity.PeerID", value: `"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"`, errContains: []string{"Identity.PeerID", "read-only"}},
 		{name: "identity read-only", key: "Identity", value: `{"PeerID":""}`, errContains: []string{"read-only"}},
 	}
@@ -338,6 +333,45 @@ func TestParse(t *testing.T) {
 		noErr(t, err)
 		isTrue(t, strings.Contains(mustJSON(t, c), `"Bootstrap":[]`), "nil Bootstrap not normalized: %s", mustJSON(t, c))
 	})
+}
+
+// TestParseRetiredKeys loads the config file that casd init wrote before
+// Addresses.API, Replication.RepairInterval and Gossip were retired: it
+// loads as the same config without them, while other unknown keys are
+// still refused.
+func TestParseRetiredKeys(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "config-retired-keys.json"))
+	noErr(t, err)
+	want := defaultConfig(t, "default")
+	want.Identity.PeerID = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+	c, err := config.Parse(old)
+	noErr(t, err)
+	equal(t, want, c)
+
+	tests := []struct {
+		name, from, to string // replace from by to in the old file
+		errContains    string // "" if it must load
+	}{
+		{"tcp API", `"API": "unix"`, `"API": "/ip4/127.0.0.1/tcp/5001"`, ""},
+		{"any Gossip content", `"Interval": "30s"`, `"Interval": 30, "Peers": [null]`, ""},
+		{"names match in any case", `"RepairInterval"`, `"repairinterval"`, ""},
+		{"a retired name elsewhere is unknown", `"MDNS": true`, `"MDNS": true, "API": "unix"`, "API"},
+		{"a near miss is unknown", `"Gossip"`, `"Gossips"`, "Gossips"},
+		{"still strict about trailing data", "\n}\n", "\n} {}\n", "trailing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := strings.Replace(string(old), tt.from, tt.to, 1)
+			isTrue(t, data != string(old), "%q not in the old file", tt.from)
+			c, err := config.Parse([]byte(data))
+			if tt.errContains != "" {
+				errContains(t, err, tt.errContains)
+				return
+			}
+			noErr(t, err)
+			equal(t, want, c)
+		})
+	}
 }
 
 func TestValidateBootstrapSelf(t *testing.T) {

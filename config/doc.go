@@ -9,7 +9,8 @@
 //	release, err := r.Lock()
 //	defer release()
 //
-// config imports no other casd package; every other package may import it.
+// config imports no other casd package but internal/fsutil (atomic writes);
+// every other package may import it.
 //
 // # Repo layout
 //
@@ -23,8 +24,8 @@
 //	keys/convergence     32 random bytes, 0600: convergent chunk-key secret
 //	blocks/              flat-file blocks, owned by blockstore ([Repo.BlocksDir])
 //	datastore/meta.db    block metadata, owned by blockstore ([Repo.MetaPath])
-//	repo.lock            flock(2) file holding the holder's pid ([Repo.Lock])
-//	api.sock             the daemon's unix socket ([Repo.APISocketPath])
+//	repo.lock            locked file holding the holder's pid (not on Windows) ([Repo.Lock])
+//	api.sock             the daemon's unix socket, 0600 on unix ([Repo.APISocketPath])
 //
 // Every file config writes goes to a temporary file that is fsynced, renamed
 // into place, and whose directory is then fsynced, so a crash leaves either
@@ -37,7 +38,12 @@
 // names, as in kubo, and keys are addressed in dotted form
 // ("Replication.Factor", "Addresses.Swarm") by [Config.Get] and
 // [Config.Set]. Decoding is strict: an unknown field is an error, so a typo
-// in a hand-edited file does not silently fall back to a default. Secrets
+// in a hand-edited file does not silently fall back to a default. The one
+// exception is the retired keys Addresses.API, Replication.RepairInterval
+// and Gossip, which casd init once wrote into every config file but nothing
+// reads: [Parse] drops them, so an older repo still opens, and the next
+// [Repo.SaveConfig] leaves them out. They come back with the features that
+// read them. Secrets
 // never live in the config file (they are the key files), so showing the
 // whole config is safe.
 //

@@ -14,10 +14,11 @@ func FuzzSet(f *testing.F) {
 	seeds := [][2]string{
 		{"Replication.Factor", "5"},
 		{"Replication.Factor", `"5"`},
-		{"Replication.RepairInterval", `"1h"`},
+		{"Swarm.ConnMgr.GracePeriod", `"1h"`},
+		{"Replication.RepairInterval", `"1h"`}, // retired
 		{"Addresses.Swarm", `["/ip4/0.0.0.0/tcp/1"]`},
 		{"Addresses.Swarm", `["foo"]`},
-		{"Addresses.API", `"/ip4/127.0.0.1/tcp/5001"`},
+		{"Addresses.API", `"/ip4/127.0.0.1/tcp/5001"`}, // retired
 		{"Bootstrap", `["` + testBootstrap + `"]`},
 		{"Swarm.ConnMgr", `{"LowWater":1,"HighWater":2,"GracePeriod":"1s"}`},
 		{"Swarm", `{}`},

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/casd/casd/internal/fsutil"
 )
 
 var errInjected = errors.New("injected write failure")
@@ -22,9 +24,9 @@ func failNthWrite(tb testing.TB, n int) {
 		if calls == n {
 			return errInjected
 		}
-		return writeFileAtomic(path, data, perm)
+		return fsutil.WriteFile(path, data, perm)
 	}
-	tb.Cleanup(func() { writeFile = writeFileAtomic })
+	tb.Cleanup(func() { writeFile = fsutil.WriteFile })
 }
 
 func listTree(tb testing.TB, dir string) []string {
@@ -74,7 +76,7 @@ func TestInitRollback(t *testing.T) {
 				t.Fatalf("write %d: tree is %s, want .,other", n, got)
 			}
 			// The failed Init did not poison the dir.
-			writeFile = writeFileAtomic
+			writeFile = fsutil.WriteFile
 			if _, err := Init(dir, InitOptions{}); err != nil {
 				t.Fatalf("Init after rollback: %v", err)
 			}
@@ -110,41 +112,5 @@ func TestSaveConfigFailureKeepsOld(t *testing.T) {
 	}
 	if string(before) != string(after) {
 		t.Fatal("failed SaveConfig changed the file")
-	}
-}
-
-func TestWriteFileAtomicCleansUp(t *testing.T) {
-	dir := t.TempDir()
-	target := filepath.Join(dir, "target")
-	// Renaming a file over a non-empty directory fails after the temp file
-	// was written and synced.
-	if err := os.MkdirAll(filepath.Join(target, "child"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFileAtomic(target, []byte("data"), 0o600); err == nil {
-		t.Fatal("write over a directory succeeded")
-	}
-	if got := strings.Join(listTree(t, dir), ","); got != ".,target,target/child" {
-		t.Fatalf("tree is %s: temp file left behind", got)
-	}
-
-	// And a successful write replaces the old contents with the new mode.
-	p := filepath.Join(dir, "f")
-	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFileAtomic(p, []byte("new"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(b) != "new" || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("got %q mode %v, want \"new\" 0600", b, fi.Mode().Perm())
 	}
 }

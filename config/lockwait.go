@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/casd/casd/internal/fsutil"
 )
 
 // The daemon marker.
@@ -43,7 +45,7 @@ func (r *Repo) MarkDaemon(force bool) (marked bool, err error) {
 		}
 	}
 	// Atomic, so that a reader never sees an empty or partial pid.
-	if err := writeFileAtomic(r.DaemonMarkerPath(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFile(r.DaemonMarkerPath(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		return false, fmt.Errorf("config: mark daemon: %w", err)
 	}
 	return true, nil
@@ -57,7 +59,7 @@ func (r *Repo) UnmarkDaemon() error {
 	if err != nil || pid != os.Getpid() {
 		return nil // missing, unreadable or another process's: not ours to remove
 	}
-	if err := removeIfExists(r.DaemonMarkerPath()); err != nil {
+	if err := fsutil.RemoveIfExists(r.DaemonMarkerPath()); err != nil {
 		return fmt.Errorf("config: unmark daemon: %w", err)
 	}
 	return nil

@@ -15,6 +15,8 @@ import (
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/casd/casd/internal/fsutil"
 )
 
 var log = logging.Logger("casd/config")
@@ -219,18 +221,18 @@ func Init(dir string, opts InitOptions) (_ *Repo, err error) {
 			return nil, fmt.Errorf("config: init %s: %w", dir, err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return nil, fmt.Errorf("config: init %s: %w", dir, err)
 	}
 
 	cfgPath := filepath.Join(dir, configFile)
-	undo = append(undo, func() error { return removeIfExists(cfgPath) })
+	undo = append(undo, func() error { return fsutil.RemoveIfExists(cfgPath) })
 	if err := writeFile(cfgPath, cfgBytes, 0o600); err != nil {
 		return nil, fmt.Errorf("config: init %s: %w", dir, err)
 	}
 	// The version file goes last: a repo with a version has everything else.
 	verPath := filepath.Join(dir, versionFile)
-	undo = append(undo, func() error { return removeIfExists(verPath) })
+	undo = append(undo, func() error { return fsutil.RemoveIfExists(verPath) })
 	if err := writeFile(verPath, []byte(strconv.Itoa(RepoVersion)+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("config: init %s: %w", dir, err)
 	}

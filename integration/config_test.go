@@ -56,7 +56,7 @@ func TestConfig(t *testing.T) {
 		{"bad multiaddr", []string{"config", "Bootstrap", `["not-a-multiaddr"]`}},
 		{"multiaddr without peer id", []string{"config", "Bootstrap", `["/ip4/127.0.0.1/tcp/4001"]`}},
 		{"bootstrap not a list", []string{"config", "Bootstrap", `"/ip4/127.0.0.1/tcp/4001/p2p/` + id.ID + `"`}},
-		{"bad duration", []string{"config", "Replication.RepairInterval", `"soon"`}},
+		{"bad duration", []string{"config", "Swarm.ConnMgr.GracePeriod", `"soon"`}},
 		{"change peer id", []string{"config", "Identity.PeerID", `"` + id.ID + `"`}},
 	}
 	for _, tt := range bad {

@@ -15,13 +15,6 @@ import (
 	"github.com/casd/casd/protocol/pb"
 )
 
-func TestMaxBlockSizeMatchesBlockstore(t *testing.T) {
-	if protocol.MaxBlockSize != blockstore.MaxBlockSize {
-		t.Fatalf("protocol.MaxBlockSize %d != blockstore.MaxBlockSize %d",
-			protocol.MaxBlockSize, blockstore.MaxBlockSize)
-	}
-}
-
 func TestFetch(t *testing.T) {
 	client, server := hostPair(t)
 	backend := newMemBackend()

@@ -11,6 +11,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	p2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/casd/casd/blockstore"
 )
 
 var log = logging.Logger("casd/protocol")
@@ -23,12 +25,10 @@ const (
 
 // Size limits.
 const (
-	// MaxBlockSize is the largest block the protocols carry. It equals
-	// the blockstore's maximum block size (4 MiB of chunk plus 64 KiB of
-	// AEAD and manifest overhead).
-	MaxBlockSize = 4<<20 + 64<<10
-	// MaxMessageSize caps a frame that carries a block.
-	MaxMessageSize = MaxBlockSize + 4<<10
+	// MaxMessageSize caps a frame that carries a block: the largest block
+	// the protocols carry, [blockstore.MaxBlockSize], plus room for the
+	// frame's other fields.
+	MaxMessageSize = blockstore.MaxBlockSize + 4<<10
 	// MaxRequestSize caps every other frame.
 	MaxRequestSize = 64 << 10
 )

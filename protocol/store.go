@@ -195,7 +195,7 @@ func (s *Service) serveStore(ctx context.Context, str network.Stream, c *conn) e
 				return fmt.Errorf("%w: more than the %d blocks, %d bytes offered",
 					ErrProtocol, offer.Blocks, offer.Bytes)
 			}
-			if len(m.Data) > MaxBlockSize {
+			if len(m.Data) > blockstore.MaxBlockSize {
 				return fmt.Errorf("%w: %s has %d bytes", ErrBadBlock, m.Cid, len(m.Data))
 			}
 			b := blockstore.Block{Cid: m.Cid, Data: m.Data}
@@ -317,8 +317,8 @@ func storeOn(c *conn, offer *pb.StoreOffer, blocks iter.Seq2[blockstore.Block, e
 			return StoreResult{}, fmt.Errorf("more than the %d blocks, %d bytes announced",
 				offer.Blocks, offer.Bytes)
 		}
-		if len(b.Data) > MaxBlockSize {
-			return StoreResult{}, fmt.Errorf("block %s of %d bytes exceeds %d", b.Cid, len(b.Data), MaxBlockSize)
+		if len(b.Data) > blockstore.MaxBlockSize {
+			return StoreResult{}, fmt.Errorf("block %s of %d bytes exceeds %d", b.Cid, len(b.Data), blockstore.MaxBlockSize)
 		}
 		if err := c.send(&pb.Block{Cid: b.Cid, Data: b.Data}); err != nil {
 			return StoreResult{}, err

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/casd/casd/core"
+	"github.com/casd/casd/internal/fsutil"
 )
 
 type getOpts struct {
@@ -48,13 +49,13 @@ func runGet(ctx context.Context, b core.Files, o getOpts, ref string, stdout io.
 		return err
 	}
 	var (
-		tmp    *atomicFile
+		tmp    *fsutil.File
 		target string
 		mode   fs.FileMode
 	)
 	defer func() {
 		if tmp != nil {
-			tmp.abort()
+			_ = tmp.Abort()
 		}
 	}()
 	err = b.Cat(ctx, ref, func(fi core.FileInfo) (io.Writer, error) {
@@ -66,9 +67,9 @@ func runGet(ctx context.Context, b core.Files, o getOpts, ref string, stdout io.
 			return nil, err
 		}
 		mode = fileMode(fi.Mode)
-		tmp, err = createTemp(filepath.Dir(target), ".casd-get-*")
+		tmp, err = fsutil.Create(target, mode)
 		if err != nil {
-			return nil, fmt.Errorf("create temporary file: %w", err)
+			return nil, err
 		}
 		return tmp, nil
 	})
@@ -78,11 +79,15 @@ func runGet(ctx context.Context, b core.Files, o getOpts, ref string, stdout io.
 	if err != nil {
 		return fmt.Errorf("get %s: %w", ref, err)
 	}
-	if err := tmp.commit(target, mode, o.force); err != nil {
+	commit := tmp.CommitNew
+	if o.force {
+		commit = tmp.Commit
+	}
+	if err := commit(); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return existsError(target)
 		}
-		return fmt.Errorf("get %s: save %s: %w", ref, target, err)
+		return fmt.Errorf("get %s: %w", ref, err) // err names target
 	}
 	_, err = fmt.Fprintf(stdout, "saved %s\n", target)
 	return err

@@ -7,11 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/casd/casd/crypt"
+	"github.com/casd/casd/internal/fsutil"
 )
 
 func newKeyCmd(g *globalOpts) *cobra.Command {
@@ -75,19 +75,19 @@ func runKeyExport(_ context.Context, g *globalOpts, o keyExportOpts, stdout, std
 // writeKeyFile writes data to a new file at path with mode 0600,
 // atomically, and never over an existing file.
 func writeKeyFile(path string, data []byte) error {
-	tmp, err := createTemp(filepath.Dir(path), ".casd-key-*")
+	tmp, err := fsutil.Create(path, 0o600)
 	if err != nil {
 		return fmt.Errorf("key export: %w", err)
 	}
-	defer tmp.abort()
+	defer func() { _ = tmp.Abort() }()
 	if _, err := tmp.Write(data); err != nil {
 		return fmt.Errorf("key export: write %s: %w", path, err)
 	}
-	if err := tmp.commit(path, 0o600, false); err != nil {
+	if err := tmp.CommitNew(); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return keyFileExists(path)
 		}
-		return fmt.Errorf("key export: write %s: %w", path, err)
+		return fmt.Errorf("key export: %w", err)
 	}
 	return nil
 }

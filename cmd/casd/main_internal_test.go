@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -192,7 +191,7 @@ func TestInitAndConfig(t *testing.T) {
 		want     string // stdout on success, part of stderr on failure
 	}{
 		{"get", []string{"config", "Replication.Factor"}, 0, "3\n"},
-		{"get string", []string{"config", "Addresses.API"}, 0, "\"unix\"\n"},
+		{"get string", []string{"config", "Swarm.ConnMgr.GracePeriod"}, 0, "\"20s\"\n"},
 		{"unknown key", []string{"config", "Replication.Nope"}, exitBadInput, "unknown key"},
 		{"set unknown key", []string{"config", "Nope", "1"}, exitBadInput, "unknown key"},
 		{"wrong type", []string{"config", "Replication.Factor", `"three"`}, exitBadInput, "Replication.Factor"},
@@ -333,8 +332,7 @@ func TestRunAdd(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "a.bin")
 	require.NoError(t, os.WriteFile(src, []byte("abc"), 0o600))
-	fifo := filepath.Join(dir, "fifo")
-	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	fifo := nonRegularFile(t, dir)
 
 	tests := []struct {
 		name     string

@@ -1,5 +1,0 @@
-package config_test
-
-import "syscall"
-
-func setUmask(m int) int { return syscall.Umask(m) }
