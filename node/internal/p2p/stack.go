@@ -10,7 +10,6 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 )
 
 // Options configure [New].
@@ -82,13 +81,9 @@ func (s *Stack) Close() error {
 // ParseBootstrap parses multiaddrs that end in /p2p/<peer id> into the
 // peers they name, merging the addresses of one peer.
 func ParseBootstrap(addrs []string) ([]peer.AddrInfo, error) {
-	mas := make([]ma.Multiaddr, 0, len(addrs))
-	for _, s := range addrs {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("bootstrap address %q: %w", s, err)
-		}
-		mas = append(mas, a)
+	mas, err := parseAddrs(addrs)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	infos, err := peer.AddrInfosFromP2pAddrs(mas...)
 	if err != nil {
