@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -560,7 +561,8 @@ func TestGetRequestFrameLimit(t *testing.T) {
 
 // TestGetBackendError checks that a failing backend resets the stream
 // without blaming either side: the client's error names no breach of the
-// protocol, and the client is not struck.
+// protocol, and the client is not struck. The operator gets one warning
+// with the backend's error.
 func TestGetBackendError(t *testing.T) {
 	errDisk := errors.New("disk on fire")
 	b := makeBlock(t, []byte("stored"))
@@ -585,6 +587,7 @@ func TestGetBackendError(t *testing.T) {
 			backend.add(b)
 			tc.set(backend)
 			svc, st := startService(t, server, backend)
+			warnings := captureLogs(t, "warn")
 			err := tc.ask(context.Background(), client, server.ID())
 			if err == nil {
 				t.Fatal("request succeeded against a failing backend")
@@ -599,6 +602,10 @@ func TestGetBackendError(t *testing.T) {
 			}
 			if got := st.of(client.ID()); len(got) != 0 {
 				t.Fatalf("client struck for a backend error: %q", got)
+			}
+			if got := warnings(); len(got) != 1 || !strings.Contains(got[0], "backend error") ||
+				!strings.Contains(got[0], errDisk.Error()) {
+				t.Fatalf("warnings %q, want one about the backend error", got)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -294,6 +296,49 @@ func (m *memBackend) reservations() []int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.reserves)
+}
+
+// captureLogs collects the lines that the casd/protocol logger logs at
+// level and above, until the returned function is called.
+func captureLogs(tb testing.TB, level string) func() []string {
+	tb.Helper()
+	lvl, err := logging.Parse(level)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := logging.SetLogLevel("casd/protocol", level); err != nil {
+		tb.Fatal(err)
+	}
+	pr := logging.NewPipeReader(logging.PipeLevel(lvl))
+	var (
+		mu    sync.Mutex // guards lines
+		lines []string
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() {
+		// Drain until Close: the pipe blocks every logger while unread.
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			mu.Lock()
+			lines = append(lines, sc.Text())
+			mu.Unlock()
+		}
+	})
+	var once sync.Once
+	stop := func() []string {
+		once.Do(func() {
+			_ = pr.Close()
+			wg.Wait()
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(lines)
+	}
+	tb.Cleanup(func() {
+		stop()
+		_ = logging.SetLogLevel("casd/protocol", "error")
+	})
+	return stop
 }
 
 // outstanding returns the reservations not yet released.

@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
@@ -26,7 +27,8 @@ func served(h host.Host) []p2pprotocol.ID {
 }
 
 // TestServiceProtocols checks that a service handles exactly the
-// protocols it has a backend for, from Start until Close.
+// protocols it has a backend for, from Start until Close, and that its
+// start-up log line says which.
 func TestServiceProtocols(t *testing.T) {
 	b := newMemBackend()
 	cases := []struct {
@@ -47,7 +49,19 @@ func TestServiceProtocols(t *testing.T) {
 			if got := served(h); len(got) != 0 {
 				t.Fatalf("before Start: serving %v", got)
 			}
+			logs := captureLogs(t, "info")
 			svc.Start()
+			var started []map[string]any
+			for _, l := range logs() {
+				var e map[string]any
+				if err := json.Unmarshal([]byte(l), &e); err == nil && e["msg"] == "protocol service started" {
+					started = append(started, e)
+				}
+			}
+			get, store := slices.Contains(tc.want, protocol.GetID), slices.Contains(tc.want, protocol.StoreID)
+			if len(started) != 1 || started[0]["get"] != get || started[0]["store"] != store {
+				t.Fatalf("start-up log %v, want one line with get %v, store %v", started, get, store)
+			}
 			if got := served(h); !slices.Equal(got, tc.want) {
 				t.Fatalf("after Start: serving %v, want %v", got, tc.want)
 			}

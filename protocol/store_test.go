@@ -542,14 +542,16 @@ func TestStoreOfferBytes(t *testing.T) {
 // TestStoreBackendError checks a store that fails on the receiver's side:
 // the client gets an error that is neither a rejection nor a breach, the
 // client is not struck, nothing is pinned and the reservation is released.
+// A failed write is a warning for the operator.
 func TestStoreBackendError(t *testing.T) {
 	errDisk := errors.New("disk on fire")
 	cases := []struct {
 		name string
 		set  func(m *memBackend)
+		warn bool // the operator must be warned
 	}{
-		{"PutMany fails", func(m *memBackend) { m.failPut = errDisk }},
-		{"Complete fails", func(m *memBackend) { m.failComplete = errDisk }},
+		{"PutMany fails", func(m *memBackend) { m.failPut = errDisk }, true},
+		{"Complete fails", func(m *memBackend) { m.failComplete = errDisk }, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -558,6 +560,7 @@ func TestStoreBackendError(t *testing.T) {
 			svc, st := startService(t, server, backend)
 			bs := storeTree(t, backend)
 			tc.set(backend)
+			warnings := captureLogs(t, "warn")
 			_, err := protocol.Store(context.Background(), client, server.ID(), newKey(t), bs[0].Cid,
 				seqOf(bs), uint64(len(bs)), totalBytes(bs))
 			if err == nil {
@@ -579,6 +582,9 @@ func TestStoreBackendError(t *testing.T) {
 			}
 			if got := st.of(client.ID()); len(got) != 0 {
 				t.Fatalf("client struck for a backend error: %q", got)
+			}
+			if got := warnings(); tc.warn && (len(got) != 1 || !strings.Contains(got[0], errDisk.Error())) {
+				t.Fatalf("warnings %q, want one about the failed write", got)
 			}
 		})
 	}
