@@ -191,6 +191,10 @@ func TestSet(t *testing.T) {
 		{name: "bootstrap", key: "Bootstrap", value: `["` + testBootstrap + `"]`},
 		{name: "nested object", key: "Swarm.ConnMgr", value: `{"LowWater":10,"HighWater":20,"GracePeriod":"1m"}`},
 		{name: "whole section", key: "Discovery", value: `{"MDNS":false}`},
+		{name: "high water 1", key: "Swarm.ConnMgr", value: `{"LowWater":0,"HighWater":1,"GracePeriod":"1s"}`},
+		{name: "low water zero", key: "Swarm.ConnMgr.LowWater", value: "0"},
+		{name: "low water at high water", key: "Swarm.ConnMgr.LowWater", value: "96"},
+		{name: "zero grace", key: "Swarm.ConnMgr.GracePeriod", value: `"0s"`},
 
 		// Unknown keys.
 		{name: "unknown key", key: "Replication.Factr", value: "3", err: config.ErrUnknownKey, errContains: []string{"Replication.Factr"}},
@@ -232,7 +236,9 @@ func TestSet(t *testing.T) {
 		{name: "chunk too big", key: "Chunker.Size", value: "8388608", errContains: []string{"Chunker.Size"}},
 		{name: "quota negative", key: "Storage.Quota", value: "-1", errContains: []string{"Storage.Quota"}},
 		{name: "negative grace", key: "Swarm.ConnMgr.GracePeriod", value: `"-1s"`, errContains: []string{"Swarm.ConnMgr.GracePeriod"}},
-		{name: "low above high", key: "Swarm.ConnMgr.LowWater", value: "100", errContains: []string{"Swarm.ConnMgr.LowWater", "HighWater"}},
+		{name: "low above high", key: "Swarm.ConnMgr.LowWater", value: "97", errContains: []string{"Swarm.ConnMgr.LowWater", "HighWater"}},
+		{name: "low water negative", key: "Swarm.ConnMgr.LowWater", value: "-1", errContains: []string{"Swarm.ConnMgr.LowWater", "out of range"}},
+		{name: "high water zero", key: "Swarm.ConnMgr", value: `{"LowWater":0,"HighWater":0,"GracePeriod":"1s"}`, errContains: []string{"Swarm.ConnMgr.HighWater", "at least 1"}},
 		{name: "nested object invalid", key: "Swarm.ConnMgr", value: `{"LowWater":10}`, errContains: []string{"Swarm.ConnMgr.HighWater"}},
 		{name: "peer id read-only", key: "Identity.PeerID", value: `"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"`, errContains: []string{"Identity.PeerID", "read-only"}},
 		{name: "identity read-only", key: "Identity", value: `{"PeerID":""}`, errContains: []string{"read-only"}},
@@ -264,6 +270,28 @@ func TestSet(t *testing.T) {
 				want = tt.value
 			}
 			jsonEq(t, want, string(v))
+		})
+	}
+}
+
+// TestErrorQuotesBounded checks that an error names a bad value in full up
+// to 80 bytes, and a longer one by its first 80 bytes and "...". (The
+// parser's own message that follows still echoes all of it.)
+func TestErrorQuotesBounded(t *testing.T) {
+	at80 := "/" + strings.Repeat("x", 79)
+	tests := []struct {
+		name, value string
+		quoted      string
+	}{
+		{"80 bytes", at80, `"` + at80 + `"`},
+		{"81 bytes", at80 + "y", `"` + at80 + `..."`},
+		{"long", at80 + strings.Repeat("y", 1000), `"` + at80 + `..."`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := defaultConfig(t, "default").Set("Addresses.Swarm", mustJSON(t, []string{tt.value}))
+			isTrue(t, err != nil && strings.HasPrefix(err.Error(), "config: Addresses.Swarm[0]: "+tt.quoted+": invalid multiaddr: "),
+				"error %q does not start with the value quoted as %s", err, tt.quoted)
 		})
 	}
 }

@@ -58,6 +58,10 @@ func TestInitRollback(t *testing.T) {
 			if !errors.Is(err, errInjected) {
 				t.Fatalf("write %d: err = %v, want injected failure", n, err)
 			}
+			// A clean-up that worked adds nothing to the error.
+			if strings.Contains(err.Error(), "clean up") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("write %d: err = %q, want the write failure alone", n, err)
+			}
 			if got := listTree(t, parent); len(got) != 1 {
 				t.Fatalf("write %d: left %q behind", n, got)
 			}

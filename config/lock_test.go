@@ -104,3 +104,48 @@ func TestLockAcrossProcesses(t *testing.T) {
 		})
 	}
 }
+
+// TestLockHolderRecord checks what the lock file says about its holder:
+// this process's pid while locked, nothing once released, so that a
+// stale pid is never reported.
+func TestLockHolderRecord(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the lock file records no holder on Windows")
+	}
+	dir := t.TempDir()
+	r := initRepo(t, dir, config.InitOptions{})
+	for round := range 2 {
+		release, err := r.Lock()
+		noErr(t, err, "lock")
+		b, err := os.ReadFile(r.LockPath())
+		noErr(t, err)
+		equal(t, strconv.Itoa(os.Getpid())+"\n", string(b), "round", round)
+		noErr(t, release())
+		b, err = os.ReadFile(r.LockPath())
+		noErr(t, err)
+		equal(t, "", string(b), "lock file after release, round", round)
+	}
+}
+
+// TestLockHolderUnreadable checks that a lock file whose content is not a
+// pid makes the error name "another process", never a made-up pid.
+func TestLockHolderUnreadable(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the lock file records no holder on Windows")
+	}
+	for _, content := range []string{"", "\n", "casd\n", "0\n", "-7\n", strings.Repeat("9", 40) + "\n"} {
+		t.Run(strconv.Quote(content), func(t *testing.T) {
+			dir := t.TempDir()
+			initRepo(t, dir, config.InitOptions{})
+			a, b := openRepo(t, dir), openRepo(t, dir)
+			release, err := a.Lock()
+			noErr(t, err)
+			defer func() { noErr(t, release()) }()
+			// The lock is advisory: the file can be rewritten under it.
+			noErr(t, os.WriteFile(a.LockPath(), []byte(content), 0o600))
+			_, err = b.Lock()
+			errIs(t, err, config.ErrRepoLocked)
+			errContains(t, err, "held by another process")
+		})
+	}
+}

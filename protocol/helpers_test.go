@@ -1,6 +1,7 @@
 package protocol_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	logging "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -76,6 +78,12 @@ type memBackend struct {
 	releases int   // reservations not yet released
 	quota    int64 // 0: unlimited
 	puts     int   // PutMany calls
+	batches  []batch
+	reserves []int64 // bytes asked of Reserve, in order
+
+	// failGet, failComplete and failPut, if set, are returned by Get,
+	// Complete and PutMany.
+	failGet, failComplete, failPut error
 
 	// block, if set, makes Get signal entered and wait for ctx.
 	block   bool
@@ -86,6 +94,9 @@ var (
 	_ protocol.GetBackend   = (*memBackend)(nil)
 	_ protocol.StoreBackend = (*memBackend)(nil)
 )
+
+// batch records one PutMany call.
+type batch struct{ blocks, bytes int }
 
 func newMemBackend() *memBackend {
 	return &memBackend{
@@ -127,7 +138,11 @@ func (m *memBackend) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	m.mu.Lock()
 	wait := m.block
 	data, ok := m.blocks[c]
+	fail := m.failGet
 	m.mu.Unlock()
+	if fail != nil {
+		return nil, fail
+	}
 	if wait {
 		select {
 		case m.entered <- struct{}{}:
@@ -145,6 +160,9 @@ func (m *memBackend) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 func (m *memBackend) Complete(_ context.Context, root cid.Cid) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.failComplete != nil {
+		return false, m.failComplete
+	}
 	if _, ok := m.blocks[root]; !ok {
 		return false, nil
 	}
@@ -159,6 +177,7 @@ func (m *memBackend) Complete(_ context.Context, root cid.Cid) (bool, error) {
 func (m *memBackend) Reserve(_ context.Context, _ ed25519.PublicKey, _ cid.Cid, n int64) (func(), error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.reserves = append(m.reserves, n)
 	if m.quota > 0 && m.reserved+n > m.quota {
 		return nil, fmt.Errorf("over quota: %d bytes asked, %d free", n, m.quota-m.reserved)
 	}
@@ -175,6 +194,14 @@ func (m *memBackend) PutMany(_ context.Context, bs []blockstore.Block) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.puts++
+	if m.failPut != nil {
+		return m.failPut
+	}
+	n := 0
+	for _, b := range bs {
+		n += len(b.Data)
+	}
+	m.batches = append(m.batches, batch{len(bs), n})
 	for _, b := range bs {
 		if err := blockstore.VerifyBlock(b.Cid, b.Data); err != nil {
 			return err
@@ -255,6 +282,63 @@ func (r *rawStream) recv() (pb.Message, error) {
 		return nil, err
 	}
 	return pb.Unmarshal(b)
+}
+
+// putBatches returns the PutMany calls so far.
+func (m *memBackend) putBatches() []batch {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.batches)
+}
+
+// reservations returns the byte counts asked of Reserve so far.
+func (m *memBackend) reservations() []int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.reserves)
+}
+
+// captureLogs collects the lines that the casd/protocol logger logs at
+// level and above, until the returned function is called.
+func captureLogs(tb testing.TB, level string) func() []string {
+	tb.Helper()
+	lvl, err := logging.Parse(level)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := logging.SetLogLevel("casd/protocol", level); err != nil {
+		tb.Fatal(err)
+	}
+	pr := logging.NewPipeReader(logging.PipeLevel(lvl))
+	var (
+		mu    sync.Mutex // guards lines
+		lines []string
+		wg    sync.WaitGroup
+	)
+	wg.Go(func() {
+		// Drain until Close: the pipe blocks every logger while unread.
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			mu.Lock()
+			lines = append(lines, sc.Text())
+			mu.Unlock()
+		}
+	})
+	var once sync.Once
+	stop := func() []string {
+		once.Do(func() {
+			_ = pr.Close()
+			wg.Wait()
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(lines)
+	}
+	tb.Cleanup(func() {
+		stop()
+		_ = logging.SetLogLevel("casd/protocol", "error")
+	})
+	return stop
 }
 
 // outstanding returns the reservations not yet released.

@@ -1,11 +1,14 @@
 package protocol_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"iter"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -387,5 +390,202 @@ func TestRemoteError(t *testing.T) {
 	var err error = &protocol.RemoteError{Reason: "full"}
 	if !errors.Is(err, protocol.ErrRejected) || !strings.Contains(err.Error(), "full") {
 		t.Fatalf("RemoteError %v", err)
+	}
+	if got, want := err.Error(), "protocol: rejected by peer: full"; got != want {
+		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+	// A refusal is not a breach: a caller that drops misbehaving peers
+	// must not drop one that is merely full.
+	for _, breach := range []error{protocol.ErrBadBlock, protocol.ErrProtocol, protocol.ErrMessageTooLarge,
+		protocol.ErrBadSignature, protocol.ErrOfferExpired, protocol.ErrSessionBroken} {
+		if errors.Is(err, breach) {
+			t.Fatalf("RemoteError is %v", breach)
+		}
+	}
+}
+
+func TestStoreLargeBlocks(t *testing.T) {
+	client, server := hostPair(t)
+	backend := newMemBackend()
+	svc, _ := startService(t, server, backend)
+	bs := largeBlocks(t)
+	res, err := protocol.Store(context.Background(), client, server.ID(), newKey(t), bs[0].Cid,
+		seqOf(bs), uint64(len(bs)), totalBytes(bs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stored != uint64(len(bs)) || !res.Complete {
+		t.Fatalf("result %+v, want Stored %d Complete", res, len(bs))
+	}
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		got, err := backend.Get(context.Background(), b.Cid)
+		if err != nil || !bytes.Equal(got, b.Data) {
+			t.Fatalf("block of %d bytes: stored %d bytes, %v", len(b.Data), len(got), err)
+		}
+	}
+}
+
+func TestStoreRefusesOversizeBlock(t *testing.T) {
+	client, server := hostPair(t)
+	backend := newMemBackend()
+	startService(t, server, backend)
+	bs := []blockstore.Block{blockOfSize(t, blockstore.MaxBlockSize+1, "huge")}
+	_, err := protocol.Store(context.Background(), client, server.ID(), newKey(t), bs[0].Cid,
+		seqOf(bs), 1, totalBytes(bs))
+	if err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Fatalf("err = %v, want the client to refuse the block", err)
+	}
+	if n := backend.count(); n != 0 {
+		t.Fatalf("%d blocks stored", n)
+	}
+}
+
+// TestStoreBatches checks how the receiver writes what it gets: in
+// PutMany calls of at most 16 blocks and 16 MiB (what one stream may hold
+// unwritten), each filled to one of those bounds but the last.
+func TestStoreBatches(t *testing.T) {
+	const maxBlocks, maxBytes = 16, 16 << 20
+	cases := []struct {
+		name   string
+		blocks []blockstore.Block
+	}{
+		{"small blocks", makeBlocks(t, 41, 3000, "batch")},
+		{"one batch exactly", makeBlocks(t, 16, 100, "sixteen")},
+		{"4 MiB blocks", makeBlocks(t, 5, 4<<20, "big")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := hostPair(t)
+			backend := newMemBackend()
+			svc, _ := startService(t, server, backend)
+			bs := tc.blocks
+			res, err := protocol.Store(context.Background(), client, server.ID(), newKey(t), bs[0].Cid,
+				seqOf(bs), uint64(len(bs)), totalBytes(bs))
+			if err != nil || res.Stored != uint64(len(bs)) {
+				t.Fatalf("Store = %+v, %v", res, err)
+			}
+			if err := svc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			batches := backend.putBatches()
+			n := 0
+			for i, b := range batches {
+				n += b.blocks
+				if b.blocks > maxBlocks || b.bytes > maxBytes {
+					t.Fatalf("batch %d of %v: %d blocks, %d bytes", i, batches, b.blocks, b.bytes)
+				}
+				if i < len(batches)-1 && b.blocks < maxBlocks && b.bytes < maxBytes {
+					t.Fatalf("batch %d of %v written before it was full", i, batches)
+				}
+			}
+			if n != len(bs) {
+				t.Fatalf("batches %v hold %d blocks, want %d", batches, n, len(bs))
+			}
+		})
+	}
+}
+
+// TestStoreOfferBytes checks the receiver against an offer whose size does
+// not fit the int64 of StoreBackend.Reserve: refused before Reserve sees a
+// negative number, while the largest size that fits is passed on as is.
+func TestStoreOfferBytes(t *testing.T) {
+	cases := []struct {
+		name    string
+		bytes   uint64
+		accept  bool
+		reserve []int64
+	}{
+		{"largest int64", math.MaxInt64, true, []int64{math.MaxInt64}},
+		{"one more", math.MaxInt64 + 1, false, nil},
+		{"largest uint64", math.MaxUint64, false, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := hostPair(t)
+			backend := newMemBackend()
+			svc, st := startService(t, server, backend)
+			o := &pb.StoreOffer{Root: makeBlock(t, []byte("root")).Cid, Blocks: 1, Bytes: tc.bytes,
+				Expiry: time.Now().Add(time.Minute).Unix()}
+			protocol.SignOffer(newKey(t), server.ID(), o)
+			r := openRaw(t, client, server.ID(), protocol.StoreID)
+			if err := r.send(o); err != nil {
+				t.Fatal(err)
+			}
+			m, err := r.recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			reply, ok := m.(*pb.StoreReply)
+			if !ok || reply.Accept != tc.accept {
+				t.Fatalf("reply %+v, want Accept %v", m, tc.accept)
+			}
+			if !tc.accept && !strings.Contains(reply.Reason, "too large") {
+				t.Fatalf("reason %q", reply.Reason)
+			}
+			_ = r.s.Reset()
+			if err := svc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := backend.reservations(); !slices.Equal(got, tc.reserve) {
+				t.Fatalf("Reserve asked for %v, want %v", got, tc.reserve)
+			}
+			if got := st.of(client.ID()); len(got) != 0 {
+				t.Fatalf("client struck: %q", got)
+			}
+		})
+	}
+}
+
+// TestStoreBackendError checks a store that fails on the receiver's side:
+// the client gets an error that is neither a rejection nor a breach, the
+// client is not struck, nothing is pinned and the reservation is released.
+// A failed write is a warning for the operator.
+func TestStoreBackendError(t *testing.T) {
+	errDisk := errors.New("disk on fire")
+	cases := []struct {
+		name string
+		set  func(m *memBackend)
+		warn bool // the operator must be warned
+	}{
+		{"PutMany fails", func(m *memBackend) { m.failPut = errDisk }, true},
+		{"Complete fails", func(m *memBackend) { m.failComplete = errDisk }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := hostPair(t)
+			backend := newMemBackend()
+			svc, st := startService(t, server, backend)
+			bs := storeTree(t, backend)
+			tc.set(backend)
+			warnings := captureLogs(t, "warn")
+			_, err := protocol.Store(context.Background(), client, server.ID(), newKey(t), bs[0].Cid,
+				seqOf(bs), uint64(len(bs)), totalBytes(bs))
+			if err == nil {
+				t.Fatal("Store succeeded against a failing backend")
+			}
+			for _, not := range []error{protocol.ErrRejected, protocol.ErrProtocol, protocol.ErrBadBlock} {
+				if errors.Is(err, not) {
+					t.Fatalf("err = %v, want no %v", err, not)
+				}
+			}
+			if err := svc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, pinned := backend.pin(bs[0].Cid); pinned {
+				t.Fatal("root pinned after a failed store")
+			}
+			if n := backend.outstanding(); n != 0 {
+				t.Fatalf("%d reservations not released", n)
+			}
+			if got := st.of(client.ID()); len(got) != 0 {
+				t.Fatalf("client struck for a backend error: %q", got)
+			}
+			if got := warnings(); tc.warn && (len(got) != 1 || !strings.Contains(got[0], errDisk.Error())) {
+				t.Fatalf("warnings %q, want one about the failed write", got)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package pb_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -224,4 +225,44 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		mustEqual(t, m, m2)
 	})
+}
+
+// TestTypeString pins the names that error messages give message types,
+// known or not.
+func TestTypeString(t *testing.T) {
+	cases := []struct {
+		t    pb.Type
+		want string
+	}{
+		{0, "Type(0)"},
+		{pb.TypeGetRequest, "GetRequest"},
+		{pb.TypeBlock, "Block"},
+		{pb.TypeMissing, "Missing"},
+		{pb.TypeDone, "Done"},
+		{pb.TypeStoreOffer, "StoreOffer"},
+		{pb.TypeStoreReply, "StoreReply"},
+		{pb.TypeStoreEnd, "StoreEnd"},
+		{pb.TypeStoreAck, "StoreAck"},
+		{pb.TypeStoreAck + 1, "Type(9)"},
+		{1 << 40, "Type(1099511627776)"},
+	}
+	for _, tc := range cases {
+		if got := tc.t.String(); got != tc.want {
+			t.Errorf("Type(%d).String() = %q, want %q", uint64(tc.t), got, tc.want)
+		}
+	}
+}
+
+// TestWantLimit checks that MaxWant is inclusive: a request for exactly
+// MaxWant CIDs decodes, one more does not (see TestMalformed).
+func TestWantLimit(t *testing.T) {
+	m := &pb.GetRequest{Root: testCid(t, "root")}
+	for i := range pb.MaxWant {
+		m.Want = append(m.Want, testCid(t, fmt.Sprint(i)))
+	}
+	got, err := pb.Unmarshal(pb.Marshal(m))
+	if err != nil {
+		t.Fatalf("%d wants: %v", pb.MaxWant, err)
+	}
+	mustEqual(t, m, got)
 }
