@@ -23,10 +23,14 @@ BENCH_TIMEOUT ?= 30m
 BENCH_PKGS    ?= ./bench/ ./dag/ ./blockstore/ ./protocol/
 BENCH_OUT     ?= bench.out
 FUZZTIME      ?= 10s
+# The packages `make mutate` mutation-tests.
+PKGS          ?= dag blockstore crypt protocol config
 
 # Pinned tools, run with `go run pkg@version` so that they never enter the
 # module graph of casd itself.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# go-gremlins, `go install`ed into bin/tools by `make mutate`.
+GREMLINS    ?= github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
 # The platforms casd must build for; `make cross` (part of `make test`)
 # compiles ./cmd/casd for each.
 PLATFORMS   ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
@@ -87,6 +91,11 @@ demo: build
 ## fuzz: run every fuzz target for FUZZTIME (10s) each
 fuzz:
 	GO="$(GO)" bash scripts/fuzz.sh $(FUZZTIME)
+
+## mutate: mutation testing (go-gremlins) of PKGS, printing each package's test
+##         efficacy and mutator coverage (WORKERS=2; MIN_EFFICACY=90 to gate)
+mutate:
+	GO="$(GO)" GREMLINS="$(GREMLINS)" bash scripts/mutate.sh $(PKGS)
 
 ## docker: build the container image casd (IMAGE=name to change)
 docker:

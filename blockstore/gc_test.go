@@ -1,6 +1,9 @@
 package blockstore_test
 
 import (
+	"bytes"
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -38,4 +41,81 @@ func TestGCWithLeavesDoesNotReadLeaves(t *testing.T) {
 			t.Fatalf("pinned block %s gone after GC (%v)", b.Cid, err)
 		}
 	}
+}
+
+// TestGCWithLeavesKeepsDeepTrees: WithLeaves only spares GC reading the
+// children of the blocks it names; a tree whose root is above that level
+// (a file of more than one manifest block's worth of chunks) must keep every
+// block. The LeafFunc knows the tree's shape, as dag's does from the height
+// each manifest block states in the clear.
+func TestGCWithLeavesKeepsDeepTrees(t *testing.T) {
+	for _, depth := range []int{2, 3, 4} {
+		t.Run(fmt.Sprintf("depth %d", depth), func(t *testing.T) {
+			s := newStore(t)
+			ctx := t.Context()
+			rng := blockstoretest.NewRand(uint64(30 + depth))
+			tree := blockstoretest.MakeTree(rng, depth, 3, 64)
+			garbage := blockstoretest.MakeTree(rng, depth, 2, 64)
+			blockstoretest.MustPut(t, s, tree.Blocks...)
+			blockstoretest.MustPut(t, s, garbage.Blocks...)
+			if err := s.Pin(ctx, tree.Root, "owner"); err != nil {
+				t.Fatal(err)
+			}
+			// The blocks whose children are all leaves: the nodes just
+			// above the leaves, in both trees.
+			lowest := make(map[cid.Cid]bool)
+			for _, tr := range []blockstoretest.Tree{tree, garbage} {
+				for _, b := range tr.Blocks {
+					children, err := blockstoretest.Links(b.Cid, b.Data)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(children) > 0 && !isNode(children[0], tr) {
+						lowest[b.Cid] = true
+					}
+				}
+			}
+			var asked atomic.Int32
+			leaves := func(c cid.Cid, _ []byte) bool {
+				asked.Add(1)
+				return lowest[c]
+			}
+
+			res, err := s.GC(ctx, blockstoretest.Links, blockstore.WithLeaves(leaves))
+			if err != nil {
+				t.Fatalf("GC: %v", err)
+			}
+			var freed int64
+			for _, b := range garbage.Blocks {
+				freed += int64(len(b.Data))
+			}
+			if res.Removed != len(garbage.Blocks) || res.Freed != freed {
+				t.Errorf("GC = %+v; want the %d unpinned blocks (%d bytes) removed", res, len(garbage.Blocks), freed)
+			}
+			for _, b := range tree.Blocks {
+				got, err := s.Get(ctx, b.Cid)
+				if err != nil || !bytes.Equal(got, b.Data) {
+					t.Fatalf("pinned block %s after GC: %v", b.Cid, err)
+				}
+			}
+			if asked.Load() == 0 {
+				t.Fatal("GC never asked the LeafFunc")
+			}
+			rep, err := s.Verify(ctx, blockstoretest.Links)
+			if err != nil || rep.Checked != len(tree.Blocks) || len(rep.Missing)+len(rep.Corrupt) != 0 {
+				t.Fatalf("Verify after GC = %+v, %v; want the %d blocks of the tree, all good", rep, err, len(tree.Blocks))
+			}
+		})
+	}
+}
+
+// isNode reports whether c is an interior node of tr.
+func isNode(c cid.Cid, tr blockstoretest.Tree) bool {
+	for _, b := range tr.Blocks {
+		if b.Cid.Equals(c) {
+			children, _ := blockstoretest.Links(b.Cid, b.Data)
+			return len(children) > 0
+		}
+	}
+	return false
 }
