@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
@@ -18,9 +20,18 @@ func rawBlock(data []byte) Block {
 	return Block{Cid: cid.NewCidV1(cid.Raw, h), Data: data}
 }
 
-// TestGCWaitsForGuard checks that GC blocks while a guard is held and
-// then keeps what was pinned under the guard.
+// TestGCWaitsForGuard: while a guard is held, GC neither marks nor sweeps;
+// once it is released GC runs and keeps what was pinned under the guard.
+//
+// GC is first seen to reach its lock (a writer waiting on, or holding, gcMu
+// makes TryRLock fail). From then on a GC that ignored the guard would be
+// running, and would call the LinkFunc on the pinned root within
+// microseconds; the test gives it guardWait to show before it goes on.
+// The guard itself never lets a correct GC through, so the test cannot
+// fail spuriously: the wait only bounds how long a broken guard has to be
+// caught.
 func TestGCWaitsForGuard(t *testing.T) {
+	const guardWait = 300 * time.Millisecond
 	dir := t.TempDir()
 	s, err := Open(filepath.Join(dir, "blocks"), filepath.Join(dir, "meta.db"))
 	if err != nil {
@@ -28,45 +39,89 @@ func TestGCWaitsForGuard(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	ctx := t.Context()
-	garbage, added := rawBlock([]byte("garbage")), rawBlock([]byte("added"))
-	if err := s.Put(ctx, garbage); err != nil {
+	garbage, kept, added := rawBlock([]byte("garbage")), rawBlock([]byte("kept")), rawBlock([]byte("added"))
+	for _, b := range []Block{garbage, kept} {
+		if err := s.Put(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Pin(ctx, kept.Cid, "owner"); err != nil {
 		t.Fatal(err)
 	}
 
 	release := s.GCGuard()
+	defer release()
+	// A writer adding a tree: its first block is stored under the guard,
+	// its root pinned later.
+	if err := s.Put(ctx, added); err != nil {
+		t.Fatal(err)
+	}
+	marking := make(chan struct{})
+	var markOnce sync.Once
+	links := func(cid.Cid, []byte) ([]cid.Cid, error) {
+		markOnce.Do(func() { close(marking) })
+		return nil, nil
+	}
 	type result struct {
 		res GCResult
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := s.GC(ctx, func(cid.Cid, []byte) ([]cid.Cid, error) { return nil, nil })
+		res, err := s.GC(ctx, links)
 		done <- result{res, err}
 	}()
-	// Wait until GC is queued on the lock: a pending writer makes
-	// TryRLock fail.
+	ranEarly := func() {
+		t.Helper()
+		select {
+		case <-marking:
+			t.Fatal("GC marked while a guard was held")
+		case r := <-done:
+			t.Fatalf("GC returned (%+v, %v) while a guard was held", r.res, r.err)
+		default:
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
 	for s.gcMu.TryRLock() {
 		s.gcMu.RUnlock()
+		ranEarly()
+		if time.Now().After(deadline) {
+			t.Fatal("GC never reached its lock")
+		}
 		runtime.Gosched()
 	}
 	select {
-	case r := <-done:
-		t.Fatalf("GC ran while a guard was held: %+v", r)
-	default:
+	case <-marking:
+	case <-done:
+	case <-time.After(guardWait):
 	}
-	if err := s.Put(ctx, added); err != nil {
-		t.Fatal(err)
+	ranEarly()
+	if ok, err := s.Has(ctx, added.Cid); err != nil || !ok {
+		t.Fatalf("block put under the guard is gone before its pin (%v)", err)
 	}
 	if err := s.Pin(ctx, added.Cid, "owner"); err != nil {
 		t.Fatal(err)
 	}
 	release()
-	r := <-done
+
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("GC still waiting 30s after the guard was released")
+	}
+	select {
+	case <-marking:
+	default:
+		t.Fatal("GC returned without marking the pinned roots")
+	}
 	if r.err != nil || r.res.Removed != 1 || r.res.Freed != int64(len(garbage.Data)) {
 		t.Fatalf("GC = %+v, %v; want the garbage block removed", r.res, r.err)
 	}
-	if ok, _ := s.Has(ctx, added.Cid); !ok {
-		t.Fatal("GC removed the block pinned under the guard")
+	for _, b := range []Block{kept, added} {
+		if ok, err := s.Has(ctx, b.Cid); err != nil || !ok {
+			t.Fatalf("GC removed pinned block %q (%v)", b.Data, err)
+		}
 	}
 }
 

@@ -47,3 +47,57 @@ func TestAddToBlockstore(t *testing.T) {
 	require.Empty(t, rep.Missing)
 	require.Equal(t, a.Blocks, rep.Checked)
 }
+
+// TestGCKeepsFilesOfEveryHeight runs a real block store's GC the way the
+// node does (dag.Links, with dag.LinksAreLeaves so that chunks are not
+// read) over pinned files whose manifest trees have heights 0 to 3, and an
+// unpinned one. GC must remove exactly the unpinned file's blocks, and every
+// pinned file must still verify and read back whole.
+func TestGCKeepsFilesOfEveryHeight(t *testing.T) {
+	dir := t.TempDir()
+	st, err := blockstore.Open(filepath.Join(dir, "blocks"), filepath.Join(dir, "meta.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	ctx := t.Context()
+	s := testSecrets(1)
+
+	cs := dag.MinChunkSize
+	opt := dag.AddOptions{ChunkSize: cs, Fanout: 2}
+	type file struct {
+		data []byte
+		a    *dag.Added
+	}
+	var pinned []file
+	// 2 chunks: height 0; 3: height 1; 5: height 2; 9: height 3.
+	for i, chunks := range []int{2, 3, 5, 9} {
+		data := randomBytes(chunks*cs-i, uint64(100+i))
+		a, err := dag.Add(ctx, bytes.NewReader(data), dag.Meta{Name: "f"}, s, st, opt)
+		require.NoError(t, err)
+		require.NoError(t, st.Pin(ctx, a.Root, "owner"))
+		pinned = append(pinned, file{data, a})
+	}
+	before, err := st.Stat(ctx)
+	require.NoError(t, err)
+	garbage, err := dag.Add(ctx, bytes.NewReader(randomBytes(5*cs+1, 99)), dag.Meta{Name: "g"}, s, st, opt)
+	require.NoError(t, err)
+
+	res, err := st.GC(ctx, dag.Links, blockstore.WithLeaves(dag.LinksAreLeaves))
+	require.NoError(t, err)
+	require.Equal(t, blockstore.GCResult{Removed: garbage.Blocks, Freed: garbage.Bytes}, res)
+	after, err := st.Stat(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+
+	rep, err := st.Verify(ctx, dag.Links)
+	require.NoError(t, err)
+	require.Empty(t, rep.Missing)
+	require.Empty(t, rep.Corrupt)
+	for _, f := range pinned {
+		of, err := dag.OpenOwned(ctx, st, f.a.Root, &s.Master)
+		require.NoError(t, err)
+		var out bytes.Buffer
+		_, err = of.WriteTo(ctx, &out, st, dag.ReadOptions{})
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(f.data, out.Bytes()), "file of %d bytes reads back other bytes after GC", len(f.data))
+	}
+}
