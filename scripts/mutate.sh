@@ -9,9 +9,11 @@
 #   GREMLINS    the pinned tool, installed with `go install` into bin/tools
 #               (default github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0)
 #   WORKERS     mutants tested at once (default 2; the machine is shared)
-#   TIMEOUT_COEFFICIENT
+#   TIMEOUT_COEFFICIENT, TIMEOUT_FLOOR
 #               a mutant's tests time out after this many times the
-#               uncached coverage run of its package (default 4)
+#               package's (uncached) test run, but never sooner than
+#               TIMEOUT_FLOOR seconds (defaults 4 and 15): a mutant's run also
+#               compiles, which a fast package's test run does not show
 #   MIN_EFFICACY
 #               if set, fail when a package's efficacy is below this percent
 #
@@ -28,6 +30,7 @@ go="${GO:-go}"
 gremlins_pkg="${GREMLINS:-github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0}"
 workers="${WORKERS:-2}"
 coef="${TIMEOUT_COEFFICIENT:-4}"
+floor="${TIMEOUT_FLOOR:-15}"
 cd "$(dirname "$0")/.."
 root="$PWD"
 
@@ -51,12 +54,21 @@ for pkg in "$@"; do
 	pkg="${pkg#./}"
 	pkg="${pkg%/}"
 	out="$root/bin/mutate/${pkg//\//_}"
-	echo "== mutate ./$pkg (workers $workers, timeout coefficient $coef)"
 	t0=$SECONDS
+	# gremlins sets the timeout from its coverage run, as coefficient times
+	# its duration: time the same tests here to apply the floor.
+	t_start=$(date +%s.%N)
+	"$go" test "./$pkg/..." >/dev/null 2>&1 || true # gremlins reports failing tests
+	t_end=$(date +%s.%N)
+	pcoef="$(awk -v s="$t_start" -v e="$t_end" -v c="$coef" -v f="$floor" 'BEGIN {
+		d = e - s; if (d < 0.1) d = 0.1
+		k = c; if (k * d < f) k = int(f / d) + 1
+		print k }')"
+	echo "== mutate ./$pkg (workers $workers, timeout coefficient $pcoef)"
 	rc=0
 	"$gremlins" unleash \
 		--workers "$workers" \
-		--timeout-coefficient "$coef" \
+		--timeout-coefficient "$pcoef" \
 		--exclude-files '^[a-z0-9]+test/' \
 		--output "$out.json" \
 		"./$pkg" 2>&1 | tee "$out.txt" || rc=$?
