@@ -2,7 +2,11 @@ package dag_test
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"io/fs"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -99,5 +103,59 @@ func TestGCKeepsFilesOfEveryHeight(t *testing.T) {
 		_, err = of.WriteTo(ctx, &out, st, dag.ReadOptions{})
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(f.data, out.Bytes()), "file of %d bytes reads back other bytes after GC", len(f.data))
+	}
+}
+
+// cancelReader reads from r and cancels its context once n bytes are read.
+type cancelReader struct {
+	r      io.Reader
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	if c.n -= k; c.n <= 0 {
+		c.cancel()
+	}
+	return k, err
+}
+
+// TestCancelledAddLeavesNoTempFiles: an add cancelled part way through
+// (Ctrl-C, a closed API request) fails, leaves no file, and removes the
+// temporary files of the blocks it had staged but not committed, at every
+// point it may be stopped at.
+func TestCancelledAddLeavesNoTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	blocks := filepath.Join(dir, "blocks")
+	st, err := blockstore.Open(blocks, filepath.Join(dir, "meta.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	s := testSecrets(1)
+	cs := dag.MinChunkSize
+	data := randomBytes(160*cs, 160) // 40 MiB: more than one commit batch
+	for _, stopAt := range []int{cs / 2, 5 * cs, 20*cs + 1, 100 * cs, 130 * cs} {
+		ctx, cancel := context.WithCancel(t.Context())
+		r := &cancelReader{r: bytes.NewReader(data), n: stopAt, cancel: cancel}
+		_, err := dag.Add(ctx, r, dag.Meta{Name: "x"}, s, st, dag.AddOptions{ChunkSize: cs})
+		cancel()
+		require.ErrorIs(t, err, context.Canceled, "add stopped after %d bytes", stopAt)
+		var temps []string
+		require.NoError(t, filepath.WalkDir(blocks, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.HasPrefix(d.Name(), ".tmp-") {
+				temps = append(temps, p)
+			}
+			return err
+		}))
+		require.Empty(t, temps, "temporary files left by an add stopped after %d bytes", stopAt)
+	}
+	// What was committed is unpinned garbage; no root is among it.
+	for c, err := range st.AllKeys(t.Context()) {
+		require.NoError(t, err)
+		b, err := st.Get(t.Context(), c)
+		require.NoError(t, err)
+		kind, err := dag.BlockKind(b)
+		require.NoError(t, err)
+		require.NotEqual(t, dag.KindRoot, kind, "a cancelled add stored root %s", c)
 	}
 }
