@@ -3,6 +3,7 @@ package blockstore_test
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -118,4 +119,76 @@ func isNode(c cid.Cid, tr blockstoretest.Tree) bool {
 		}
 	}
 	return false
+}
+
+// TestGCEmptyBlock: an empty block is a block like any other: kept when
+// pinned, removed and counted when not.
+func TestGCEmptyBlock(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	empty := blockstoretest.NewBlock(nil)
+	parent := blockstoretest.Node(empty.Cid)
+	blockstoretest.MustPut(t, s, parent, empty)
+	if err := s.Pin(ctx, parent.Cid, "owner"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.GC(ctx, blockstoretest.Links); err != nil || res != (blockstore.GCResult{}) {
+		t.Fatalf("GC = %+v, %v; want nothing removed", res, err)
+	}
+	if err := s.Unpin(ctx, parent.Cid, "owner"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.GC(ctx, blockstoretest.Links)
+	if want := (blockstore.GCResult{Removed: 2, Freed: int64(len(parent.Data))}); err != nil || res != want {
+		t.Fatalf("GC = %+v, %v; want %+v", res, err, want)
+	}
+	if st, err := s.Stat(ctx); err != nil || st != (blockstore.Stat{}) {
+		t.Fatalf("Stat after GC = %+v, %v; want empty", st, err)
+	}
+}
+
+// TestPinCidV0: a root pinned by its CIDv0 keeps its block (stored under
+// the CIDv1 form) through GC, and its pins are found by either form.
+func TestPinCidV0(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	b := blockstoretest.NewBlock([]byte("dag-pb root"))
+	v0 := cid.NewCidV0(b.Cid.Hash())
+	v1 := cid.NewCidV1(cid.DagProtobuf, b.Cid.Hash())
+	if err := s.Put(ctx, blockstore.Block{Cid: v0, Data: b.Data}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pin(ctx, v0, "owner"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.GC(ctx, blockstoretest.Links); err != nil || res.Removed != 0 {
+		t.Fatalf("GC = %+v, %v; want the block pinned by its CIDv0 kept", res, err)
+	}
+	for _, c := range []cid.Cid{v0, v1} {
+		if pins, err := s.PinsOf(ctx, c); err != nil || len(pins) != 1 || !pins[0].Root.Equals(v1) {
+			t.Fatalf("PinsOf(%s) = %v, %v; want the one pin, rooted at %s", c, pins, err, v1)
+		}
+	}
+	if err := s.Unpin(ctx, v1, "owner"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.GC(ctx, blockstoretest.Links); err != nil || res.Removed != 1 {
+		t.Fatalf("GC after unpinning by the CIDv1 = %+v, %v; want the block removed", res, err)
+	}
+}
+
+// TestPinReasonLength: reasons up to MaxReasonLen bytes are accepted.
+func TestPinReasonLength(t *testing.T) {
+	s := newStore(t)
+	root := blockstoretest.NewBlock([]byte("root")).Cid
+	long := strings.Repeat("r", blockstore.MaxReasonLen)
+	if err := s.Pin(t.Context(), root, long); err != nil {
+		t.Fatalf("Pin with a reason of %d bytes: %v", len(long), err)
+	}
+	if err := s.Pin(t.Context(), root, long+"r"); err == nil {
+		t.Fatalf("Pin with a reason of %d bytes succeeded", len(long)+1)
+	}
+	if pins, err := s.Pins(t.Context()); err != nil || len(pins) != 1 || pins[0].Reason != long {
+		t.Fatalf("Pins = %v, %v; want the one pin with the long reason", pins, err)
+	}
 }
