@@ -2,6 +2,8 @@ package blockstore
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -122,6 +124,102 @@ func TestGCWaitsForGuard(t *testing.T) {
 		if ok, err := s.Has(ctx, b.Cid); err != nil || !ok {
 			t.Fatalf("GC removed pinned block %q (%v)", b.Data, err)
 		}
+	}
+}
+
+// TestPendingSyncsBalanced: each writer that registers a pending shard
+// fsync (its own rename, or a present block it reports durable) releases
+// exactly that registration once the shard directory is synced. A leak
+// would make every later put into the shard pay a directory fsync; a
+// release of someone else's registration would let a writer report a block
+// durable whose rename may not survive a crash.
+func TestPendingSyncsBalanced(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "blocks"), filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	pending := func() map[string]int {
+		s.pendingMu.Lock()
+		defer s.pendingMu.Unlock()
+		return maps.Clone(s.pending)
+	}
+
+	// Blocks that all land in one shard, and one elsewhere.
+	var same []Block
+	var shard string
+	for i := 0; len(same) < 6; i++ {
+		b := rawBlock(fmt.Appendf(nil, "block %d", i))
+		p, err := s.pathOf(b.Cid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if shard == "" {
+			shard = p.shard
+		}
+		if p.shard == shard {
+			same = append(same, b)
+		}
+	}
+	var elsewhere Block
+	for i := 0; ; i++ {
+		elsewhere = rawBlock(fmt.Appendf(nil, "elsewhere %d", i))
+		if p, _ := s.pathOf(elsewhere.Cid); p.shard != shard {
+			break
+		}
+	}
+	writes := func() {
+		t.Helper()
+		if err := s.Put(ctx, same[0]); err != nil { // new
+			t.Fatal(err)
+		}
+		if err := s.Put(ctx, same[0]); err != nil { // present
+			t.Fatal(err)
+		}
+		if err := s.PutMany(ctx, []Block{same[1], same[2], same[0], elsewhere}); err != nil {
+			t.Fatal(err)
+		}
+		b := s.NewBatch()
+		for _, blk := range []Block{same[3], same[1], same[4]} {
+			if err := b.Stage(ctx, blk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, same[4].Cid); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutMany(ctx, []Block{same[4], same[5]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	writes()
+	if p := pending(); len(p) != 0 {
+		t.Fatalf("pending shard syncs after every write returned: %v; want none", p)
+	}
+
+	// Another writer has renamed a block into the shard and not yet synced
+	// it: every write above must leave its registration as it found it.
+	for _, b := range same {
+		if err := s.Delete(ctx, b.Cid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.pendingMu.Lock()
+	s.pending[shard] = 1
+	s.pendingMu.Unlock()
+	writes()
+	if p := pending(); len(p) != 1 || p[shard] != 1 {
+		t.Fatalf("pending shard syncs = %v; want only the other writer's {%s: 1}", p, shard)
+	}
+	s.donePending(shard)
+	if p := pending(); len(p) != 0 {
+		t.Fatalf("pending shard syncs after the other writer's release = %v; want none", p)
 	}
 }
 
