@@ -2,10 +2,13 @@ package dag_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io/fs"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/stretchr/testify/require"
@@ -133,4 +136,24 @@ func TestCheckChunkSize(t *testing.T) {
 	for _, n := range []int{0, -dag.MinChunkSize, dag.MinChunkSize / 2, dag.MinChunkSize + 1, dag.MinChunkSize * 3, dag.MaxChunkSize - 1, dag.MaxChunkSize * 2} {
 		require.Error(t, dag.CheckChunkSize(n), "%d", n)
 	}
+}
+
+// TestReadDefaultWindowOneCPU: the default read window works on a machine
+// (or container) with a single CPU.
+func TestReadDefaultWindowOneCPU(t *testing.T) {
+	st := dagtest.NewMemStore()
+	s := testSecrets(1)
+	data := randomBytes(5*dag.MinChunkSize+3, 8)
+	a := add(t, st, data, "x", s, smallTree)
+	f, err := dag.OpenOwned(t.Context(), st, a.Root, &s.Master)
+	require.NoError(t, err)
+
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	n, err := f.WriteTo(ctx, &out, st, dag.ReadOptions{})
+	require.NoError(t, err)
+	require.EqualValues(t, len(data), n)
+	require.True(t, bytes.Equal(data, out.Bytes()))
 }

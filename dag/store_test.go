@@ -3,6 +3,7 @@ package dag_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"path/filepath"
@@ -16,8 +17,16 @@ import (
 )
 
 // TestAddToBlockstore runs Add through the staged-batch path of a real
-// block store and reads the file back from it.
+// block store and reads the file back from it. Progress rises at each
+// commit and ends at the file's size, also for a file whose last chunk
+// completes a commit batch (32 MiB of blocks: 128 chunks of 256 KiB).
 func TestAddToBlockstore(t *testing.T) {
+	for _, size := range []int{40*dag.MinChunkSize + 9, 128 * dag.MinChunkSize} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { testAddToBlockstore(t, size) })
+	}
+}
+
+func testAddToBlockstore(t *testing.T, size int) {
 	dir := t.TempDir()
 	st, err := blockstore.Open(filepath.Join(dir, "blocks"), filepath.Join(dir, "meta.db"))
 	require.NoError(t, err)
@@ -25,7 +34,7 @@ func TestAddToBlockstore(t *testing.T) {
 	var _ dag.BatchPutter = st
 
 	s := testSecrets(1)
-	data := randomBytes(40*dag.MinChunkSize+9, 40) // more than one commit batch
+	data := randomBytes(size, uint64(size))
 	var progress []int64
 	a, err := dag.Add(t.Context(), bytes.NewReader(data), dag.Meta{Name: "x"}, s, st,
 		dag.AddOptions{ChunkSize: dag.MinChunkSize, Progress: func(n int64) { progress = append(progress, n) }})
