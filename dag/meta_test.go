@@ -157,3 +157,35 @@ func TestReadDefaultWindowOneCPU(t *testing.T) {
 	require.EqualValues(t, len(data), n)
 	require.True(t, bytes.Equal(data, out.Bytes()))
 }
+
+// TestEveryTreeShape adds files of 1 to 17 chunks at fanout 2 (trees of
+// height 0 to 4, each level full or not) through a plain BlockPutter, and
+// checks that each reads back, that Walk finds every block written, and
+// that progress rises with each stored batch and ends at the file's size.
+func TestEveryTreeShape(t *testing.T) {
+	cs := dag.MinChunkSize
+	for chunks := 1; chunks <= 17; chunks++ {
+		t.Run(fmt.Sprint(chunks), func(t *testing.T) {
+			st := dagtest.NewMemStore()
+			s := testSecrets(1)
+			data := randomBytes((chunks-1)*cs+1+chunks, uint64(chunks))
+			var progress []int64
+			opt := dag.AddOptions{ChunkSize: cs, Fanout: 2, Progress: func(n int64) { progress = append(progress, n) }}
+			a, err := dag.Add(t.Context(), bytes.NewReader(data), dag.Meta{Name: "x"}, s, st, opt)
+			require.NoError(t, err)
+			require.NotEmpty(t, progress)
+			require.IsIncreasing(t, progress)
+			require.EqualValues(t, len(data), progress[len(progress)-1])
+
+			var walked int
+			require.NoError(t, dag.Walk(t.Context(), st, a.Root, func(cid.Cid, byte) error { walked++; return nil }))
+			require.Equal(t, a.Blocks, walked)
+			require.Equal(t, st.Len(), walked)
+			f, err := dag.OpenOwned(t.Context(), st, a.Root, &s.Master)
+			require.NoError(t, err)
+			got, err := readAll(t, st, f)
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(data, got))
+		})
+	}
+}
