@@ -23,6 +23,8 @@ BENCH_TIMEOUT ?= 30m
 BENCH_PKGS    ?= ./bench/ ./dag/ ./blockstore/ ./protocol/
 BENCH_OUT     ?= bench.out
 FUZZTIME      ?= 10s
+# The packages `make mutate` mutation-tests.
+PKGS          ?= dag blockstore crypt protocol config
 
 # Pinned tools, run with `go run pkg@version` so that they never enter the
 # module graph of casd itself.
@@ -30,6 +32,8 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # buf compiles protocol/pb/cas.proto for `make proto`; protoc-gen-go comes
 # from go.mod (see protocol/pb/buf.gen.yaml).
 BUF         ?= github.com/bufbuild/buf/cmd/buf@v1.75.0
+# go-gremlins, `go install`ed into bin/tools by `make mutate`.
+GREMLINS    ?= github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
 # The platforms casd must build for; `make cross` (part of `make test`)
 # compiles ./cmd/casd for each.
 PLATFORMS   ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
@@ -96,6 +100,11 @@ fuzz:
 proto:
 	cd protocol/pb && $(GO) run $(BUF) generate
 	@git status --short -- protocol/pb/internal/wire
+
+## mutate: mutation testing (go-gremlins) of PKGS, printing each package's test
+##         efficacy and mutator coverage (WORKERS=2; MIN_EFFICACY=90 to gate)
+mutate:
+	GO="$(GO)" GREMLINS="$(GREMLINS)" bash scripts/mutate.sh $(PKGS)
 
 ## docker: build the container image casd (IMAGE=name to change)
 docker:

@@ -103,3 +103,51 @@ func newStoreDir(t *testing.T) (*blockstore.Store, string) {
 	r := newRepo(t)
 	return r.open(t), r.blocks
 }
+
+// TestOpenRemovesBatchLeftovers: a process that dies after staging blocks
+// and before committing them leaves their temporary files; the next Open
+// removes them, and none of those blocks shows.
+func TestOpenRemovesBatchLeftovers(t *testing.T) {
+	r := newRepo(t)
+	s, err := blockstore.Open(r.blocks, r.meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := blockstoretest.NewRand(3)
+	kept := blockstoretest.RandomBlock(rng, 3000)
+	blockstoretest.MustPut(t, s, kept)
+	b := s.NewBatch()
+	t.Cleanup(func() { _ = b.Discard() }) // closes the files; they are gone by then
+	var staged []blockstore.Block
+	for range 20 {
+		blk := blockstoretest.RandomBlock(rng, 2000)
+		if err := b.Stage(t.Context(), blk); err != nil {
+			t.Fatal(err)
+		}
+		staged = append(staged, blk)
+	}
+	if n := len(tempFiles(t, r.blocks)); n != len(staged) {
+		t.Fatalf("%d temporary files after staging %d blocks", n, len(staged))
+	}
+	// The crash: no Commit, no Discard.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = r.open(t)
+	if tmps := tempFiles(t, r.blocks); len(tmps) != 0 {
+		t.Fatalf("temporary files left after Open: %v", tmps)
+	}
+	for _, blk := range staged {
+		if ok, err := s.Has(t.Context(), blk.Cid); err != nil || ok {
+			t.Fatalf("Has(staged %s) = %v, %v; want false", blk.Cid, ok, err)
+		}
+	}
+	st, err := s.Stat(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks != 1 || st.Bytes != int64(len(kept.Data)) {
+		t.Fatalf("Stat = %+v; want only the one committed block", st)
+	}
+}

@@ -2,9 +2,13 @@ package blockstore
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
@@ -18,9 +22,18 @@ func rawBlock(data []byte) Block {
 	return Block{Cid: cid.NewCidV1(cid.Raw, h), Data: data}
 }
 
-// TestGCWaitsForGuard checks that GC blocks while a guard is held and
-// then keeps what was pinned under the guard.
+// TestGCWaitsForGuard: while a guard is held, GC neither marks nor sweeps;
+// once it is released GC runs and keeps what was pinned under the guard.
+//
+// GC is first seen to reach its lock (a writer waiting on, or holding, gcMu
+// makes TryRLock fail). From then on a GC that ignored the guard would be
+// running, and would call the LinkFunc on the pinned root within
+// microseconds; the test gives it guardWait to show before it goes on.
+// The guard itself never lets a correct GC through, so the test cannot
+// fail spuriously: the wait only bounds how long a broken guard has to be
+// caught.
 func TestGCWaitsForGuard(t *testing.T) {
+	const guardWait = 300 * time.Millisecond
 	dir := t.TempDir()
 	s, err := Open(filepath.Join(dir, "blocks"), filepath.Join(dir, "meta.db"))
 	if err != nil {
@@ -28,45 +41,185 @@ func TestGCWaitsForGuard(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	ctx := t.Context()
-	garbage, added := rawBlock([]byte("garbage")), rawBlock([]byte("added"))
-	if err := s.Put(ctx, garbage); err != nil {
+	garbage, kept, added := rawBlock([]byte("garbage")), rawBlock([]byte("kept")), rawBlock([]byte("added"))
+	for _, b := range []Block{garbage, kept} {
+		if err := s.Put(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Pin(ctx, kept.Cid, "owner"); err != nil {
 		t.Fatal(err)
 	}
 
 	release := s.GCGuard()
+	defer release()
+	// A writer adding a tree: its first block is stored under the guard,
+	// its root pinned later.
+	if err := s.Put(ctx, added); err != nil {
+		t.Fatal(err)
+	}
+	marking := make(chan struct{})
+	var markOnce sync.Once
+	links := func(cid.Cid, []byte) ([]cid.Cid, error) {
+		markOnce.Do(func() { close(marking) })
+		return nil, nil
+	}
 	type result struct {
 		res GCResult
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := s.GC(ctx, func(cid.Cid, []byte) ([]cid.Cid, error) { return nil, nil })
+		res, err := s.GC(ctx, links)
 		done <- result{res, err}
 	}()
-	// Wait until GC is queued on the lock: a pending writer makes
-	// TryRLock fail.
+	ranEarly := func() {
+		t.Helper()
+		select {
+		case <-marking:
+			t.Fatal("GC marked while a guard was held")
+		case r := <-done:
+			t.Fatalf("GC returned (%+v, %v) while a guard was held", r.res, r.err)
+		default:
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
 	for s.gcMu.TryRLock() {
 		s.gcMu.RUnlock()
+		ranEarly()
+		if time.Now().After(deadline) {
+			t.Fatal("GC never reached its lock")
+		}
 		runtime.Gosched()
 	}
 	select {
-	case r := <-done:
-		t.Fatalf("GC ran while a guard was held: %+v", r)
-	default:
+	case <-marking:
+	case <-done:
+	case <-time.After(guardWait):
 	}
-	if err := s.Put(ctx, added); err != nil {
-		t.Fatal(err)
+	ranEarly()
+	if ok, err := s.Has(ctx, added.Cid); err != nil || !ok {
+		t.Fatalf("block put under the guard is gone before its pin (%v)", err)
 	}
 	if err := s.Pin(ctx, added.Cid, "owner"); err != nil {
 		t.Fatal(err)
 	}
 	release()
-	r := <-done
+
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("GC still waiting 30s after the guard was released")
+	}
+	select {
+	case <-marking:
+	default:
+		t.Fatal("GC returned without marking the pinned roots")
+	}
 	if r.err != nil || r.res.Removed != 1 || r.res.Freed != int64(len(garbage.Data)) {
 		t.Fatalf("GC = %+v, %v; want the garbage block removed", r.res, r.err)
 	}
-	if ok, _ := s.Has(ctx, added.Cid); !ok {
-		t.Fatal("GC removed the block pinned under the guard")
+	for _, b := range []Block{kept, added} {
+		if ok, err := s.Has(ctx, b.Cid); err != nil || !ok {
+			t.Fatalf("GC removed pinned block %q (%v)", b.Data, err)
+		}
+	}
+}
+
+// TestPendingSyncsBalanced: each writer that registers a pending shard
+// fsync (its own rename, or a present block it reports durable) releases
+// exactly that registration once the shard directory is synced. A leak
+// would make every later put into the shard pay a directory fsync; a
+// release of someone else's registration would let a writer report a block
+// durable whose rename may not survive a crash.
+func TestPendingSyncsBalanced(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "blocks"), filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	pending := func() map[string]int {
+		s.pendingMu.Lock()
+		defer s.pendingMu.Unlock()
+		return maps.Clone(s.pending)
+	}
+
+	// Blocks that all land in one shard, and one elsewhere.
+	var same []Block
+	var shard string
+	for i := 0; len(same) < 6; i++ {
+		b := rawBlock(fmt.Appendf(nil, "block %d", i))
+		p, err := s.pathOf(b.Cid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if shard == "" {
+			shard = p.shard
+		}
+		if p.shard == shard {
+			same = append(same, b)
+		}
+	}
+	var elsewhere Block
+	for i := 0; ; i++ {
+		elsewhere = rawBlock(fmt.Appendf(nil, "elsewhere %d", i))
+		if p, _ := s.pathOf(elsewhere.Cid); p.shard != shard {
+			break
+		}
+	}
+	writes := func() {
+		t.Helper()
+		if err := s.Put(ctx, same[0]); err != nil { // new
+			t.Fatal(err)
+		}
+		if err := s.Put(ctx, same[0]); err != nil { // present
+			t.Fatal(err)
+		}
+		if err := s.PutMany(ctx, []Block{same[1], same[2], same[0], elsewhere}); err != nil {
+			t.Fatal(err)
+		}
+		b := s.NewBatch()
+		for _, blk := range []Block{same[3], same[1], same[4]} {
+			if err := b.Stage(ctx, blk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, same[4].Cid); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutMany(ctx, []Block{same[4], same[5]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	writes()
+	if p := pending(); len(p) != 0 {
+		t.Fatalf("pending shard syncs after every write returned: %v; want none", p)
+	}
+
+	// Another writer has renamed a block into the shard and not yet synced
+	// it: every write above must leave its registration as it found it.
+	for _, b := range same {
+		if err := s.Delete(ctx, b.Cid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.pendingMu.Lock()
+	s.pending[shard] = 1
+	s.pendingMu.Unlock()
+	writes()
+	if p := pending(); len(p) != 1 || p[shard] != 1 {
+		t.Fatalf("pending shard syncs = %v; want only the other writer's {%s: 1}", p, shard)
+	}
+	s.donePending(shard)
+	if p := pending(); len(p) != 0 {
+		t.Fatalf("pending shard syncs after the other writer's release = %v; want none", p)
 	}
 }
 

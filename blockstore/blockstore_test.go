@@ -108,7 +108,7 @@ func TestOpenRemovesTempFiles(t *testing.T) {
 	}
 	// What a crash between create and rename leaves.
 	shard := filepath.Dir(r.path(b.Cid))
-	stale := []string{filepath.Join(shard, ".tmp-123456"), filepath.Join(r.blocks, "zz", ".tmp-abc")}
+	stale := []string{filepath.Join(shard, ".tmp-123456"), filepath.Join(shard, ".tmp-"), filepath.Join(r.blocks, "zz", ".tmp-abc")}
 	if err := os.MkdirAll(filepath.Join(r.blocks, "zz"), 0o700); err != nil {
 		t.Fatal(err)
 	}

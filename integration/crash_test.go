@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,9 +10,11 @@ import (
 	"time"
 )
 
-// TestKillDuringAdd: a `kill -9` in the middle of an offline add leaves a
-// repo that verifies clean, no file (the root is written last), and a
-// re-add that completes and reads back exactly.
+// TestKillDuringAdd: a `kill -9` in the middle of an offline add, once some
+// blocks are committed and more are being staged, leaves a repo that
+// verifies clean (every committed block checked), no temporary file after
+// the next command opens the repo, no file listed (the root is written
+// last), and a re-add that completes and reads back exactly.
 func TestKillDuringAdd(t *testing.T) {
 	n := newNode(t)
 	dir := t.TempDir()
@@ -25,26 +28,36 @@ func TestKillDuringAdd(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- add.Wait() }()
 
-	// Kill it once some blocks are on disk, but before it ends.
+	// Kill it once a batch of blocks is committed (renamed to their CIDs),
+	// but before it ends. Blocks are staged as temporary files first, so
+	// files alone do not mean committed blocks.
 	blocks := filepath.Join(n.repo, "blocks")
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for killed := false; !killed; {
 		select {
 		case err := <-done:
-			t.Fatalf("add ended (err %v) before any block was seen", err)
+			committed, temps := blockFiles(t, blocks)
+			t.Fatalf("add ended (err %v) before it was killed; %d blocks committed, %d temporary files", err, committed, temps)
 		case <-tick.C:
-			if countFiles(t, blocks) >= 8 {
+			if committed, _ := blockFiles(t, blocks); committed > 0 {
 				noErr(t, add.Process.Kill(), "kill add")
 				killed = true
 			}
 		}
 	}
 	<-done
+	committed, temps := blockFiles(t, blocks)
+	t.Logf("killed with %d blocks committed and %d temporary files", committed, temps)
+	check(t, committed > 0, "no committed block after the kill")
 
 	res := n.run(t, "repo", "verify")
 	n.requireOK(t, res)
-	check(t, strings.HasPrefix(res.out(), "verified "), "verify after a crash: %s", res)
+	check(t, res.out() == fmt.Sprintf("verified %d blocks\n", committed),
+		"verify after a crash must check the %d committed blocks: %s", committed, res)
+	after, temps := blockFiles(t, blocks)
+	check(t, temps == 0, "%d temporary files left after the repo was opened again", temps)
+	check(t, after == committed, "%d blocks after verify, %d before", after, committed)
 	res = n.run(t, "ls")
 	n.requireOK(t, res)
 	check(t, res.out() == "", "a killed add must not list a file: %s", res)
@@ -54,21 +67,30 @@ func TestKillDuringAdd(t *testing.T) {
 	n.requireOK(t, n.run(t, "repo", "verify"))
 }
 
-// countFiles counts the regular files under dir (0 if it does not exist).
-func countFiles(t testing.TB, dir string) int {
+// blockFiles counts the regular files under a blocks dir (none if it does
+// not exist): committed blocks, and the temporary files (".tmp-*") of
+// blocks not yet committed.
+func blockFiles(t testing.TB, dir string) (committed, temps int) {
 	t.Helper()
-	count := 0
 	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
 		if err != nil {
+			if os.IsNotExist(err) {
+				return nil // a temporary file renamed or removed meanwhile
+			}
 			return err
 		}
-		if d.Type().IsRegular() {
-			count++
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), ".tmp-") {
+			temps++
+		} else {
+			committed++
 		}
 		return nil
 	})
-	if err != nil && !os.IsNotExist(err) {
+	if err != nil {
 		t.Fatalf("walk %s: %v", dir, err)
 	}
-	return count
+	return committed, temps
 }

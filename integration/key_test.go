@@ -1,6 +1,10 @@
 package integration
 
 import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,18 +77,29 @@ func TestKeyExportRestore(t *testing.T) {
 	armored, err := os.ReadFile(keyFile)
 	noErr(t, err)
 	check(t, len(armored) > 0 && isPrintableASCII(armored), "key file must be ASCII armored text, got %s", clip(armored, 200))
-	for _, p := range filepathsUnder(t, filepath.Join(a.repo, "keys")) {
+	secrets := filepathsUnder(t, filepath.Join(a.repo, "keys"))
+	check(t, len(secrets) >= 2, "repo keys dir holds %d files, want the master key and the convergence secret", len(secrets))
+	for _, p := range secrets {
 		secret, err := os.ReadFile(p)
 		noErr(t, err)
 		if len(secret) >= 16 {
-			check(t, !strings.Contains(string(armored), string(secret)), "key file holds %s in the clear", p)
+			requireNoSecret(t, armored, "the key file", p, secret)
 		}
 	}
 
-	// Export to stdout works too and is also armored text.
+	// Export to stdout works too and is also armored text, and no secret
+	// shows on stdout or stderr.
 	res = a.runPass(t, testPassphrase, "key", "export")
 	a.requireOK(t, res)
 	check(t, len(res.stdout) > 0 && isPrintableASCII(res.stdout), "key export to stdout: %s", res)
+	for _, p := range secrets {
+		secret, err := os.ReadFile(p)
+		noErr(t, err)
+		if len(secret) >= 16 {
+			requireNoSecret(t, res.stdout, "key export's stdout", p, secret)
+			requireNoSecret(t, []byte(res.stderr), "key export's stderr", p, secret)
+		}
+	}
 
 	t.Run("export without a passphrase", func(t *testing.T) {
 		// No $CASD_PASSPHRASE and no terminal: export must fail, not hang or
@@ -141,6 +156,46 @@ func TestKeyExportRestore(t *testing.T) {
 		again := writeFile(t, t.TempDir(), "keep me.bin", data)
 		check(t, r.add(t, again) == c, "the restored repo gives another CID for the same file")
 	})
+}
+
+// requireNoSecret fails t if secret (the bytes of file) shows in out in any
+// encoding someone might write it in: raw bytes, hex in either case, or
+// base64 (standard or URL alphabet, padded or not, at any alignment within a
+// longer base64 text). It looks in out as text, with line breaks removed (PEM wraps its
+// base64 at 64 columns), and in the body and headers of a PEM block in out,
+// decoded. (crypt's unit test has the same check for the key file format.)
+func requireNoSecret(t testing.TB, out []byte, outName, file string, secret []byte) {
+	t.Helper()
+	places := map[string]string{
+		"text":                  string(out),
+		"text, line breaks out": strings.NewReplacer("\r", "", "\n", "").Replace(string(out)),
+	}
+	if blk, _ := pem.Decode(out); blk != nil {
+		places["PEM body"] = string(blk.Bytes)
+		for k, v := range blk.Headers {
+			places["PEM header "+k] = v
+		}
+	}
+	forms := map[string]string{
+		"raw bytes": string(secret),
+		"hex":       hex.EncodeToString(secret),
+		"HEX":       strings.ToUpper(hex.EncodeToString(secret)),
+		"base64":    base64.StdEncoding.EncodeToString(secret),
+		"base64url": base64.URLEncoding.EncodeToString(secret),
+	}
+	// Unpadded base64, and base64 of the secret starting 1 or 2 bytes into
+	// a 3-byte group, without the last, partial group.
+	for shift := range 3 {
+		tail := secret[shift:]
+		whole := len(tail) / 3 * 3
+		forms[fmt.Sprintf("raw base64 +%d", shift)] = base64.RawStdEncoding.EncodeToString(tail[:whole])
+		forms[fmt.Sprintf("raw base64url +%d", shift)] = base64.RawURLEncoding.EncodeToString(tail[:whole])
+	}
+	for where, text := range places {
+		for form, enc := range forms {
+			check(t, !strings.Contains(text, enc), "%s holds %s (%s), as %s", outName, file, where, form)
+		}
+	}
 }
 
 func isPrintableASCII(b []byte) bool {
