@@ -293,3 +293,81 @@ func treeBlocks(t *testing.T, n *Node, root cid.Cid) iter.Seq2[blockstore.Block,
 }
 
 var errStopWalk = errors.New("stop")
+
+// claimingBackend says it holds every root whole and then has no block.
+type claimingBackend struct{}
+
+func (claimingBackend) Get(context.Context, cid.Cid) ([]byte, error) {
+	return nil, blockstore.ErrNotFound
+}
+func (claimingBackend) Complete(context.Context, cid.Cid) (bool, error) { return true, nil }
+
+// TestLiarsDoNotBlockReads: eight peers claim to hold a file whole and then
+// answer Missing for every block; one honest holder exists. The read gets
+// every byte, and every liar it asked is dropped and struck.
+func TestLiarsDoNotBlockReads(t *testing.T) {
+	honest := startTestNode(t, 0)
+	reader := startTestNode(t, 0)
+	data := make([]byte, 5<<20+3)
+	_, err := rand.Read(data)
+	require.NoError(t, err)
+	res, err := honest.Add(t.Context(), bytes.NewReader(data), core.AddOptions{Name: "x"})
+	require.NoError(t, err)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	var liars []*Node
+	for range 8 {
+		liar := startTestNode(t, 0)
+		require.NoError(t, liar.net.proto.Close())
+		lying := protocol.New(liar.net.stack.Host, protocol.WithGetBackend(claimingBackend{}))
+		lying.Start()
+		t.Cleanup(func() { require.NoError(t, lying.Close()) })
+		connect(t, reader, liar)
+		reader.net.hints.Add(root, liar.net.stack.Host.ID())
+		liars = append(liars, liar)
+	}
+	connect(t, reader, honest)
+	reader.net.hints.Add(root, honest.net.stack.Host.ID())
+
+	got, _, err := catInternal(t, reader, res.Capability)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got), "read back %d bytes, want the %d added", len(got), len(data))
+	struck := 0
+	for _, l := range liars {
+		struck += reader.net.strikes.Count(l.net.stack.Host.ID())
+	}
+	require.Positive(t, struck, "no liar was struck")
+}
+
+// TestStruckOutPeerCannotRedial: a peer that reaches the strike limit is
+// disconnected and then refused both ways, instead of redialling at once.
+func TestStruckOutPeerCannotRedial(t *testing.T) {
+	victim := startTestNode(t, 0)
+	attacker := startTestNode(t, 0)
+	other := startTestNode(t, 0)
+	res, err := victim.Add(t.Context(), bytes.NewReader([]byte("held")), core.AddOptions{Name: "x"})
+	require.NoError(t, err)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	connect(t, attacker, victim)
+	held, err := protocol.HasRoot(t.Context(), attacker.net.stack.Host, victim.net.stack.Host.ID(), root)
+	require.NoError(t, err)
+	require.True(t, held)
+	bad := attacker.net.stack.Host.ID()
+	for range peers.MaxStrikes {
+		victim.net.strike(bad, "test")
+	}
+	require.NotEqual(t, network.Connected, victim.net.stack.Host.Network().Connectedness(bad))
+	require.True(t, victim.net.bans.Banned(bad))
+
+	// The attacker's dial may seem to succeed on its side (the victim
+	// refuses once the handshake names the peer), but no request gets
+	// through.
+	v := peer.AddrInfo{ID: victim.net.stack.Host.ID(), Addrs: victim.net.stack.Host.Addrs()}
+	attacker.net.stack.Host.Peerstore().AddAddrs(v.ID, v.Addrs, time.Hour)
+	_, err = protocol.HasRoot(t.Context(), attacker.net.stack.Host, v.ID, root)
+	require.Error(t, err, "a banned peer's request got through")
+	a := peer.AddrInfo{ID: bad, Addrs: attacker.net.stack.Host.Addrs()}
+	require.Error(t, victim.net.stack.Host.Connect(t.Context(), a), "the victim dialled a banned peer")
+	connect(t, other, victim) // others still get in
+}

@@ -27,6 +27,7 @@ type online struct {
 	stack    *p2p.Stack
 	proto    *protocol.Service
 	strikes  *peers.Strikes
+	bans     *peers.Bans
 	hints    *peers.Hints
 	fetch    *fetch.Retriever
 	announce *announce.Announcer
@@ -41,6 +42,7 @@ func ourProtocols() []string {
 // starts them, the stream handlers last. On error nothing is left running.
 func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online, err error) {
 	cfg := n.repo.Config
+	bans := peers.NewBans(nil)
 	bootstrap, err := p2p.ParseBootstrap(cfg.Bootstrap)
 	if err != nil {
 		return nil, err
@@ -49,6 +51,7 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 		Host: p2p.HostOptions{
 			Identity:       n.repo.Identity,
 			AgentVersion:   agentVersion,
+			Gater:          bans,
 			ListenAddrs:    cfg.Addresses.Swarm,
 			AnnounceAddrs:  cfg.Addresses.Announce,
 			ConnLow:        cfg.Swarm.ConnMgr.LowWater,
@@ -66,8 +69,9 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 		return nil, err
 	}
 	h := stack.Host
-	nw := &online{stack: stack, hints: peers.NewHints()}
+	nw := &online{stack: stack, bans: bans, hints: peers.NewHints()}
 	nw.strikes = peers.NewStrikes(func(p peer.ID) {
+		bans.Ban(p)
 		_ = h.Network().ClosePeer(p) // best effort: the peer may be gone already
 	})
 	nw.announce = announce.New(announce.Config{Router: stack.DHT, Pins: n.store, Events: h.EventBus()})

@@ -18,9 +18,12 @@ import (
 
 // Limits of one block's fetch.
 const (
-	probeAfter      = 2 * time.Second
-	probeTimeout    = 3 * time.Second
-	maxFetchRetries = 8
+	probeAfter   = 2 * time.Second
+	probeTimeout = 3 * time.Second
+	// maxFetchTries bounds the peers asked for one block. Each is asked at
+	// most once, and a peer that lies is dropped for the whole file, so
+	// the bound only matters with many honest-but-failing sources.
+	maxFetchTries = 64
 )
 
 // Fetcher gets the blocks of one file: from the local store, else from the
@@ -71,7 +74,7 @@ func (f *Fetcher) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	var errs []error
 	tried := make(map[peer.ID]bool)
-	for range maxFetchRetries {
+	for range maxFetchTries {
 		p, ok := f.sources.Next(ctx, tried)
 		if !ok {
 			break
@@ -120,7 +123,15 @@ func (f *Fetcher) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, 
 		}
 		return nil, err
 	case len(missing) > 0 || data == nil:
-		return nil, blockstore.ErrNotFound
+		// A peer that confirmed holding the root whole and then lacks one
+		// of its blocks lied (or lost it): either way it is no source for
+		// this file. Only a peer that never claimed the root, a connected
+		// one asked as a last resort, goes unpunished.
+		f.sources.Drop(p)
+		if f.sources.Confirmed(p) {
+			f.r.cfg.Strike(p, "claimed a root it does not hold")
+		}
+		return nil, fmt.Errorf("peer lacks block %s: %w", c, blockstore.ErrNotFound)
 	}
 	f.r.cfg.Hints.Add(f.root, p)
 	return data, nil

@@ -61,6 +61,13 @@ func (s *Sources) Dropped(p peer.ID) bool {
 	return s.dropped[p]
 }
 
+// Confirmed reports whether p said it holds the root whole.
+func (s *Sources) Confirmed(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.confirmed[p]
+}
+
 // Seal says no peer will be added any more: waiters wake, and Next returns
 // false once every peer left is dropped or skipped.
 func (s *Sources) Seal() {

@@ -3,6 +3,7 @@ package p2p
 import (
 	"errors"
 	"fmt"
+	corecm "github.com/libp2p/go-libp2p/core/connmgr"
 	"io"
 	"slices"
 	"time"
@@ -33,6 +34,10 @@ type HostOptions struct {
 
 	// AgentVersion is what identify tells peers the node is ("casd/0.2.0").
 	AgentVersion string
+
+	// Gater, if set, decides which connections the host makes and accepts
+	// (casd's: refuse banned peers).
+	Gater corecm.ConnectionGater
 
 	// ListenAddrs are multiaddrs to listen on, for example
 	// /ip4/0.0.0.0/tcp/4001, /ip4/0.0.0.0/udp/4001/quic-v1 and
@@ -198,6 +203,9 @@ func NewHost(opts HostOptions) (_ host.Host, err error) {
 	}
 	if len(announce) > 0 {
 		p2pOpts = append(p2pOpts, libp2p.AddrsFactory(announceFactory(announce)))
+	}
+	if opts.Gater != nil {
+		p2pOpts = append(p2pOpts, libp2p.ConnectionGater(opts.Gater))
 	}
 	if opts.RelayService {
 		p2pOpts = append(p2pOpts, libp2p.EnableRelayService())

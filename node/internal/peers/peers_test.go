@@ -26,8 +26,8 @@ func testRoot(t *testing.T, i int) cid.Cid {
 }
 
 // TestStrikesDisconnectAtLimit: a peer is disconnected exactly when its
-// strikes reach MaxStrikes, not before, and every strike after that
-// disconnects it again.
+// strikes reach MaxStrikes, not before; its count then starts again, so
+// that each disconnect (and ban) takes MaxStrikes new strikes.
 func TestStrikesDisconnectAtLimit(t *testing.T) {
 	var (
 		mu   sync.Mutex
@@ -47,6 +47,13 @@ func TestStrikesDisconnectAtLimit(t *testing.T) {
 	require.Equal(t, peers.MaxStrikes, s.Strike(bad, "test"))
 	require.Equal(t, []peer.ID{bad}, gone)
 	require.Equal(t, 1, s.Count(other))
+	require.Zero(t, s.Count(bad), "settled strikes are not kept")
+	for i := 1; i < peers.MaxStrikes; i++ {
+		s.Strike(bad, "again")
+	}
+	require.Equal(t, []peer.ID{bad}, gone, "a strike after a disconnect disconnects again at once")
+	s.Strike(bad, "again")
+	require.Equal(t, []peer.ID{bad, bad}, gone)
 	require.Equal(t, 3, peers.MaxStrikes, "the documented limit")
 }
 

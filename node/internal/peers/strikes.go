@@ -22,7 +22,8 @@ const (
 )
 
 // Strikes counts bad input per peer and disconnects a peer once it reaches
-// [MaxStrikes]. It is safe for concurrent use.
+// [MaxStrikes]; the caller's disconnect function also bans it (see
+// [Bans]), and the count starts again. It is safe for concurrent use.
 type Strikes struct {
 	disconnect func(peer.ID)
 	mu         sync.Mutex // serialises read-modify-write of counts
@@ -45,7 +46,11 @@ func (s *Strikes) Strike(p peer.ID, reason string) int {
 	s.mu.Lock()
 	n, _ := s.counts.Get(p)
 	n++
-	s.counts.Add(p, n)
+	if n >= MaxStrikes {
+		s.counts.Remove(p) // the disconnect (and ban) settles these strikes
+	} else {
+		s.counts.Add(p, n)
+	}
 	s.mu.Unlock()
 	log.Debugw("strike", "peer", p, "reason", reason, "strikes", n)
 	if n >= MaxStrikes {
