@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -26,21 +27,48 @@ type storeBackend struct {
 	quota int64
 	// announce queues a provider record for a replica; it must not block.
 	announce func(cid.Cid)
+
+	mu sync.Mutex // guards reserved, and orders reservations
+	// reserved is the room promised to the transfers in flight.
+	reserved int64
 }
 
-// Reserve refuses a file that would take the store past its quota. The
-// quota covers the whole store, the node's own files included. While the
-// transfer runs it holds the store's GC guard, so that a concurrent
-// `casd repo gc` cannot sweep blocks received but not pinned yet.
+// Reserve refuses a file that would take the store past its quota,
+// counting what the store holds and what the transfers in flight were
+// promised, and sets bytes aside until the returned release is called. So
+// concurrent offers cannot share the same room: the first takes it, the
+// others are refused (the quota covers the whole store, the node's own
+// files included). While the transfer runs it also holds the store's GC
+// guard, so that a concurrent `casd repo gc` cannot sweep blocks received
+// but not pinned yet. Blocks written during the transfer count twice until
+// release, which errs on the side of refusing.
 func (b *storeBackend) Reserve(ctx context.Context, _ ed25519.PublicKey, root cid.Cid, bytes int64) (func(), error) {
+	if bytes < 0 {
+		return nil, fmt.Errorf("offer of %d bytes", bytes)
+	}
+	b.mu.Lock()
 	st, err := b.store.Stat(ctx)
 	if err != nil {
+		b.mu.Unlock()
 		return nil, err
 	}
-	if st.Bytes+bytes > b.quota {
-		return nil, fmt.Errorf("over quota: %d bytes held, %d offered, quota %d", st.Bytes, bytes, b.quota)
+	if free := b.quota - st.Bytes - b.reserved; bytes > free {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("over quota: %d bytes held, %d promised to transfers in flight, %d offered, quota %d",
+			st.Bytes, b.reserved, bytes, b.quota)
 	}
-	return b.store.GCGuard(), nil
+	b.reserved += bytes
+	b.mu.Unlock()
+	guard := b.store.GCGuard()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			guard()
+			b.mu.Lock()
+			b.reserved -= bytes
+			b.mu.Unlock()
+		})
+	}, nil
 }
 
 func (b *storeBackend) PutMany(ctx context.Context, bs []blockstore.Block) error {

@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/casd/casd/blockstore"
@@ -95,4 +97,48 @@ func TestReplicasAreProviders(t *testing.T) {
 		provs, err := owner.net.stack.DHT.ProviderStore().GetProviders(t.Context(), root.Hash())
 		return err == nil && slices.ContainsFunc(provs, func(ai peer.AddrInfo) bool { return ai.ID == replicaID })
 	}, 30*time.Second, 20*time.Millisecond, "the replica never announced %s", root)
+}
+
+// TestReserveIsReal: eight concurrent offers of 48 MiB against a 64 MiB
+// quota: exactly one is accepted, and the room comes back when it ends.
+func TestReserveIsReal(t *testing.T) {
+	dir := t.TempDir()
+	store, err := blockstore.Open(filepath.Join(dir, "blocks"), filepath.Join(dir, "meta.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	b := &storeBackend{store: store, quota: 64 << 20, announce: func(cid.Cid) {}}
+	root := blockstoretest.NewBlock([]byte("root")).Cid
+
+	var (
+		mu       sync.Mutex
+		releases []func()
+		refused  int
+		wg       sync.WaitGroup
+	)
+	for range 8 {
+		wg.Go(func() {
+			release, err := b.Reserve(t.Context(), nil, root, 48<<20)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				assert.ErrorContains(t, err, "over quota")
+				refused++
+				return
+			}
+			releases = append(releases, release)
+		})
+	}
+	wg.Wait()
+	require.Len(t, releases, 1, "offers accepted against one quota")
+	require.Equal(t, 7, refused)
+
+	_, err = b.Reserve(t.Context(), nil, root, 17<<20)
+	require.Error(t, err, "the accepted offer's room was not set aside")
+	releases[0]()
+	releases[0]() // once only
+	release, err := b.Reserve(t.Context(), nil, root, 64<<20)
+	require.NoError(t, err, "the room did not come back")
+	release()
+	_, err = b.Reserve(t.Context(), nil, root, -1)
+	require.Error(t, err)
 }
