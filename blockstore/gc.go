@@ -21,16 +21,40 @@ type LinkFunc func(c cid.Cid, data []byte) ([]cid.Cid, error)
 
 // LeafFunc reports, from the bytes of block c, that none of c's children
 // has children of its own. GC then marks those children live without
-// reading them, which spares it reading every chunk of a large file.
+// reading them, which spares it reading every chunk of a large file; a
+// child that another block reaches as an inner block is read all the same,
+// since the bytes of c may come from a peer that lies.
 type LeafFunc func(c cid.Cid, data []byte) bool
 
 // GCOption tunes [Store.GC].
 type GCOption func(*gcOptions)
 
-type gcOptions struct{ leaves LeafFunc }
+type gcOptions struct {
+	leaves  LeafFunc
+	missing int
+}
 
-// WithLeaves lets GC skip reading blocks that f says are leaves.
+// WithLeaves lets GC skip reading blocks that f says are leaves. A block
+// that one parent calls a leaf is still read if another reaches it as an
+// inner block, so a pin that lies about its children (any peer may store
+// one) cannot make GC skip what another pin keeps alive.
 func WithLeaves(f LeafFunc) GCOption { return func(o *gcOptions) { o.leaves = f } }
+
+// WithMaxMissing bounds GC's walk to every block in the store plus n
+// distinct CIDs that it lacks (n > 0; otherwise [DefaultMaxWalkMissing]).
+func WithMaxMissing(n int) GCOption { return func(o *gcOptions) { o.missing = n } }
+
+// DefaultMaxWalkMissing bounds the CIDs that the walks of [Store.GC] and
+// [Store.Verify] reach beyond the blocks the store holds: links to absent
+// blocks cost memory (about 100 bytes each) but no disk, so a stored
+// manifest full of made-up links would otherwise grow the walk's set at no
+// cost to its author. 1<<22 is dag's bound on the blocks of one file; a
+// walk past the bound ends with [ErrTooManyBlocks].
+const DefaultMaxWalkMissing = 1 << 22
+
+// ErrTooManyBlocks is returned when the pins reach more distinct blocks
+// than a walk's bound.
+var ErrTooManyBlocks = errors.New("blockstore: pins reach too many blocks")
 
 // GCResult tells what a GC removed.
 type GCResult struct {
@@ -54,7 +78,10 @@ func (s *Store) GCGuard() (release func()) {
 // with links; blocks missing from the store are skipped. It first waits for
 // every [Store.GCGuard] to be released (it does not watch ctx while it
 // waits). If links fails for a reachable block, GC removes nothing and
-// returns the error, since it cannot tell what that block keeps alive.
+// returns the error, since it cannot tell what that block keeps alive;
+// likewise if the pins reach more distinct CIDs than every stored block
+// plus [DefaultMaxWalkMissing] ([ErrTooManyBlocks]; see [WithMaxMissing]).
+// Each distinct block is read at most once, however often it is linked.
 // Blocks put without a guard during a GC may be removed.
 func (s *Store) GC(ctx context.Context, links LinkFunc, opts ...GCOption) (GCResult, error) {
 	var o gcOptions
@@ -71,7 +98,7 @@ func (s *Store) GC(ctx context.Context, links LinkFunc, opts ...GCOption) (GCRes
 	if err != nil {
 		return GCResult{}, fmt.Errorf("gc: list pins: %w", err)
 	}
-	live, err := s.walk(ctx, roots, func(c cid.Cid, data []byte, err error) ([]cid.Cid, bool, error) {
+	live, err := s.walk(ctx, roots, s.walkLimit(o.missing), func(c cid.Cid, data []byte, err error) ([]cid.Cid, bool, error) {
 		if errors.Is(err, ErrNotFound) {
 			return nil, false, nil
 		}
@@ -124,32 +151,55 @@ func (s *Store) GC(ctx context.Context, links LinkFunc, opts ...GCOption) (GCRes
 // as reached without visiting them. data is only valid during the call.
 type visitFunc func(c cid.Cid, data []byte, err error) (children []cid.Cid, leaves bool, err2 error)
 
+// Marks of walk, per CID.
+const (
+	markedLeaf  byte = 1 + iota // reached only as a leaf: live, not visited
+	markedVisit                 // queued or visited
+)
+
 // walk visits every block reachable from roots once, level by level,
 // reading up to GOMAXPROCS blocks at once. It returns the set of CIDs
-// visited (in CIDv1 form), present or not. The first error from visit
-// ends the walk.
-func (s *Store) walk(ctx context.Context, roots []cid.Cid, visit visitFunc) (map[cid.Cid]struct{}, error) {
-	seen := make(map[cid.Cid]struct{})
+// reached (in CIDv1 form), present or not, visited or marked as leaves,
+// with its mark.
+//
+// A block that one parent calls a leaf is still visited if another
+// reaches it as an inner block: what one pin claims (any peer may store a
+// pin) never hides what another pin keeps alive. The first error from
+// visit ends the walk, as does reaching more than limit distinct CIDs
+// (ErrTooManyBlocks) or the end of ctx.
+func (s *Store) walk(ctx context.Context, roots []cid.Cid, limit int, visit visitFunc) (map[cid.Cid]byte, error) {
+	marks := make(map[cid.Cid]byte)
 	var level []cid.Cid
-	add := func(cs []cid.Cid, visit bool) {
+	add := func(cs []cid.Cid, visit bool) error {
 		for _, c := range cs {
 			if !c.Defined() {
 				continue
 			}
 			c = normalize(c)
-			if _, ok := seen[c]; !ok {
-				seen[c] = struct{}{}
-				if visit {
-					level = append(level, c)
-				}
+			m, ok := marks[c]
+			if !ok && len(marks) >= limit {
+				return fmt.Errorf("%w: more than %d", ErrTooManyBlocks, limit)
+			}
+			switch {
+			case visit && m != markedVisit:
+				marks[c] = markedVisit
+				level = append(level, c)
+			case !ok:
+				marks[c] = markedLeaf
 			}
 		}
+		return nil
 	}
-	add(roots, true)
+	if err := add(roots, true); err != nil {
+		return nil, err
+	}
 	for len(level) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		cur := level
 		level = nil
-		var mu sync.Mutex // guards seen and level (through add)
+		var mu sync.Mutex // guards marks and level (through add)
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(runtime.GOMAXPROCS(0))
 		for _, c := range cur {
@@ -162,9 +212,8 @@ func (s *Store) walk(ctx context.Context, roots []cid.Cid, visit visitFunc) (map
 					return err
 				}
 				mu.Lock()
-				add(children, !leaves)
-				mu.Unlock()
-				return nil
+				defer mu.Unlock()
+				return add(children, !leaves)
 			})
 		}
 		if err := g.Wait(); err != nil {
@@ -174,7 +223,16 @@ func (s *Store) walk(ctx context.Context, roots []cid.Cid, visit visitFunc) (map
 			return nil, err
 		}
 	}
-	return seen, nil
+	return marks, nil
+}
+
+// walkLimit is the bound of a walk from every pin: every block the store
+// holds, plus up to extra CIDs that it lacks.
+func (s *Store) walkLimit(extra int) int {
+	if extra <= 0 {
+		extra = DefaultMaxWalkMissing
+	}
+	return int(s.blocks.Load()) + extra
 }
 
 // visitOne reads c into a pooled buffer and calls visit.

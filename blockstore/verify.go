@@ -31,8 +31,9 @@ type VerifyReport struct {
 // links), then the rest, GOMAXPROCS at a time. A corrupt block's children
 // are not walked, since its links cannot be trusted. Blocks deleted while
 // Verify runs are not reported. Verify returns an error only if it cannot
-// do its job (ctx ends, the store cannot be listed); what it finds wrong is
-// in the report.
+// do its job (ctx ends, the store cannot be listed, the pins reach more
+// distinct CIDs than every stored block plus [DefaultMaxWalkMissing]: an
+// error wrapping [ErrTooManyBlocks]); what it finds wrong is in the report.
 func (s *Store) Verify(ctx context.Context, links LinkFunc) (VerifyReport, error) {
 	if err := s.check(ctx); err != nil {
 		return VerifyReport{}, fmt.Errorf("verify: %w", err)
@@ -52,7 +53,7 @@ func (s *Store) Verify(ctx context.Context, links LinkFunc) (VerifyReport, error
 		mu.Unlock()
 	}
 	// Reachable blocks: verify, then descend.
-	walked, err := s.walk(ctx, roots, func(c cid.Cid, data []byte, err error) ([]cid.Cid, bool, error) {
+	walked, err := s.walk(ctx, roots, s.walkLimit(0), func(c cid.Cid, data []byte, err error) ([]cid.Cid, bool, error) {
 		if errors.Is(err, ErrNotFound) {
 			mu.Lock()
 			rep.Missing = append(rep.Missing, c)

@@ -88,7 +88,10 @@ func (b *storeBackend) Pin(ctx context.Context, root cid.Cid, reason string) err
 	return nil
 }
 
-// complete reports whether every block of root is in store.
+// complete reports whether every block of root is in store. A root with
+// more blocks than a walk visits (dag.ErrTooManyBlocks: a hostile root, as
+// any peer may store one) is never complete, so it is never pinned as a
+// replica.
 func complete(ctx context.Context, store *blockstore.Store, root cid.Cid) (bool, error) {
 	err := dag.Walk(ctx, store, root, func(c cid.Cid, _ byte) error {
 		ok, err := store.Has(ctx, c)
@@ -100,7 +103,7 @@ func complete(ctx context.Context, store *blockstore.Store, root cid.Cid) (bool,
 		}
 		return nil
 	})
-	if errors.Is(err, blockstore.ErrNotFound) || dag.IsAuthError(err) {
+	if errors.Is(err, blockstore.ErrNotFound) || errors.Is(err, dag.ErrTooManyBlocks) || dag.IsAuthError(err) {
 		return false, nil
 	}
 	return err == nil, err

@@ -1,0 +1,28 @@
+package dag
+
+import (
+	"github.com/ipfs/go-cid"
+
+	"github.com/casd/casd/crypt"
+)
+
+// SealManifest returns a manifest block of kind and height that links to
+// links, sealed with this package's encoder under a zero convergence
+// secret (a root's file key is wrapped under a zero master key), with
+// every entry of size 1. Its clear part is what a keyless walker reads, so
+// tests use it to mount attacks with blocks that parse, as a hostile peer
+// would write them.
+func SealManifest(kind byte, height int, links []cid.Cid) []byte {
+	var conv crypt.Key
+	b := &body{entries: make([]entry, len(links))}
+	for i := range b.entries {
+		b.entries[i].size = 1
+	}
+	var wrap func(*crypt.Key) []byte
+	if kind == KindRoot {
+		b.meta = &Meta{Name: "forged", Size: int64(len(links)), ChunkSize: MinChunkSize}
+		wrap = func(k *crypt.Key) []byte { return crypt.WrapKey(&conv, k, rootKeyAD) }
+	}
+	data, _ := sealManifest(&conv, kind, height, links, wrap, b)
+	return data
+}
