@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io/fs"
+	"math"
+	"math/bits"
 	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
@@ -108,14 +110,29 @@ func (b *body) checkRoot() error {
 	if !utf8.ValidString(m.Name) || !validName(m.Name) {
 		return fmt.Errorf("%w: file name %q", ErrMalformed, m.Name)
 	}
-	var sum uint64
-	for _, e := range b.entries {
-		sum += e.size
+	sum, err := sumEntries(b.entries)
+	if err != nil {
+		return err
 	}
 	if sum != uint64(m.Size) {
 		return fmt.Errorf("%w: entries cover %d bytes, file has %d", ErrMalformed, sum, m.Size)
 	}
 	return nil
+}
+
+// sumEntries adds up the sizes of es, failing with [ErrMalformed] if the
+// total does not fit an int64 (a file's size): a crafted block must not
+// wrap around to the size its parent expects.
+func sumEntries(es []entry) (uint64, error) {
+	var sum uint64
+	for _, e := range es {
+		s, carry := bits.Add64(sum, e.size, 0)
+		if carry != 0 || s > math.MaxInt64 {
+			return 0, fmt.Errorf("%w: entry sizes overflow", ErrMalformed)
+		}
+		sum = s
+	}
+	return sum, nil
 }
 
 // validName accepts a base name that is safe to create in a folder.

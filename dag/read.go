@@ -120,6 +120,15 @@ type chunkRef struct {
 // WriteTo writes the file's plaintext to w, in order, fetching and opening
 // up to Window chunks in parallel. Every chunk is authenticated before any
 // of its bytes reach w; on error w has received a prefix of the file.
+//
+// The sizes a manifest records are checked as the tree is walked, so that a
+// crafted manifest (its author, or anyone holding its capability, can seal
+// one) cannot make WriteTo write without bound: each manifest block's
+// entries must add up, without overflow, to the size its parent records for
+// it (for the root, Meta.Size), and each chunk must open to the length its
+// parent records. WriteTo fails with [ErrMalformed], naming the block, at
+// the first manifest block that breaks this, before any byte under that
+// block reaches w, and never writes more than Meta.Size bytes.
 func (f *File) WriteTo(ctx context.Context, w io.Writer, get BlockGetter, opt ReadOptions) (int64, error) {
 	if opt.Window <= 0 {
 		opt.Window = 2*runtime.GOMAXPROCS(0) + 2
@@ -152,7 +161,7 @@ func (f *File) WriteTo(ctx context.Context, w io.Writer, get BlockGetter, opt Re
 	var written int64
 	g.Go(func() error {
 		var err error
-		written, err = writeInOrder(ctx, w, done, tokens)
+		written, err = writeInOrder(ctx, w, done, tokens, f.Meta.Size)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -208,12 +217,31 @@ func openChunk(data []byte, key *crypt.Key, size int) ([]byte, error) {
 	if len(pt) != padTo(size, chunkPad) {
 		return nil, fmt.Errorf("%w: chunk of %d bytes for %d", ErrMalformed, len(pt), size)
 	}
+	// The padding (under 4 KiB, none for a full chunk) must be zero: a
+	// parent that records fewer bytes than the chunk holds is caught, not
+	// obeyed. A chunk whose last bytes are zero cannot be told from a
+	// shorter one; both read the same.
+	if !allZero(pt[size:]) {
+		return nil, fmt.Errorf("%w: chunk holds more than the %d bytes its parent records", ErrMalformed, size)
+	}
 	return pt[:size], nil
 }
 
+func allZero(p []byte) bool {
+	for _, c := range p {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // writeInOrder writes opened chunks to w in file order, returning a token
-// for each so that the walk may go on.
-func writeInOrder(ctx context.Context, w io.Writer, done <-chan *chunkRef, tokens <-chan struct{}) (int64, error) {
+// for each so that the walk may go on. It writes at most limit bytes: a
+// chunk that would go past it is cut there and fails with [ErrMalformed].
+// The walk's size checks already make that impossible; this keeps the
+// bound where the bytes are written.
+func writeInOrder(ctx context.Context, w io.Writer, done <-chan *chunkRef, tokens <-chan struct{}, limit int64) (int64, error) {
 	pending := make(map[int]*chunkRef)
 	next := 0
 	var written int64
@@ -222,10 +250,17 @@ func writeInOrder(ctx context.Context, w io.Writer, done <-chan *chunkRef, token
 		for p, ok := pending[next]; ok; p, ok = pending[next] {
 			delete(pending, next)
 			next++
-			n, err := w.Write(p.data)
+			data, over := p.data, false
+			if int64(len(data)) > limit-written {
+				data, over = data[:limit-written], true
+			}
+			n, err := w.Write(data)
 			written += int64(n)
 			if err != nil {
 				return written, fmt.Errorf("write: %w", err)
+			}
+			if over {
+				return written, fmt.Errorf("read chunk %s: %w: file goes past its %d bytes", p.cid, ErrMalformed, limit)
 			}
 			<-tokens
 		}
@@ -237,34 +272,57 @@ func writeInOrder(ctx context.Context, w io.Writer, done <-chan *chunkRef, token
 }
 
 // walkChunks calls fn for each chunk of f, in order, opening manifest nodes
-// on the way. It holds one node per level of the tree.
+// on the way. It holds one node per level of the tree. Each node is checked
+// against the size its parent records (see checkSizes) before any chunk
+// under it goes to fn.
 func (f *File) walkChunks(ctx context.Context, get BlockGetter, fn func(*chunkRef) error) error {
 	index := 0
-	var walk func(n *node) error
-	walk = func(n *node) error {
-		for i, c := range n.links {
+	var walk func(c cid.Cid, n *node, want uint64) error
+	walk = func(c cid.Cid, n *node, want uint64) error {
+		if err := n.checkSizes(want, f.Meta.ChunkSize); err != nil {
+			return fmt.Errorf("read manifest block %s: %w", c, err)
+		}
+		for i, l := range n.links {
 			e := &n.body.entries[i]
 			if n.height == 0 {
-				if e.size == 0 || e.size > uint64(f.Meta.ChunkSize) {
-					return fmt.Errorf("%w: chunk %s of %d bytes", ErrMalformed, c, e.size)
-				}
-				if err := fn(&chunkRef{index: index, cid: c, key: e.key, size: int(e.size)}); err != nil {
+				if err := fn(&chunkRef{index: index, cid: l, key: e.key, size: int(e.size)}); err != nil {
 					return err
 				}
 				index++
 				continue
 			}
-			child, err := openNode(ctx, get, c, &e.key, n.height-1)
+			child, err := openNode(ctx, get, l, &e.key, n.height-1)
 			if err != nil {
 				return err
 			}
-			if err := walk(child); err != nil {
+			if err := walk(l, child, e.size); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return walk(f.root)
+	return walk(f.Root, f.root, uint64(f.Meta.Size))
+}
+
+// checkSizes checks n's entries against want, the size n's parent records
+// for it: they must add up to it without overflow, and a chunk's size must
+// be between 1 and chunkSize.
+func (n *node) checkSizes(want uint64, chunkSize int) error {
+	if n.height == 0 {
+		for i, e := range n.body.entries {
+			if e.size == 0 || e.size > uint64(chunkSize) {
+				return fmt.Errorf("%w: chunk %s of %d bytes, chunk size %d", ErrMalformed, n.links[i], e.size, chunkSize)
+			}
+		}
+	}
+	sum, err := sumEntries(n.body.entries)
+	if err != nil {
+		return err
+	}
+	if sum != want {
+		return fmt.Errorf("%w: entries cover %d bytes, parent records %d", ErrMalformed, sum, want)
+	}
+	return nil
 }
 
 // openNode fetches and opens an inner manifest node of the given height.
