@@ -33,6 +33,9 @@ so a failed get leaves nothing behind. An existing file is not overwritten
 without --force.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkRef(args[0]); err != nil {
+				return err
+			}
 			return withBackend(cmd.Context(), g, func(b backend) error {
 				return runGet(cmd.Context(), b, o, args[0], cmd.OutOrStdout())
 			})
