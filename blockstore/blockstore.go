@@ -363,8 +363,9 @@ func notFound(err error) error {
 // Put stores b durably: when it returns nil the block survives a crash. It
 // refuses a CID that fails [CheckCid] (an error wrapping [ErrBadCid]), but
 // trusts that b.Data hashes to b.Cid; callers holding untrusted data check
-// it with [VerifyBlock] first. Putting a block that is already present is a no-op (a present file
-// of the wrong length is replaced). Put does not retain b.Data.
+// it with [VerifyBlock] first. Putting a block that is already present is a
+// no-op (a present file of the wrong length is replaced). Put does not
+// retain b.Data.
 //
 // A block that is not reachable from a pin may be removed by a concurrent
 // [Store.GC]; see [Store.GCGuard].
