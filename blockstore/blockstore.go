@@ -3,6 +3,7 @@ package blockstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	logging "github.com/ipfs/go-log/v2"
+	mh "github.com/multiformats/go-multihash"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sync/errgroup"
 
@@ -39,6 +41,9 @@ var (
 	ErrLocked = errors.New("blockstore: metadata database is locked by another user")
 	// ErrClosed means the Store was used after Close.
 	ErrClosed = errors.New("blockstore: store closed")
+	// ErrBadCid means a CID is not of the one form that names casd blocks
+	// (see [CheckCid]).
+	ErrBadCid = errors.New("blockstore: CID is not CIDv1 raw sha2-256")
 )
 
 var errUndefinedCid = errors.New("blockstore: undefined CID")
@@ -64,12 +69,31 @@ type Block struct {
 	Data []byte
 }
 
-// VerifyBlock checks that data hashes to c, using c's hash function. It
-// returns an error wrapping [ErrCorrupt] and naming c on a mismatch, and
-// another error if c's hash function is unknown.
-func VerifyBlock(c cid.Cid, data []byte) error {
+// CheckCid accepts only the CIDs casd names blocks by: CIDv1, codec raw
+// (0x55), multihash sha2-256 with its full 32-byte digest. Anything else
+// (undefined, CIDv0, another codec, identity, sha1, a truncated digest)
+// is an error wrapping [ErrBadCid]. Every CID that comes from a peer, a
+// manifest or a user passes through it before a block is fetched, checked
+// or stored under it: an identity CID "verifies" any data it carries, and
+// a truncated digest is a collision waiting to happen.
+func CheckCid(c cid.Cid) error {
 	if !c.Defined() {
-		return errUndefinedCid
+		return fmt.Errorf("%w: undefined CID", ErrBadCid)
+	}
+	p := c.Prefix()
+	if p.Version != 1 || p.Codec != cid.Raw || p.MhType != mh.SHA2_256 || p.MhLength != sha256.Size {
+		return fmt.Errorf("%w: %s is CIDv%d, codec %#x, multihash %#x of %d bytes",
+			ErrBadCid, c, p.Version, p.Codec, p.MhType, p.MhLength)
+	}
+	return nil
+}
+
+// VerifyBlock checks that c passes [CheckCid] and that data hashes to c.
+// It returns an error wrapping [ErrBadCid] for a CID of another form, and
+// one wrapping [ErrCorrupt] and naming c on a mismatch.
+func VerifyBlock(c cid.Cid, data []byte) error {
+	if err := CheckCid(c); err != nil {
+		return fmt.Errorf("verify block: %w", err)
 	}
 	got, err := c.Prefix().Sum(data)
 	if err != nil {
@@ -337,9 +361,11 @@ func notFound(err error) error {
 }
 
 // Put stores b durably: when it returns nil the block survives a crash. It
-// trusts b.Cid; callers holding untrusted data check it with [VerifyBlock]
-// first. Putting a block that is already present is a no-op (a present file
-// of the wrong length is replaced). Put does not retain b.Data.
+// refuses a CID that fails [CheckCid] (an error wrapping [ErrBadCid]), but
+// trusts that b.Data hashes to b.Cid; callers holding untrusted data check
+// it with [VerifyBlock] first. Putting a block that is already present is a
+// no-op (a present file of the wrong length is replaced). Put does not
+// retain b.Data.
 //
 // A block that is not reachable from a pin may be removed by a concurrent
 // [Store.GC]; see [Store.GCGuard].
@@ -359,6 +385,9 @@ func (s *Store) Put(ctx context.Context, b Block) error {
 func (s *Store) preparePut(ctx context.Context, b Block) (blockPath, error) {
 	if err := s.check(ctx); err != nil {
 		return blockPath{}, fmt.Errorf("put block %s: %w", b.Cid, err)
+	}
+	if err := CheckCid(b.Cid); err != nil {
+		return blockPath{}, fmt.Errorf("put block: %w", err)
 	}
 	p, err := s.pathOf(b.Cid)
 	if err != nil {
@@ -515,7 +544,8 @@ func (s *Store) ensureShard(shard string) error {
 // survives a crash. It writes and fsyncs up to four blocks at once, renames
 // each into place, then fsyncs each touched shard directory once, which
 // costs far fewer directory fsyncs than as many Puts. If any block exceeds
-// [MaxBlockSize] nothing is written. On error some blocks may be stored.
+// [MaxBlockSize] or has a CID that fails [CheckCid], nothing is written.
+// On error some blocks may be stored.
 func (s *Store) PutMany(ctx context.Context, bs []Block) error {
 	paths := make([]blockPath, 0, len(bs))
 	todo := make([]Block, 0, len(bs))

@@ -74,25 +74,6 @@ func TestLayout(t *testing.T) {
 	}
 }
 
-func TestCidV0(t *testing.T) {
-	s := newStore(t)
-	b := blockstoretest.NewBlock([]byte("dag-pb, once"))
-	v0 := cid.NewCidV0(b.Cid.Hash())
-	if err := s.Put(t.Context(), blockstore.Block{Cid: v0, Data: b.Data}); err != nil {
-		t.Fatal(err)
-	}
-	v1 := cid.NewCidV1(cid.DagProtobuf, b.Cid.Hash())
-	for _, c := range []cid.Cid{v0, v1} {
-		if ok, err := s.Has(t.Context(), c); err != nil || !ok {
-			t.Fatalf("Has(%s) = %v, %v; want true", c, ok, err)
-		}
-	}
-	keys := blockstoretest.Keys(t, s)
-	if len(keys) != 1 || !keys[v1] {
-		t.Fatalf("AllKeys = %v; want the CIDv1 form %s", keys, v1)
-	}
-}
-
 func TestOpenRemovesTempFiles(t *testing.T) {
 	r := newRepo(t)
 	s, err := blockstore.Open(r.blocks, r.meta)
@@ -409,7 +390,15 @@ func TestVerifyBlock(t *testing.T) {
 		{"match", b.Cid, b.Data, nil},
 		{"mismatch", b.Cid, []byte("hellO"), blockstore.ErrCorrupt},
 		{"empty", b.Cid, nil, blockstore.ErrCorrupt},
-		{"v0 match", cid.NewCidV0(b.Cid.Hash()), b.Data, nil},
+		{"v0 of the same digest", cid.NewCidV0(b.Cid.Hash()), b.Data, blockstore.ErrBadCid},
+	}
+	for _, bad := range blockstoretest.BadCids(b.Data) {
+		tests = append(tests, struct {
+			name    string
+			c       cid.Cid
+			data    []byte
+			wantErr error
+		}{"matching " + bad.Name, bad.Cid, b.Data, blockstore.ErrBadCid})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -147,37 +147,6 @@ func TestGCEmptyBlock(t *testing.T) {
 	}
 }
 
-// TestPinCidV0: a root pinned by its CIDv0 keeps its block (stored under
-// the CIDv1 form) through GC, and its pins are found by either form.
-func TestPinCidV0(t *testing.T) {
-	s := newStore(t)
-	ctx := t.Context()
-	b := blockstoretest.NewBlock([]byte("dag-pb root"))
-	v0 := cid.NewCidV0(b.Cid.Hash())
-	v1 := cid.NewCidV1(cid.DagProtobuf, b.Cid.Hash())
-	if err := s.Put(ctx, blockstore.Block{Cid: v0, Data: b.Data}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Pin(ctx, v0, "owner"); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := s.GC(ctx, blockstoretest.Links); err != nil || res.Removed != 0 {
-		t.Fatalf("GC = %+v, %v; want the block pinned by its CIDv0 kept", res, err)
-	}
-	for _, c := range []cid.Cid{v0, v1} {
-		if pins, err := s.PinsOf(ctx, c); err != nil || len(pins) != 1 || !pins[0].Root.Equals(v1) {
-			t.Fatalf("PinsOf(%s) = %v, %v; want the one pin, rooted at %s", c, pins, err, v1)
-		}
-	}
-	if err := s.Unpin(ctx, v1, "owner"); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := s.GC(ctx, blockstoretest.Links); err != nil || res.Removed != 1 {
-		t.Fatalf("GC after unpinning by the CIDv1 = %+v, %v; want the block removed", res, err)
-	}
-}
-
-// TestPinReasonLength: reasons up to MaxReasonLen bytes are accepted.
 func TestPinReasonLength(t *testing.T) {
 	s := newStore(t)
 	root := blockstoretest.NewBlock([]byte("root")).Cid

@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 
+	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/crypt"
 )
 
@@ -125,6 +126,12 @@ func parseManifestBlock(data []byte) (*manifestBlock, error) {
 		c, err := cid.Cast(rest[k : k+int(l)])
 		if err != nil {
 			return nil, fmt.Errorf("%w: link %d: %v", ErrMalformed, i, err)
+		}
+		// Only CIDv1 raw sha2-256 names a block: an identity link would
+		// carry a forged chunk inside the manifest, a truncated one would
+		// let a peer collide it.
+		if err := blockstore.CheckCid(c); err != nil {
+			return nil, fmt.Errorf("%w: link %d: %w", ErrMalformed, i, err)
 		}
 		m.links = append(m.links, c)
 		rest = rest[k+int(l):]

@@ -8,6 +8,7 @@ import (
 	mh "github.com/multiformats/go-multihash"
 	"github.com/stretchr/testify/require"
 
+	"github.com/casd/casd/blockstore/blockstoretest"
 	"github.com/casd/casd/crypt"
 	"github.com/casd/casd/dag"
 	"github.com/casd/casd/dag/dagtest"
@@ -41,8 +42,9 @@ func identityCID(t testing.TB, digest []byte) []byte {
 
 // TestLinksLimits: Links reads the clear part of a manifest block, from
 // any peer, without a key. It accepts what the format allows (up to 65536
-// links, heights up to 8, CIDs up to 128 bytes, a sealed part of at least
-// a GCM tag) and refuses, as ErrMalformed, anything beyond.
+// links, heights up to 8, links that are CIDv1 raw sha2-256, a sealed part
+// of at least a GCM tag) and refuses, as ErrMalformed, anything beyond,
+// including a link of another form or one longer than 128 bytes.
 func TestLinksLimits(t *testing.T) {
 	child := cidOf(t, []byte("child")).Bytes()
 	long := identityCID(t, make([]byte, 124))
@@ -62,7 +64,7 @@ func TestLinksLimits(t *testing.T) {
 		{"no links", manifest(dag.KindNode, 0, 0, nil, crypt.Overhead+512), 0},
 		{"height 8", manifest(dag.KindNode, 8, 1, [][]byte{child}, crypt.Overhead), 1},
 		{"height 9", manifest(dag.KindNode, 9, 1, [][]byte{child}, crypt.Overhead), -1},
-		{"CID of 128 bytes", manifest(dag.KindNode, 0, 1, [][]byte{long}, crypt.Overhead), 1},
+		{"identity CID of 128 bytes", manifest(dag.KindNode, 0, 1, [][]byte{long}, crypt.Overhead), -1},
 		{"CID of 129 bytes", manifest(dag.KindNode, 0, 1, [][]byte{tooLong}, crypt.Overhead), -1},
 		{"65536 links", manifest(dag.KindNode, 1, dag.MaxLinks, many, crypt.Overhead), dag.MaxLinks},
 		{"65537 links", manifest(dag.KindNode, 1, dag.MaxLinks+1, append(many, child), crypt.Overhead), -1},
@@ -73,6 +75,15 @@ func TestLinksLimits(t *testing.T) {
 		{"root without a sealed part", asRoot(manifest(dag.KindNode, 0, 1, [][]byte{child}, crypt.WrappedKeySize)), -1},
 		{"link not a CID", manifest(dag.KindNode, 0, 1, [][]byte{[]byte("not a cid")}, crypt.Overhead), -1},
 		{"non-minimal height varint", append([]byte{dag.FormatVersion, dag.KindNode, 0x80, 0x00, 0x00}, make([]byte, crypt.Overhead)...), -1},
+	}
+	// Hostile peers, point 13: a link that is not CIDv1 raw sha2-256 is
+	// malformed, whatever its length.
+	for _, bad := range blockstoretest.BadCids([]byte("chunk")) {
+		cases = append(cases, struct {
+			name  string
+			block []byte
+			links int
+		}{"link " + bad.Name, manifest(dag.KindNode, 0, 2, [][]byte{child, bad.Cid.Bytes()}, crypt.Overhead), -1})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

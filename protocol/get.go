@@ -144,20 +144,30 @@ func (s *GetSession) Close() error {
 // returns an error, Fetch stops and returns that error (wrapped). A wrong
 // block returns an error wrapping [ErrBadBlock], another breach of the
 // protocol one wrapping [ErrProtocol] or [ErrMessageTooLarge]: all three
-// mean the peer misbehaved. Any error breaks the session. Cancelling ctx resets the stream.
+// mean the peer misbehaved. Any error breaks the session, except one
+// wrapping [blockstore.ErrBadCid]: a root or want that is not CIDv1 raw
+// sha2-256 is refused before anything is sent. Cancelling ctx resets the
+// stream.
 func (s *GetSession) Fetch(ctx context.Context, root cid.Cid, want []cid.Cid,
 	onBlock func(blockstore.Block) error) (missing []cid.Cid, err error) {
 	if len(want) == 0 {
 		return nil, nil
 	}
+	// A peer resets the stream, and strikes us, for a CID of another form:
+	// refuse it before sending anything, leaving the session usable.
+	if root.Defined() {
+		if err := blockstore.CheckCid(root); err != nil {
+			return nil, fmt.Errorf("fetch: root: %w", err)
+		}
+	}
+	for _, w := range want {
+		if err := blockstore.CheckCid(w); err != nil {
+			return nil, fmt.Errorf("fetch: want: %w", err)
+		}
+	}
 	err = s.do(ctx, func(c *conn) error {
 		for start := 0; start < len(want); start += pb.MaxWant {
 			batch := want[start:min(start+pb.MaxWant, len(want))]
-			for _, w := range batch {
-				if !w.Defined() {
-					return fmt.Errorf("fetch: undefined CID in want list")
-				}
-			}
 			log.Debugw("get", "peer", s.p, "root", root, "want", len(batch))
 			if err := c.send(&pb.GetRequest{Root: root, Want: batch}); err != nil {
 				return err
@@ -203,8 +213,8 @@ func (s *GetSession) Fetch(ctx context.Context, root cid.Cid, want []cid.Cid,
 // HasRoot asks the peer whether it holds every block of the tree under
 // root.
 func (s *GetSession) HasRoot(ctx context.Context, root cid.Cid) (bool, error) {
-	if !root.Defined() {
-		return false, errors.New("has root: undefined root")
+	if err := blockstore.CheckCid(root); err != nil {
+		return false, fmt.Errorf("has root: %w", err)
 	}
 	var complete bool
 	err := s.do(ctx, func(c *conn) error {

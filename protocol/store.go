@@ -256,8 +256,8 @@ func Store(ctx context.Context, h host.Host, p peer.ID, owner ed25519.PrivateKey
 	if len(owner) != ed25519.PrivateKeySize {
 		return res, fmt.Errorf("store: owner key of %d bytes", len(owner))
 	}
-	if !root.Defined() {
-		return res, errors.New("store: undefined root")
+	if err := blockstore.CheckCid(root); err != nil {
+		return res, fmt.Errorf("store: root: %w", err)
 	}
 	offer := &pb.StoreOffer{
 		Root:   root,

@@ -25,6 +25,9 @@ func newBlockGetCmd(g *globalOpts) *cobra.Command {
 		Short: "Write a block's raw ciphertext to stdout",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkBlockCid(args[0]); err != nil {
+				return err
+			}
 			return withBackend(cmd.Context(), g, func(b backend) error {
 				return runBlockGet(cmd.Context(), b, args[0], cmd.OutOrStdout())
 			})
@@ -52,6 +55,9 @@ func newBlockStatCmd(g *globalOpts) *cobra.Command {
 		Long:  `Print "<cid> TAB <size>" of a block in the repo.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkBlockCid(args[0]); err != nil {
+				return err
+			}
 			return withBackend(cmd.Context(), g, func(b backend) error {
 				return runBlockStat(cmd.Context(), b, o, args[0], cmd.OutOrStdout())
 			})

@@ -22,6 +22,9 @@ its capability (see 'casd share'). Every block is verified before a byte of
 it is written.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkRef(args[0]); err != nil {
+				return err
+			}
 			return withBackend(cmd.Context(), g, func(b backend) error {
 				return runCat(cmd.Context(), b, args[0], cmd.OutOrStdout())
 			})

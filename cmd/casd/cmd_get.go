@@ -17,8 +17,9 @@ import (
 )
 
 type getOpts struct {
-	output string // -o: the target file or directory
-	force  bool   // overwrite an existing file
+	output string      // -o: the target file or directory
+	force  bool        // overwrite an existing file
+	umask  fs.FileMode // permission bits to clear, the process umask
 }
 
 func newGetCmd(g *globalOpts) *cobra.Command {
@@ -27,12 +28,18 @@ func newGetCmd(g *globalOpts) *cobra.Command {
 		Use:   "get CID|CAPABILITY",
 		Short: "Save a file under its original name",
 		Long: `Save a file in the current directory under its original name, or at
--o PATH (inside PATH if it is a directory), with its original permissions.
-The file is written to a temporary file and renamed into place when complete,
-so a failed get leaves nothing behind. An existing file is not overwritten
-without --force.`,
+-o PATH (inside PATH if it is a directory), with its original permission
+bits less the umask (never setuid, setgid or sticky). A name that starts
+with a dot (a hidden or configuration file such as .bashrc) is saved only
+under a name given with -o PATH. The file is written to a temporary file
+and renamed into place when complete, so a failed get leaves nothing
+behind. An existing file is not overwritten without --force.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkRef(args[0]); err != nil {
+				return err
+			}
+			o.umask = processUmask()
 			return withBackend(cmd.Context(), g, func(b backend) error {
 				return runGet(cmd.Context(), b, o, args[0], cmd.OutOrStdout())
 			})
@@ -66,7 +73,7 @@ func runGet(ctx context.Context, b core.Files, o getOpts, ref string, stdout io.
 		if err := checkTarget(target, o.force); err != nil {
 			return nil, err
 		}
-		mode = fileMode(fi.Mode)
+		mode = fileMode(fi.Mode) &^ o.umask
 		tmp, err = fsutil.Create(target, mode)
 		if err != nil {
 			return nil, err
@@ -140,12 +147,17 @@ func (t getTarget) path(original string) (string, error) {
 }
 
 // sanitizeName returns the last element of a file name from a manifest, or
-// an error if nothing usable remains.
+// an error if nothing usable remains. A name with a leading dot ("."
+// and ".." too) is refused: whoever added the file chose it, and a
+// .bashrc or .profile dropped into the current directory runs code.
 func sanitizeName(original string) (string, error) {
 	name := filepath.Base(filepath.Clean("/" + original))
-	if name == "." || name == ".." || name == "/" || name == "" ||
+	if name == "/" || name == "" ||
 		strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return "", badInput(fmt.Errorf("the file's name %q is not usable here; save it with -o PATH", original))
+	}
+	if strings.HasPrefix(name, ".") {
+		return "", badInput(fmt.Errorf("the file's name %q starts with a dot (a hidden file); save it under a name of your choice with -o PATH", original))
 	}
 	return name, nil
 }
@@ -172,8 +184,10 @@ func existsError(target string) error {
 }
 
 // fileMode returns the permission bits recorded for a file. Only the
-// permission bits are used (no setuid, sticky or type bits); a file
-// recorded without any permission gets 0644, as it could not be read.
+// permission bits are used (no setuid, setgid, sticky or type bits); a
+// file recorded without any permission gets 0644, as it could not be read.
+// The caller clears the umask's bits: fsutil sets the mode with chmod,
+// which the umask does not filter.
 func fileMode(m uint32) fs.FileMode {
 	if p := fs.FileMode(m).Perm(); p != 0 {
 		return p

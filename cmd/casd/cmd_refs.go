@@ -19,6 +19,9 @@ func newRefsCmd(g *globalOpts) *cobra.Command {
 		Long:  `Print the CIDs of every block of a file, root first, one per line.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkRef(args[0]); err != nil {
+				return err
+			}
 			return withBackend(cmd.Context(), g, func(b backend) error {
 				return runRefs(cmd.Context(), b, args[0], cmd.OutOrStdout())
 			})

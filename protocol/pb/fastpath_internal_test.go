@@ -122,6 +122,11 @@ func FuzzFastPath(f *testing.F) {
 	f.Add([]byte{0xf8, 0xff, 0xff, 0xff, 0x0f, 0x00})            // field number 2^32-1
 	f.Add([]byte{0x7b, 0x08, 0x01, 0x7c})                        // group 15
 	f.Add(protowire.AppendTag(nil, protowire.MaxValidNumber, 0)) // largest field number
+
+	// CIDs that parse but are not CIDv1 raw sha2-256: both paths refuse them.
+	id := cid.NewCidV1(cid.Raw, mh.Multihash([]byte{0x00, 0x05, 'h', 'e', 'l', 'l', 'o'}))
+	f.Add((&Block{Cid: id, Data: []byte("hello")}).AppendBody(nil))
+	f.Add((&Block{Cid: cid.NewCidV0(c.Hash())}).AppendBody(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fast Block
 		errFast := fast.UnmarshalBody(b)

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/protocol/pb/internal/wire"
 )
 
@@ -299,7 +300,10 @@ func checkUnknown(d protoreflect.MessageDescriptor, u protoreflect.RawFields) er
 	return nil
 }
 
-// castCid parses a CID field; an empty field is cid.Undef.
+// castCid parses a CID field; an empty field is cid.Undef. A CID that is
+// not CIDv1 raw sha2-256 ([blockstore.CheckCid]) is malformed: casd names
+// no block otherwise, and an identity or truncated hash would let a peer
+// pass off any data as a block.
 func castCid(b []byte) (cid.Cid, error) {
 	if len(b) == 0 {
 		return cid.Undef, nil
@@ -307,6 +311,9 @@ func castCid(b []byte) (cid.Cid, error) {
 	c, err := cid.Cast(b)
 	if err != nil {
 		return cid.Undef, fmt.Errorf("%w: cid: %v", ErrMalformed, err)
+	}
+	if err := blockstore.CheckCid(c); err != nil {
+		return cid.Undef, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return c, nil
 }

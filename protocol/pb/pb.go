@@ -22,8 +22,9 @@
 // input is an error wrapping [ErrMalformed]: a truncated or overlong
 // varint, a length running past the end, a field number of 0 or above
 // 2^29-1, a stray end-group, a known field with the wrong wire type, a CID
-// that does not parse, a string that is not UTF-8, an empty want or more
-// than [MaxWant] wants. A singular field that appears twice takes its last
+// that does not parse or is not CIDv1 raw sha2-256 (see
+// [blockstore.CheckCid]), a string that is not UTF-8, an empty want or
+// more than [MaxWant] wants. A singular field that appears twice takes its last
 // value, which alone is checked. Decoded byte slices may alias the input
 // buffer (those of a [Block] and of an [Envelope] do); the caller must not
 // modify that buffer while the message is in use. Zero-length bytes decode

@@ -206,6 +206,9 @@ func FuzzUnmarshal(f *testing.F) {
 	for _, m := range sampleMessages(f) {
 		f.Add(pb.Marshal(m))
 	}
+	for _, m := range badCidMessages() {
+		f.Add(pb.Marshal(m))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var env pb.Envelope
 		if err := env.Unmarshal(b); err == nil {
