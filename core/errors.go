@@ -33,7 +33,7 @@ func KindOf(err error) Kind {
 		return k.Kind()
 	}
 	switch {
-	case isAny(err, ErrBadInput, dag.ErrBadRef, dag.ErrBadCapability, dag.ErrBadName, config.ErrUnknownKey, blockstore.ErrTooLarge):
+	case isAny(err, ErrBadInput, dag.ErrBadRef, dag.ErrBadCapability, dag.ErrBadName, config.ErrUnknownKey, blockstore.ErrTooLarge, blockstore.ErrBadCid):
 		return KindBadInput
 	case isAny(err, blockstore.ErrNotFound):
 		return KindNotFound

@@ -32,6 +32,7 @@ func TestKindOf(t *testing.T) {
 		{dag.ErrBadName, core.KindBadInput},
 		{config.ErrUnknownKey, core.KindBadInput},
 		{blockstore.ErrTooLarge, core.KindBadInput},
+		{blockstore.ErrBadCid, core.KindBadInput},
 		{blockstore.ErrNotFound, core.KindNotFound},
 		{dag.ErrUnauthenticated, core.KindIntegrity},
 		{dag.ErrMalformed, core.KindIntegrity},
