@@ -123,8 +123,8 @@ type Store struct {
 	seed    maphash.Seed
 	stripes [numStripes]sync.Mutex
 
-	// gcMu is held shared by adders (GCGuard) and exclusively by GC.
-	gcMu sync.RWMutex
+	// gc is held shared by adders (GCGuard) and exclusively by GC.
+	gc *gcLock
 
 	// pendingMu guards pending and shards.
 	pendingMu sync.Mutex
@@ -158,6 +158,7 @@ func Open(blocksDir, metaPath string) (*Store, error) {
 	}
 	s := &Store{
 		dir:     blocksDir,
+		gc:      newGCLock(),
 		db:      db,
 		seed:    maphash.MakeSeed(),
 		pending: make(map[string]int),

@@ -2,6 +2,8 @@ package blockstore
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -25,8 +27,7 @@ func rawBlock(data []byte) Block {
 // TestGCWaitsForGuard: while a guard is held, GC neither marks nor sweeps;
 // once it is released GC runs and keeps what was pinned under the guard.
 //
-// GC is first seen to reach its lock (a writer waiting on, or holding, gcMu
-// makes TryRLock fail). From then on a GC that ignored the guard would be
+// GC is first seen to wait at its lock (gcWaiting). From then on a GC that ignored the guard would be
 // running, and would call the LinkFunc on the pinned root within
 // microseconds; the test gives it guardWait to show before it goes on.
 // The guard itself never lets a correct GC through, so the test cannot
@@ -84,8 +85,7 @@ func TestGCWaitsForGuard(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for s.gcMu.TryRLock() {
-		s.gcMu.RUnlock()
+	for s.gc.gcWaiting() == 0 {
 		ranEarly()
 		if time.Now().After(deadline) {
 			t.Fatal("GC never reached its lock")
@@ -255,4 +255,98 @@ func FuzzParseName(f *testing.F) {
 			t.Fatalf("parseName(%q, %q) = %s", shard, name, c)
 		}
 	})
+}
+
+// TestWaitingGCHoldsNoGuardOff: a GC waiting on a guard (a slow transfer)
+// neither blocks new guards (adds) nor ignores its context; a GC that runs
+// holds new guards off until it is done.
+func TestWaitingGCHoldsNoGuardOff(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "blocks"), filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	none := func(cid.Cid, []byte) ([]cid.Cid, error) { return nil, nil }
+
+	slow := s.GCGuard() // a trickling transfer
+	ctx, cancel := context.WithCancel(t.Context())
+	gcDone := make(chan error, 1)
+	go func() {
+		_, err := s.GC(ctx, none)
+		gcDone <- err
+	}()
+	waitUntil(t, func() bool { return s.gc.gcWaiting() == 1 }, "GC never waited")
+	added := make(chan struct{})
+	go func() {
+		release := s.GCGuard() // an add while GC waits
+		release()
+		close(added)
+	}()
+	select {
+	case <-added:
+	case <-time.After(30 * time.Second):
+		t.Fatal("an add waited behind a GC that waits for a transfer")
+	}
+	cancel()
+	select {
+	case err := <-gcDone:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("GC = %v, want its context's error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("GC ignored its context while waiting")
+	}
+	slow()
+
+	// A GC that runs holds a new guard off until it is done.
+	marking, proceed := make(chan struct{}), make(chan struct{})
+	pin := rawBlock([]byte("pinned"))
+	if err := s.Put(t.Context(), pin); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pin(t.Context(), pin.Cid, "owner"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, err := s.GC(t.Context(), func(cid.Cid, []byte) ([]cid.Cid, error) {
+			close(marking)
+			<-proceed
+			return nil, nil
+		})
+		gcDone <- err
+	}()
+	<-marking
+	got := make(chan struct{})
+	go func() {
+		release := s.GCGuard()
+		close(got)
+		release()
+	}()
+	waitUntil(t, func() bool {
+		s.gc.mu.Lock()
+		defer s.gc.mu.Unlock()
+		return s.gc.guardWaiting == 1
+	}, "a guard taken while GC marked did not wait")
+	select {
+	case <-got:
+		t.Fatal("a guard was taken while GC marked")
+	default:
+	}
+	close(proceed)
+	<-got
+	if err := <-gcDone; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		runtime.Gosched()
+	}
 }

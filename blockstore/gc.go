@@ -64,20 +64,21 @@ type GCResult struct {
 
 // GCGuard keeps GC from running until release is called. A writer that
 // adds a tree holds it from before its first Put until its root is pinned;
-// GC waits for all holders and holds new ones off while it runs. Guards are
-// shared: any number of writers may hold one at once. A goroutine must not
-// take a second guard while it holds one, since a GC waiting between the
-// two would deadlock it. Calling release more than once is harmless.
+// GC waits for all holders, and holds new ones off only while it runs
+// (marks and sweeps): a GC that is still waiting for a guard, say one held
+// by a slow transfer, never delays a new guard. Guards are shared: any
+// number of writers may hold one at once. Calling release more than once is
+// harmless.
 func (s *Store) GCGuard() (release func()) {
-	s.gcMu.RLock()
+	s.gc.rlock()
 	var once sync.Once
-	return func() { once.Do(s.gcMu.RUnlock) }
+	return func() { once.Do(s.gc.runlock) }
 }
 
 // GC removes every block that no pin reaches, walking from each pinned root
 // with links; blocks missing from the store are skipped. It first waits for
-// every [Store.GCGuard] to be released (it does not watch ctx while it
-// waits). If links fails for a reachable block, GC removes nothing and
+// every [Store.GCGuard] to be released, or for ctx to end (then it
+// returns ctx's error and removes nothing). If links fails for a reachable block, GC removes nothing and
 // returns the error, since it cannot tell what that block keeps alive;
 // likewise if the pins reach more distinct CIDs than every stored block
 // plus [DefaultMaxWalkMissing] ([ErrTooManyBlocks]; see [WithMaxMissing]).
@@ -91,8 +92,10 @@ func (s *Store) GC(ctx context.Context, links LinkFunc, opts ...GCOption) (GCRes
 	if err := s.check(ctx); err != nil {
 		return GCResult{}, fmt.Errorf("gc: %w", err)
 	}
-	s.gcMu.Lock()
-	defer s.gcMu.Unlock()
+	if err := s.gc.lock(ctx); err != nil {
+		return GCResult{}, fmt.Errorf("gc: wait for adds and transfers to finish: %w", err)
+	}
+	defer s.gc.unlock()
 
 	roots, err := s.pinnedRoots()
 	if err != nil {
