@@ -14,19 +14,23 @@ import (
 
 func newCatCmd(g *globalOpts) *cobra.Command {
 	return &cobra.Command{
-		Use:   "cat CID|CAPABILITY",
+		Use:   "cat CID|CAPABILITY|-|@FILE",
 		Short: "Write a file's bytes to stdout",
 		Long: `Write the bytes of a file to stdout. A CID opens this node's own files
 (or those of the owner whose keys were restored); anyone else's file needs
 its capability (see 'casd share'). Every block is verified before a byte of
-it is written.`,
+it is written.
+
+A capability given as - is read from stdin, and as @FILE from FILE, so that
+it does not show in the process list.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkRef(args[0]); err != nil {
+			ref, err := refArg(args[0], cmd.InOrStdin())
+			if err != nil {
 				return err
 			}
 			return withBackend(cmd.Context(), g, func(b backend) error {
-				return runCat(cmd.Context(), b, args[0], cmd.OutOrStdout())
+				return runCat(cmd.Context(), b, ref, cmd.OutOrStdout())
 			})
 		},
 	}

@@ -25,7 +25,7 @@ type getOpts struct {
 func newGetCmd(g *globalOpts) *cobra.Command {
 	var o getOpts
 	c := &cobra.Command{
-		Use:   "get CID|CAPABILITY",
+		Use:   "get CID|CAPABILITY|-|@FILE",
 		Short: "Save a file under its original name",
 		Long: `Save a file in the current directory under its original name, or at
 -o PATH (inside PATH if it is a directory), with its original permission
@@ -33,15 +33,19 @@ bits less the umask (never setuid, setgid or sticky). A name that starts
 with a dot (a hidden or configuration file such as .bashrc) is saved only
 under a name given with -o PATH. The file is written to a temporary file
 and renamed into place when complete, so a failed get leaves nothing
-behind. An existing file is not overwritten without --force.`,
+behind. An existing file is not overwritten without --force.
+
+A capability given as - is read from stdin, and as @FILE from FILE, so that
+it does not show in the process list.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkRef(args[0]); err != nil {
+			ref, err := refArg(args[0], cmd.InOrStdin())
+			if err != nil {
 				return err
 			}
 			o.umask = processUmask()
 			return withBackend(cmd.Context(), g, func(b backend) error {
-				return runGet(cmd.Context(), b, o, args[0], cmd.OutOrStdout())
+				return runGet(cmd.Context(), b, o, ref, cmd.OutOrStdout())
 			})
 		},
 	}

@@ -14,16 +14,17 @@ import (
 
 func newRefsCmd(g *globalOpts) *cobra.Command {
 	return &cobra.Command{
-		Use:   "refs CID|CAPABILITY",
+		Use:   "refs CID|CAPABILITY|-|@FILE",
 		Short: "List the CIDs of all blocks of a file",
 		Long:  `Print the CIDs of every block of a file, root first, one per line.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkRef(args[0]); err != nil {
+			ref, err := refArg(args[0], cmd.InOrStdin())
+			if err != nil {
 				return err
 			}
 			return withBackend(cmd.Context(), g, func(b backend) error {
-				return runRefs(cmd.Context(), b, args[0], cmd.OutOrStdout())
+				return runRefs(cmd.Context(), b, ref, cmd.OutOrStdout())
 			})
 		},
 	}
