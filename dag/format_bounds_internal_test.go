@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -48,5 +49,20 @@ func TestManifestHeadBounds(t *testing.T) {
 	}
 	if _, err := parseManifestBlock(head(1, nil)); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("no sealed body: %v, want ErrMalformed", err)
+	}
+}
+
+// TestSumEntriesBound: sizes may add up to exactly the largest file size
+// (2^63-1); one byte more is malformed.
+func TestSumEntriesBound(t *testing.T) {
+	sum, err := sumEntries([]entry{{size: math.MaxInt64 - 1}, {size: 1}})
+	if err != nil || sum != math.MaxInt64 {
+		t.Fatalf("sumEntries to 2^63-1 = %d, %v", sum, err)
+	}
+	if _, err := sumEntries([]entry{{size: math.MaxInt64}, {size: 1}}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("sumEntries past 2^63-1: %v, want ErrMalformed", err)
+	}
+	if _, err := sumEntries([]entry{{size: math.MaxUint64}, {size: 2}}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("sumEntries wrapping around: %v, want ErrMalformed", err)
 	}
 }
