@@ -76,6 +76,7 @@ type runOpts struct {
 	dir     string            // working directory; node.work when empty
 	env     map[string]string // extra environment (overrides the defaults)
 	timeout time.Duration     // cmdTimeout when zero
+	umask   string            // run under this umask (through sh) when set
 }
 
 // newNode creates a fresh repo with `casd init --profile=local`.
@@ -175,6 +176,9 @@ func (n *node) environ(extra map[string]string) []string {
 // command prepares a casd command; the caller starts and waits for it.
 func (n *node) command(ctx context.Context, o runOpts, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, casdBin, args...)
+	if o.umask != "" {
+		cmd = exec.CommandContext(ctx, "sh", append([]string{"-c", `umask ` + o.umask + ` && exec "$0" "$@"`, casdBin}, args...)...)
+	}
 	cmd.Env = n.environ(o.env)
 	cmd.Dir = o.dir
 	if cmd.Dir == "" {

@@ -1,11 +1,7 @@
 package integration
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -73,23 +69,5 @@ func TestGetHostileManifest(t *testing.T) {
 // runUmask runs casd in dir under the given umask, through sh.
 func (n *node) runUmask(t testing.TB, dir, umask string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), cmdTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", append([]string{"-c", `umask ` + umask + ` && exec "$0" "$@"`, casdBin}, args...)...)
-	cmd.Env = n.environ(nil)
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := result{args: args, stdout: stdout.Bytes(), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr) && exitErr.Exited():
-		res.code = exitErr.ExitCode()
-	default:
-		t.Fatalf("casd %s under umask %s: %v\nstderr: %s", quoteArgs(args), umask, err, res.stderr)
-	}
-	n.log(res)
-	return res
+	return n.exec(t, runOpts{dir: dir, umask: umask}, args...)
 }
