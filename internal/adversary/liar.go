@@ -90,6 +90,9 @@ func (p *Peer) Lie(lie Lie) *Liar {
 	return l
 }
 
+// Peer returns the peer that tells the lie.
+func (l *Liar) Peer() *Peer { return l.peer }
+
 // Counts returns what the liar did so far.
 func (l *Liar) Counts() LiarCounts {
 	return LiarCounts{Claims: l.claims.Load(), Lies: l.lies.Load(), Stores: l.stores.Load()}
