@@ -52,8 +52,8 @@ func (l Lie) String() string {
 	return fmt.Sprintf("Lie(%d)", int(l))
 }
 
-// liarIdle bounds how long a liar's stream may stay silent; it is the
-// victims' idle timeout, so a victim never waits on a liar for less.
+// liarIdle is how long a liar waits on a silent stream before giving up on
+// it: the victims' own idle timeout.
 const liarIdle = protocol.DefaultIdleTimeout
 
 // wrongBlockSize is the size of the data a WrongBytes liar sends.
