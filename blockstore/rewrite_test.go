@@ -96,3 +96,34 @@ func flip(t *testing.T, p string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRewriteCountsSizeChange: a block file cut short while the store was
+// closed is counted at its damaged size by Open, and at its true size
+// once Rewrite has replaced it.
+func TestRewriteCountsSizeChange(t *testing.T) {
+	r := newRepo(t)
+	s, err := blockstore.Open(r.blocks, r.meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	b := blockstoretest.RandomBlock(blockstoretest.NewRand(54), 6000)
+	blockstoretest.MustPut(t, s, b)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(r.path(b.Cid), 1000); err != nil {
+		t.Fatal(err)
+	}
+	s = r.open(t)
+	if err := s.Rewrite(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stat(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (blockstore.Stat{Blocks: 1, Bytes: int64(len(b.Data))}); st != want {
+		t.Fatalf("Stat after rewriting a truncated block = %+v; want %+v", st, want)
+	}
+}

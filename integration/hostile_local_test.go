@@ -24,6 +24,7 @@ func TestLocalCorruptionRepaired(t *testing.T) {
 	refs := n.refs(t, root)
 	check(t, len(refs) >= 6, "a 6 MiB file in 1 MiB chunks has at least 6 blocks, refs lists %d", len(refs))
 
+	before := n.repoStat(t)
 	chunk, path := pickChunk(t, n.repo, refs)
 	flipByte(t, path)
 	res := n.run(t, "repo", "verify")
@@ -35,6 +36,8 @@ func TestLocalCorruptionRepaired(t *testing.T) {
 	t.Logf("cat with one damaged local chunk (%s): %v", chunk, time.Since(start).Round(time.Millisecond))
 	res = n.run(t, "repo", "verify")
 	check(t, res.code == exitOK, "repo verify after the read must be clean (the chunk rewritten): %s", res)
+	after := n.repoStat(t)
+	check(t, after == before, "repo stat after the repair %+v, want %+v as before the damage", after, before)
 
 	c.daemons[owner].Stop(t)
 	other, path := pickChunk(t, n.repo, refs[len(refs)/2:])
