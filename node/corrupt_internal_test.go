@@ -102,3 +102,22 @@ func flipBlockByte(t *testing.T, repo *config.Repo, c cid.Cid) {
 	b[len(b)/2] ^= 0x08
 	require.NoError(t, os.WriteFile(p, b, 0o600))
 }
+
+// TestOnlineReadWithoutPeersNamesCorruptBlock: online but with no peer
+// holding the file, a damaged local chunk fails the read as corrupt,
+// naming the block, rather than as a block no peer provides.
+func TestOnlineReadWithoutPeersNamesCorruptBlock(t *testing.T) {
+	n := startTestNode(t, 0)
+	res, err := n.Add(t.Context(), bytes.NewReader(bytes.Repeat([]byte("lonely "), 300_000)), core.AddOptions{Name: "x"})
+	require.NoError(t, err)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	chunk := someChunk(t, n, root)
+	flipBlockByte(t, n.repo, chunk)
+
+	_, _, err = catInternal(t, n, res.Cid)
+	require.Error(t, err)
+	require.Equal(t, core.KindIntegrity, core.KindOf(err), "want an integrity error, got %v", err)
+	require.Contains(t, err.Error(), chunk.String())
+	require.Contains(t, err.Error(), "casd repo verify")
+}
