@@ -18,11 +18,9 @@ func SealManifest(kind byte, height int, links []cid.Cid) []byte {
 	for i := range b.entries {
 		b.entries[i].size = 1
 	}
-	var wrap func(*crypt.Key) []byte
 	if kind == KindRoot {
 		b.meta = &Meta{Name: "forged", Size: int64(len(links)), ChunkSize: MinChunkSize}
-		wrap = func(k *crypt.Key) []byte { return crypt.WrapKey(&conv, k, rootKeyAD) }
 	}
-	data, _ := sealManifest(&conv, kind, height, links, wrap, b)
+	data, _ := sealManifest(&conv, kind, height, links, &conv, b)
 	return data
 }
