@@ -1,9 +1,12 @@
 package dag
 
 import (
+	"testing"
+
 	"github.com/ipfs/go-cid"
 
 	"github.com/casd/casd/crypt"
+	"github.com/casd/casd/dag/dagtest"
 )
 
 // SealManifest returns a manifest block of kind and height that links to
@@ -23,4 +26,17 @@ func SealManifest(kind byte, height int, links []cid.Cid) []byte {
 	}
 	data, _ := sealManifest(&conv, kind, height, links, &conv, b)
 	return data
+}
+
+// Golden is a stored golden vector loaded into a store.
+type Golden struct {
+	Store   *dagtest.MemStore
+	Secrets *crypt.Secrets
+	Cap     Capability
+}
+
+// LoadGolden loads the stored vector of the given name and format version.
+func LoadGolden(t testing.TB, name string, version int) Golden {
+	g := loadGolden(t, name, version)
+	return Golden{Store: g.st, Secrets: &g.secrets, Cap: g.cap}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -26,7 +27,7 @@ var updateGolden = flag.Bool("update", false, "rewrite testdata/golden.json")
 // writer must produce for them (docs/format.md, "Test vectors").
 type golden struct {
 	Name        string            `json:"name"`
-	Version     int               `json:"version"` // the format version of its blocks
+	Version     int               `json:"version"`     // the format version of its blocks
 	Master      string            `json:"master"`      // hex
 	Convergence string            `json:"convergence"` // hex
 	ChunkSize   int               `json:"chunkSize"`
@@ -159,7 +160,8 @@ func TestGoldenVectorsDocumented(t *testing.T) {
 	roots := map[string]bool{}
 	for _, g := range vs {
 		roots[g.Root] = true
-		require.Contains(t, string(doc), "| "+g.Name+" | "+itoa(g.Version)+" | `"+g.Root+"` |", "docs/format.md, Test vectors")
+		row := "| " + g.Name + " | " + itoa(g.Version) + " | `" + g.Root + "` |"
+		require.True(t, strings.Contains(string(doc), row), "docs/format.md, Test vectors, lacks the row %s", row)
 	}
 	for _, m := range regexp.MustCompile("\\| `(bafk[a-z2-7]+)` \\|").FindAllStringSubmatch(string(doc), -1) {
 		require.True(t, roots[m[1]], "docs/format.md names %s, which is not a stored vector", m[1])
