@@ -25,6 +25,7 @@ func FuzzParseManifestBlock(f *testing.F) {
 		}
 		data, _ := sealManifest(&conv, kind, 0, []cid.Cid{c}, &conv, b)
 		f.Add(data)
+		f.Add(append([]byte{1}, data[1:]...)) // the same clear part in format 1
 	}
 	f.Add([]byte{1, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -89,6 +89,7 @@ func mountForgedRoot(t *testing.T, owner *node, d *daemon, token string, words [
 
 	msg := requireFail(t, owner.run(t, "cat", forged.String()), exitIntegrity)
 	check(t, strings.Contains(msg, "capability is needed"), "cat of the forged CID: %q does not say a capability is needed", msg)
+	t.Logf("cat of the forged root: %s", msg)
 	msg = requireFail(t, owner.run(t, "share", forged.String()), exitIntegrity)
 	check(t, strings.Contains(msg, "not one of this node's files"), "share of the forged CID: %q", msg)
 
