@@ -42,3 +42,37 @@ func TestOpenOwnedRefusesForgedRoot(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenOwnedForgedLinks: dagtest.ForgeLinks keeps the owner's root body
+// and wrapped key and links a chunk of the forger's. Format 2 refuses it at
+// OpenOwned; format 1 (whose file key covers only the body) opens it, then
+// refuses it at its first forged block, before writing a byte of it, and
+// in VerifyOwned, which share runs.
+func TestOpenOwnedForgedLinks(t *testing.T) {
+	evil := []byte("not what you wrote\n") // as long as the vector's one chunk
+	for _, version := range []int{1, 2} {
+		t.Run("v"+itoa(version), func(t *testing.T) {
+			g := dag.LoadGolden(t, "hello", version)
+			blocks, err := dagtest.ForgeLinks(t.Context(), g.Store, g.Cap.Root, g.Cap.Key, evil)
+			require.NoError(t, err)
+			require.NoError(t, g.Store.PutMany(t.Context(), blocks))
+			forged := blocks[len(blocks)-1].Cid
+			byCap, err := dag.OpenFile(t.Context(), g.Store, forged, g.Cap.Key)
+			require.NoError(t, err)
+			got, err := readAll(t, g.Store, byCap)
+			require.NoError(t, err)
+			require.True(t, bytes.Equal(evil, got), "the forgery must be well-formed for this test to mean anything")
+
+			f, err := dag.OpenOwned(t.Context(), g.Store, forged, g.Secrets)
+			if version == 2 {
+				require.ErrorIs(t, err, dag.ErrNeedCapability)
+				return
+			}
+			require.NoError(t, err)
+			got, err = readAll(t, g.Store, f)
+			require.ErrorIs(t, err, dag.ErrNeedCapability)
+			require.Empty(t, got)
+			require.ErrorIs(t, f.VerifyOwned(t.Context(), g.Store), dag.ErrNeedCapability)
+		})
+	}
+}

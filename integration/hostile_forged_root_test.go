@@ -40,7 +40,8 @@ ID9XXe+Jgtnya6NCl7YtdL9engc4iQ==
 // node), but from its bare CID `casd cat` fails with one line saying a
 // capability is needed, and `casd share` refuses it; the genuine file still
 // reads. In format 2 (what casd writes) and in format 1 (what existing
-// repos hold: the golden vector, on a node restored from its key file).
+// repos hold: the golden vector, on a node restored from its key file),
+// where a forgery that keeps the owner's root body is refused too.
 func TestHostileForgedRoot(t *testing.T) {
 	t.Parallel()
 	t.Run("v2", func(t *testing.T) {
@@ -64,6 +65,20 @@ func TestHostileForgedRoot(t *testing.T) {
 		noErr(t, adv.store(t, c.Root, blocks), "store the genuine version-1 file on its owner")
 		check(t, owner.share(t, c.Root.String()) == token, "the genuine version-1 file does not share as its capability")
 		mountForgedRoot(t, owner, d, token, words)
+
+		// The subtler forgery: the owner's root body (the plaintext that a
+		// version-1 file key covers) and wrapped key, linking a chunk of the
+		// stranger's. The owner's node writes none of it and will not share it.
+		evil := []byte("casd forged vector\n") // as long as the genuine chunk
+		forged, err := dagtest.ForgeLinks(t.Context(), adv.getter(), c.Root, c.Key, evil)
+		noErr(t, err, "forge")
+		root := forged[len(forged)-1].Cid
+		noErr(t, adv.store(t, root, forged), "store the forged root on the owner")
+		requireSameBytes(t, evil, owner.cat(t, dag.Capability{Root: root, Key: c.Key}.String()), "the forged file by capability")
+		msg := requireFail(t, owner.run(t, "cat", root.String()), exitIntegrity)
+		check(t, strings.Contains(msg, "capability is needed"), "cat of the forged CID: %q does not say a capability is needed", msg)
+		msg = requireFail(t, owner.run(t, "share", root.String()), exitIntegrity)
+		check(t, strings.Contains(msg, "not one of this node's files"), "share of the forged CID: %q", msg)
 	})
 }
 
