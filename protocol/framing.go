@@ -109,24 +109,26 @@ func (c *conn) sendBlock(b *pb.Block) error {
 // the message owns its memory, but recv releases the reservation before it
 // returns, so use it for small frames and [conn.recvHeld] for blocks.
 func (c *conn) recv(max int) (pb.Message, error) {
-	m, n, err := c.recvHeld(max)
+	m, n, err := c.recvHeld(max, nil)
 	c.free(n)
 	return m, err
 }
 
 // recvHeld is recv for a frame whose memory the caller keeps: the n bytes
 // of its buffer stay reserved in the stream's scope until the caller
-// passes n to [conn.free] (n is 0 on error; nothing is held then). A
-// refused reservation is an error wrapping
-// [network.ErrResourceLimitExceeded]: the peer is not at fault.
-func (c *conn) recvHeld(max int) (m pb.Message, n int, err error) {
+// passes n to [conn.free] (n is 0 on error; nothing is held then). The
+// buffer is reserved before it is allocated; if the scope refuses,
+// relieve, unless nil, is called to release what the caller holds, and
+// the reservation is tried once more. A refused reservation is an error
+// wrapping [network.ErrResourceLimitExceeded]: the peer is not at fault.
+func (c *conn) recvHeld(max int, relieve func() error) (m pb.Message, n int, err error) {
 	c.refresh()
 	n, err = c.nextLen(max)
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := c.s.Scope().ReserveMemory(n, framePriority); err != nil {
-		return nil, 0, fmt.Errorf("reserve %d bytes for a frame: %w", n, err)
+	if err := c.reserve(n, relieve); err != nil {
+		return nil, 0, err
 	}
 	buf := make([]byte, n)
 	if _, err := c.r.Read(buf); err != nil {
@@ -139,6 +141,23 @@ func (c *conn) recvHeld(max int) (m pb.Message, n int, err error) {
 		return nil, 0, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
 	return m, n, nil
+}
+
+// reserve reserves n bytes in the stream's scope, calling relieve and
+// trying again once if refused (see recvHeld).
+func (c *conn) reserve(n int, relieve func() error) error {
+	err := c.s.Scope().ReserveMemory(n, framePriority)
+	if err != nil && relieve != nil {
+		if rerr := relieve(); rerr != nil {
+			return rerr
+		}
+		c.refresh() // relieve may have taken a while
+		err = c.s.Scope().ReserveMemory(n, framePriority)
+	}
+	if err != nil {
+		return fmt.Errorf("reserve %d bytes for a frame: %w", n, err)
+	}
+	return nil
 }
 
 // nextLen reads a frame's length prefix and checks it against max. The

@@ -197,7 +197,7 @@ func (s *GetSession) Fetch(ctx context.Context, root cid.Cid, want []cid.Cid,
 // onBlock, or a Missing (lacks true). The frame's memory stays reserved in
 // the stream's scope until onBlock returns.
 func readAnswer(c *conn, w cid.Cid, onBlock func(blockstore.Block) error) (lacks bool, err error) {
-	m, n, err := c.recvHeld(MaxMessageSize)
+	m, n, err := c.recvHeld(MaxMessageSize, nil)
 	if err != nil {
 		return false, fmt.Errorf("read answer for %s: %w", w, eofUnexpected(err))
 	}

@@ -245,15 +245,18 @@ func (r *storeRecv) drop() {
 }
 
 // run reads blocks until StoreEnd, then acknowledges. The rate floor
-// watches the stream meanwhile.
+// watches the stream meanwhile. When the resource manager refuses memory
+// for the next frame, the batch is written early, which releases its
+// memory, and the reservation tried once more.
 func (r *storeRecv) run(ctx context.Context) error {
 	if err := r.want.expect(r.offer.Root, dag.KindRoot); err != nil {
 		return err
 	}
 	stop := r.floor.watch(ctx, r.c.s)
 	defer stop()
+	relieve := func() error { return r.flush(ctx) }
 	for {
-		m, n, err := r.c.recvHeld(MaxMessageSize)
+		m, n, err := r.c.recvHeld(MaxMessageSize, relieve)
 		if err != nil {
 			return r.readError(err)
 		}
@@ -656,7 +659,7 @@ const (
 	setEntryCost = 80
 	// setGrowth is how many entries an expectSet reserves memory for at a
 	// time.
-	setGrowth = 1024
+	setGrowth = 256
 )
 
 func newExpectSet(max int, scope network.ResourceScope) *expectSet {
