@@ -232,7 +232,7 @@ func newStoreRecv(s *Service, c *conn, offer *pb.StoreOffer, deadline time.Time)
 	return &storeRecv{
 		s: s, c: c, offer: offer, deadline: deadline,
 		want:  newExpectSet(max, c.s.Scope()),
-		floor: newRateFloor(s.cfg.rate.withDefaults(), offer.Bytes, &c.read),
+		floor: newRateFloor(s.cfg.rate.withDefaults(), offer.Bytes, &c.read, time.Now()),
 	}
 }
 
@@ -329,9 +329,9 @@ func (r *storeRecv) flush(ctx context.Context) error {
 	if len(r.batch) == 0 {
 		return nil
 	}
-	r.floor.pause()
+	r.floor.pause(time.Now())
 	err := r.s.cfg.store.PutMany(ctx, r.batch)
-	r.floor.resume()
+	r.floor.resume(time.Now())
 	n := len(r.batch)
 	r.c.free(r.held)
 	r.batch, r.batchBytes, r.held = nil, 0, 0
@@ -554,11 +554,11 @@ type rateFloor struct {
 	need     int64
 }
 
-func newRateFloor(cfg rateConfig, offered uint64, read *atomic.Int64) *rateFloor {
+func newRateFloor(cfg rateConfig, offered uint64, read *atomic.Int64, now time.Time) *rateFloor {
 	n := read.Load()
 	return &rateFloor{
 		cfg: cfg, offered: int64(min(offered, math.MaxInt64)), read: read, first: n,
-		start: time.Now(), base: n,
+		start: now, base: n,
 	}
 }
 
@@ -584,16 +584,16 @@ func (f *rateFloor) check(now time.Time) bool {
 }
 
 // pause stops the clock while the receiver writes; resume restarts it.
-func (f *rateFloor) pause() {
+func (f *rateFloor) pause(now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.pausedAt = time.Now()
+	f.pausedAt = now
 }
 
-func (f *rateFloor) resume() {
+func (f *rateFloor) resume(now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.start = f.start.Add(time.Since(f.pausedAt))
+	f.start = f.start.Add(now.Sub(f.pausedAt))
 	f.pausedAt = time.Time{}
 }
 

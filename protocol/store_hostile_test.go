@@ -12,6 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/crypt"
@@ -299,5 +300,178 @@ func TestFetchNonMinimalPrefix(t *testing.T) {
 		[]cid.Cid{makeBlock(t, []byte("x")).Cid}, func(blockstore.Block) error { return nil })
 	if !errors.Is(err, protocol.ErrProtocol) {
 		t.Fatalf("err = %v, want ErrProtocol", err)
+	}
+}
+
+// TestStoreTrickle mounts issue 7's point 3 with a shrunk window: after a
+// good start, the peer sends one tiny block every two thirds of a window,
+// well within the idle timeout. The receiver resets the stream at the end
+// of the first window that falls below the rate, without a strike, and
+// releases the reservation (the GC guard of casd's backend).
+func TestStoreTrickle(t *testing.T) {
+	const window = 300 * time.Millisecond
+	client, server := hostPair(t)
+	backend := newMemBackend()
+	svc, st := startService(t, server, backend,
+		protocol.WithMinStoreRate(64<<10, window), protocol.WithIdleTimeout(10*time.Second))
+	bs := fileTree(t, 1000, 100, dag.DefaultFanout, "trickle") // a root of 37 KB, then 100-byte chunks
+	r := acceptedStore(t, client, server, offerFor(t, server, bs))
+	accepted := time.Now()
+	err := sendBlocks(r, bs[0])
+	tick := time.NewTicker(window * 2 / 3)
+	defer tick.Stop()
+	for next := 1; err == nil; next++ {
+		if time.Since(accepted) > 5*time.Second {
+			t.Fatal("trickling stream still open after 5 s")
+		}
+		<-tick.C // pace the trickle
+		err = sendBlocks(r, bs[next])
+	}
+	cut := time.Since(accepted)
+	t.Logf("trickling stream reset %s after acceptance (window %s): %v", cut, window, err)
+	if cut > 2*time.Second {
+		t.Fatalf("reset after %s, want within a few windows", cut)
+	}
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := backend.outstanding(); n != 0 {
+		t.Fatalf("%d reservations not released", n)
+	}
+	if got := st.of(client.ID()); len(got) != 0 {
+		t.Fatalf("slow peer struck: %q", got)
+	}
+	if _, pinned := backend.pin(bs[0].Cid); pinned {
+		t.Fatal("trickled root pinned")
+	}
+}
+
+// frames returns the frames of ms, as a sender writes them.
+func frames(ms ...pb.Message) []byte {
+	var out []byte
+	for _, m := range ms {
+		env := pb.Marshal(m)
+		out = append(binary.AppendUvarint(out, uint64(len(env))), env...)
+	}
+	return out
+}
+
+// TestStoreSlowHonestLink plays a sender on a link four times the minimum
+// rate, writing its frames in 8 KiB pieces: a 256 KiB block spans several
+// windows, and counts in each as its bytes arrive. The store completes.
+func TestStoreSlowHonestLink(t *testing.T) {
+	const window = 200 * time.Millisecond
+	client, server := hostPair(t)
+	backend := newMemBackend()
+	_, st := startService(t, server, backend, protocol.WithMinStoreRate(64<<10, window))
+	bs := fileTree(t, 2, 256<<10, dag.DefaultFanout, "slow")
+	completeOn(backend, bs)
+	r := acceptedStore(t, client, server, offerFor(t, server, bs))
+	msgs := []pb.Message{}
+	for _, b := range bs {
+		msgs = append(msgs, &pb.Block{Cid: b.Cid, Data: b.Data})
+	}
+	data := append(frames(msgs...), frames(&pb.StoreEnd{})...)
+	tick := time.NewTicker(30 * time.Millisecond) // 8 KiB / 30 ms: 267 KiB/s
+	defer tick.Stop()
+	start := time.Now()
+	for len(data) > 0 {
+		n := min(len(data), 8<<10)
+		if _, err := r.s.Write(data[:n]); err != nil {
+			t.Fatalf("after %s: %v", time.Since(start), err)
+		}
+		data = data[n:]
+		<-tick.C
+	}
+	_ = r.s.CloseWrite()
+	m, err := r.recv()
+	if err != nil {
+		t.Fatalf("after %s: %v", time.Since(start), err)
+	}
+	if ack, ok := m.(*pb.StoreAck); !ok || !ack.Complete || ack.Stored != uint64(len(bs)) {
+		t.Fatalf("ack %+v", m)
+	}
+	t.Logf("%d bytes in %s", totalBytes(bs), time.Since(start))
+	if got := st.of(client.ID()); len(got) != 0 {
+		t.Fatalf("honest peer struck: %q", got)
+	}
+}
+
+// TestStoreLifetimeEnds mounts the other half of point 3: a stream that
+// keeps the rate cannot outlive its offer's expiry, and one that has sent
+// its bytes and then sits idle cannot outlive the offered bytes at the
+// minimum rate plus three windows, though each is well within the idle
+// timeout. Neither is a strike.
+func TestStoreLifetimeEnds(t *testing.T) {
+	const window = 100 * time.Millisecond
+	t.Run("offer expiry", func(t *testing.T) {
+		client, server := hostPair(t)
+		backend := newMemBackend()
+		svc, st := startService(t, server, backend,
+			protocol.WithMinStoreRate(1<<10, window), protocol.WithIdleTimeout(10*time.Second))
+		bs := fileTree(t, 400, 150, dag.DefaultFanout, "expiry")
+		o := offerFor(t, server, bs)
+		o.Bytes, o.Expiry = 1<<30, time.Now().Add(2*time.Second).Unix()
+		protocol.SignOffer(newKey(t), server.ID(), o)
+		r := acceptedStore(t, client, server, o)
+		err := sendBlocks(r, bs[0])
+		tick := time.NewTicker(50 * time.Millisecond) // 150 B / 50 ms: 3 KB/s
+		defer tick.Stop()
+		for next := 1; err == nil; next++ {
+			if time.Now().After(time.Unix(o.Expiry, 0).Add(4 * time.Second)) {
+				t.Fatal("stream open 4 s past its offer's expiry")
+			}
+			<-tick.C
+			err = sendBlocks(r, bs[next])
+		}
+		late := time.Since(time.Unix(o.Expiry, 0))
+		t.Logf("reset %s after the offer's expiry", late)
+		if late > time.Second {
+			t.Fatalf("reset %s after the offer's expiry", late)
+		}
+		checkNoTrace(t, svc, backend, st, client.ID())
+	})
+	t.Run("offered bytes at the minimum rate", func(t *testing.T) {
+		client, server := hostPair(t)
+		backend := newMemBackend()
+		svc, st := startService(t, server, backend,
+			protocol.WithMinStoreRate(1<<10, window), protocol.WithIdleTimeout(10*time.Second))
+		bs := fileTree(t, 10, 150, dag.DefaultFanout, "sits")
+		r := acceptedStore(t, client, server, offerFor(t, server, bs))
+		start := time.Now()
+		if err := sendBlocks(r, bs...); err != nil { // all of it, but no StoreEnd
+			t.Fatal(err)
+		}
+		if m, err := r.recv(); err == nil {
+			t.Fatalf("server answered %+v", m)
+		}
+		life := time.Duration(float64(totalBytes(bs))/(1<<10)*float64(time.Second)) + 3*window
+		took := time.Since(start)
+		t.Logf("reset after %s; lifetime %s, idle timeout 10 s", took, life)
+		if took > life+time.Second {
+			t.Fatalf("reset after %s, lifetime %s", took, life)
+		}
+		checkNoTrace(t, svc, backend, st, client.ID())
+	})
+}
+
+// checkNoTrace closes svc and checks that a cut store left nothing behind:
+// no reservation, no pin, no strike.
+func checkNoTrace(t *testing.T, svc *protocol.Service, backend *memBackend, st *strikes, p peer.ID) {
+	t.Helper()
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := backend.outstanding(); n != 0 {
+		t.Fatalf("%d reservations not released", n)
+	}
+	backend.mu.Lock()
+	pins := len(backend.pins)
+	backend.mu.Unlock()
+	if pins != 0 {
+		t.Fatalf("%d roots pinned", pins)
+	}
+	if got := st.of(p); len(got) != 0 {
+		t.Fatalf("peer struck: %q", got)
 	}
 }
