@@ -23,8 +23,9 @@ import (
 )
 
 // casdWindow is what node/internal/p2p's resource manager makes room for
-// per stream and per peer on each of our protocols: 32 maximal messages.
-const casdWindow = 32 * protocol.MaxMessageSize
+// per stream and per peer on each of our protocols (its windowMemory: 32
+// messages of 4 MiB + 64 KiB).
+const casdWindow = 32 * (4<<20 + 64<<10)
 
 // casdLimits are the limits node/internal/p2p.newResourceManager sets
 // (copied: that package is internal to node).
