@@ -31,8 +31,9 @@ type StoreBackend interface {
 	// Reserve checks that bytes more bytes of root, offered by owner,
 	// fit the quota, and sets them aside until release is called, which
 	// the service does once, when the stream ends (the root is pinned by
-	// then, or the transfer failed). Its error message is sent to the peer
-	// as the rejection reason.
+	// then, or the transfer failed). bytes is the offer's charge: its data
+	// bytes plus [BlockCharge] per block. Its error message is sent to the
+	// peer as the rejection reason.
 	Reserve(ctx context.Context, owner ed25519.PublicKey, root cid.Cid, bytes int64) (release func(), err error)
 	// PutMany durably stores blocks, each already verified against its
 	// CID: when it returns nil the blocks survive a crash. It may retain
@@ -382,11 +383,15 @@ type StoreResult struct {
 
 // Store pushes blocks of root to p on behalf of owner, whose key signs the
 // offer. totalBlocks and totalBytes announce what blocks yields; the
-// receiver reserves quota for totalBytes and refuses anything beyond. A
-// refusal is a [*RemoteError] wrapping [ErrRejected]. An error from blocks
-// aborts the store and is returned wrapped. Cancelling ctx resets the
-// stream; every message must also make progress within
-// [DefaultIdleTimeout].
+// receiver reserves quota for totalBytes plus [BlockCharge] per block and
+// refuses anything beyond. blocks must yield the root first and every
+// other block after the manifest block that links it, each once (the
+// order of dag.Walk): the receiver takes no other block. A refusal is a
+// [*RemoteError] wrapping [ErrRejected]. An error from blocks aborts the
+// store and is returned wrapped. Cancelling ctx resets the stream; every
+// message must also make progress within [DefaultIdleTimeout], and the
+// receiver resets a stream that outlives the offer's expiry (50 minutes
+// ahead) or falls below its minimum rate ([WithMinStoreRate]).
 func Store(ctx context.Context, h host.Host, p peer.ID, owner ed25519.PrivateKey, root cid.Cid,
 	blocks iter.Seq2[blockstore.Block, error], totalBlocks, totalBytes uint64) (res StoreResult, err error) {
 	if len(owner) != ed25519.PrivateKeySize {
