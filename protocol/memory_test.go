@@ -139,7 +139,9 @@ func TestStoreStalledFrames(t *testing.T) {
 	const streams = 64
 	client, server := casdHostPair(t)
 	backend := newMemBackend()
-	svc, st := startService(t, server, backend)
+	// A window of an hour: the rate floor must not reset the stalled
+	// streams while the test counts them.
+	svc, st := startService(t, server, backend, protocol.WithMinStoreRate(protocol.DefaultMinStoreRate, time.Hour))
 	before := heapInuse()
 
 	refused := 0

@@ -360,7 +360,7 @@ func frames(ms ...pb.Message) []byte {
 // rate, writing its frames in 8 KiB pieces: a 256 KiB block spans several
 // windows, and counts in each as its bytes arrive. The store completes.
 func TestStoreSlowHonestLink(t *testing.T) {
-	const window = 200 * time.Millisecond
+	const window = 500 * time.Millisecond
 	client, server := hostPair(t)
 	backend := newMemBackend()
 	_, st := startService(t, server, backend, protocol.WithMinStoreRate(64<<10, window))
