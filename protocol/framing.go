@@ -29,10 +29,13 @@ type conn struct {
 	// read counts the bytes read from s, frames and prefixes included;
 	// another goroutine may load it (the store's rate floor).
 	read atomic.Int64
+	// prio is the priority at which frame buffers are reserved:
+	// framePriority unless the protocol lowers it.
+	prio uint8
 }
 
 func newConn(s network.Stream, idle time.Duration) *conn {
-	c := &conn{s: s, w: msgio.NewVarintWriter(s), idle: idle}
+	c := &conn{s: s, w: msgio.NewVarintWriter(s), idle: idle, prio: framePriority}
 	c.r = msgio.NewVarintReaderSize(countingReader{s, &c.read}, MaxMessageSize)
 	return c
 }
@@ -50,10 +53,10 @@ func (r countingReader) Read(p []byte) (int, error) {
 }
 
 // framePriority is the priority at which a receiver reserves the buffer of
-// every frame it reads in its stream's resource scope: the reservation
-// fails once the scope (stream, peer, protocol, the peer on the protocol,
-// or the whole system) would be over 80% of its memory limit, which
-// leaves the rest to the muxer and to other protocols.
+// a frame it reads in its stream's resource scope, unless the protocol
+// lowers it: the reservation fails once a scope (stream, peer, protocol,
+// the peer on the protocol, or the whole system) would be over 80% of its
+// memory limit, which leaves the rest to the muxer and to other protocols.
 const framePriority = network.ReservationPriorityHigh
 
 // refresh sets the stream deadline for the next message: the idle timeout,
@@ -146,13 +149,13 @@ func (c *conn) recvHeld(max int, relieve func() error) (m pb.Message, n int, err
 // reserve reserves n bytes in the stream's scope, calling relieve and
 // trying again once if refused (see recvHeld).
 func (c *conn) reserve(n int, relieve func() error) error {
-	err := c.s.Scope().ReserveMemory(n, framePriority)
+	err := c.s.Scope().ReserveMemory(n, c.prio)
 	if err != nil && relieve != nil {
 		if rerr := relieve(); rerr != nil {
 			return rerr
 		}
 		c.refresh() // relieve may have taken a while
-		err = c.s.Scope().ReserveMemory(n, framePriority)
+		err = c.s.Scope().ReserveMemory(n, c.prio)
 	}
 	if err != nil {
 		return fmt.Errorf("reserve %d bytes for a frame: %w", n, err)

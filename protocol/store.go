@@ -80,6 +80,15 @@ const (
 	storeBatchBytes  = 16 << 20
 )
 
+// storePriority is the priority of what an accepted store stream reserves
+// in its resource scope (its block frames, its expected set): low, so a
+// reservation fails once a scope would be over 40% of its memory limit. A
+// store yields memory to reads and to other protocols, and when short of
+// it the receiver writes smaller batches ([storeRecv.run]); a peer that
+// announces frames and stalls holds at most 40% of what the limits give
+// it on the protocol.
+const storePriority = network.ReservationPriorityLow
+
 // ReplicaPinPrefix prefixes the pin reason of a stored root; the owner's
 // public key follows in lower-case hex.
 const ReplicaPinPrefix = "replica:"
@@ -182,7 +191,7 @@ func (s *Service) serveStore(ctx context.Context, str network.Stream, c *conn) e
 	deadline := s.cfg.rate.withDefaults().lifetime(offer, time.Now())
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	c.limit = deadline
+	c.limit, c.prio = deadline, storePriority
 	if err := c.send(&pb.StoreReply{Accept: true}); err != nil {
 		return err
 	}
@@ -696,7 +705,7 @@ func (e *expectSet) expect(c cid.Cid, kind byte) error {
 		return fmt.Errorf("%w: the blocks delivered link more than %d blocks", ErrBadBlock, e.max)
 	}
 	if (len(e.kinds)+1)*setEntryCost > e.held {
-		if err := e.scope.ReserveMemory(setGrowth*setEntryCost, framePriority); err != nil {
+		if err := e.scope.ReserveMemory(setGrowth*setEntryCost, storePriority); err != nil {
 			return fmt.Errorf("reserve memory for the expected blocks: %w", err)
 		}
 		e.held += setGrowth * setEntryCost
