@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/dag"
 	"github.com/casd/casd/protocol"
 )
 
@@ -102,7 +103,8 @@ func BenchmarkStore(b *testing.B) {
 	client, server := hostPair(b)
 	backend := newMemBackend()
 	startService(b, server, backend)
-	bs := makeBlocks(b, benchBatch, benchBlockSize, "bench")
+	// A receiver takes only blocks its root reaches: a root, then chunks.
+	bs := fileTree(b, benchBatch-1, benchBlockSize, dag.DefaultFanout, "bench")
 	owner := newKey(b)
 	ctx := context.Background()
 	b.SetBytes(benchBatch * benchBlockSize)

@@ -173,29 +173,12 @@ func (s *GetSession) Fetch(ctx context.Context, root cid.Cid, want []cid.Cid,
 				return err
 			}
 			for _, w := range batch {
-				m, err := c.recv(MaxMessageSize)
+				lacks, err := readAnswer(c, w, onBlock)
 				if err != nil {
-					return fmt.Errorf("read answer for %s: %w", w, eofUnexpected(err))
+					return err
 				}
-				switch m := m.(type) {
-				case *pb.Block:
-					if !m.Cid.Equals(w) {
-						return fmt.Errorf("%w: got %s, asked for %s", ErrBadBlock, m.Cid, w)
-					}
-					b := blockstore.Block{Cid: w, Data: m.Data}
-					if err := blockstore.VerifyBlock(b.Cid, b.Data); err != nil {
-						return fmt.Errorf("%w: %w", ErrBadBlock, err)
-					}
-					if err := onBlock(b); err != nil {
-						return fmt.Errorf("handle block %s: %w", w, err)
-					}
-				case *pb.Missing:
-					if !m.Cid.Equals(w) {
-						return fmt.Errorf("%w: missing %s, asked for %s", ErrProtocol, m.Cid, w)
-					}
+				if lacks {
 					missing = append(missing, w)
-				default:
-					return unexpected(m, "Block or Missing")
 				}
 			}
 			if _, err := recvDone(c); err != nil {
@@ -208,6 +191,38 @@ func (s *GetSession) Fetch(ctx context.Context, root cid.Cid, want []cid.Cid,
 		return nil, err
 	}
 	return missing, nil
+}
+
+// readAnswer reads the answer for w: a block, checked and passed to
+// onBlock, or a Missing (lacks true). The frame's memory stays reserved in
+// the stream's scope until onBlock returns.
+func readAnswer(c *conn, w cid.Cid, onBlock func(blockstore.Block) error) (lacks bool, err error) {
+	m, n, err := c.recvHeld(MaxMessageSize, nil)
+	if err != nil {
+		return false, fmt.Errorf("read answer for %s: %w", w, eofUnexpected(err))
+	}
+	defer c.free(n)
+	switch m := m.(type) {
+	case *pb.Block:
+		if !m.Cid.Equals(w) {
+			return false, fmt.Errorf("%w: got %s, asked for %s", ErrBadBlock, m.Cid, w)
+		}
+		b := blockstore.Block{Cid: w, Data: m.Data}
+		if err := blockstore.VerifyBlock(b.Cid, b.Data); err != nil {
+			return false, fmt.Errorf("%w: %w", ErrBadBlock, err)
+		}
+		if err := onBlock(b); err != nil {
+			return false, fmt.Errorf("handle block %s: %w", w, err)
+		}
+		return false, nil
+	case *pb.Missing:
+		if !m.Cid.Equals(w) {
+			return false, fmt.Errorf("%w: missing %s, asked for %s", ErrProtocol, m.Cid, w)
+		}
+		return true, nil
+	default:
+		return false, unexpected(m, "Block or Missing")
+	}
 }
 
 // HasRoot asks the peer whether it holds every block of the tree under

@@ -82,6 +82,7 @@ type config struct {
 	store  StoreBackend
 	strike func(peer.ID, string)
 	idle   time.Duration
+	rate   rateConfig // of store streams, defaults applied where used
 }
 
 // WithGetBackend serves /cas/get/1.0 from b.

@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"iter"
 	"math"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -18,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/dag"
 	"github.com/casd/casd/protocol/pb"
 )
 
@@ -27,8 +31,9 @@ type StoreBackend interface {
 	// Reserve checks that bytes more bytes of root, offered by owner,
 	// fit the quota, and sets them aside until release is called, which
 	// the service does once, when the stream ends (the root is pinned by
-	// then, or the transfer failed). Its error message is sent to the peer
-	// as the rejection reason.
+	// then, or the transfer failed). bytes is the offer's charge: its data
+	// bytes plus [BlockCharge] per block. Its error message is sent to the
+	// peer as the rejection reason.
 	Reserve(ctx context.Context, owner ed25519.PublicKey, root cid.Cid, bytes int64) (release func(), err error)
 	// PutMany durably stores blocks, each already verified against its
 	// CID: when it returns nil the blocks survive a crash. It may retain
@@ -44,14 +49,45 @@ type StoreBackend interface {
 // Store stream limits.
 const (
 	// MaxOfferLifetime is how far in the future an offer's expiry may lie.
+	// A store stream ends at its offer's expiry.
 	MaxOfferLifetime = time.Hour
-	// offerLifetime is the expiry a client sets on its offers.
-	offerLifetime = 10 * time.Minute
+	// offerLifetime is the expiry a client sets on its offers: the most a
+	// receiver accepts, less 10 minutes for clocks that disagree.
+	offerLifetime = MaxOfferLifetime - 10*time.Minute
+	// MaxOfferBlocks is the most blocks an offer may announce: as many as
+	// a walk of a file visits.
+	MaxOfferBlocks = dag.DefaultMaxWalkBlocks
+	// BlockCharge is what each offered block costs against the receiver's
+	// quota on top of its bytes (a file-system block), so that blocks of
+	// no bytes are not free.
+	BlockCharge = 4096
+	// DefaultMinStoreRate and DefaultStoreRateWindow are the default
+	// minimum rate of a store stream, in bytes per second over each
+	// window ([WithMinStoreRate]): 160 KiB every 10 s, a quarter of what
+	// a slow 64 KiB/s link delivers.
+	DefaultMinStoreRate    = 16 << 10
+	DefaultStoreRateWindow = 10 * time.Second
+	// lifetimeSlack is how many rate windows a store stream may last
+	// beyond its offered bytes at the minimum rate.
+	lifetimeSlack = 3
+	// maxExpectExtra is how many CIDs the blocks of a store stream may
+	// link beyond its offered count: one full manifest block, so that an
+	// offer of part of a tree is received.
+	maxExpectExtra = dag.MaxLinks
 	// The receiver writes blocks in batches of at most this many blocks
 	// or bytes.
 	storeBatchBlocks = 16
 	storeBatchBytes  = 16 << 20
 )
+
+// storePriority is the priority of what an accepted store stream reserves
+// in its resource scope (its block frames, its expected set): low, so a
+// reservation fails once a scope would be over 40% of its memory limit. A
+// store yields memory to reads and to other protocols, and when short of
+// it the receiver writes smaller batches ([storeRecv.run]); a peer that
+// announces frames and stalls holds at most 40% of what the limits give
+// it on the protocol.
+const storePriority = network.ReservationPriorityLow
 
 // ReplicaPinPrefix prefixes the pin reason of a stored root; the owner's
 // public key follows in lower-case hex.
@@ -141,97 +177,207 @@ func (s *Service) serveStore(ctx context.Context, str network.Stream, c *conn) e
 		return unexpected(m, "StoreOffer")
 	}
 	log.Debugw("store offer", "peer", p, "root", offer.Root, "blocks", offer.Blocks, "bytes", offer.Bytes)
-	if err := VerifyOffer(s.h.ID(), offer, time.Now()); err != nil {
-		if errors.Is(err, ErrBadSignature) && s.cfg.strike != nil {
-			s.cfg.strike(p, "store: "+err.Error())
-		}
+	charge, err := s.checkOffer(p, offer)
+	if err != nil {
 		return reject(c, err.Error())
 	}
-	if offer.Bytes > math.MaxInt64 {
-		return reject(c, "offer too large")
-	}
 	owner := ed25519.PublicKey(offer.Owner)
-	release, err := s.cfg.store.Reserve(ctx, owner, offer.Root, int64(offer.Bytes))
+	release, err := s.cfg.store.Reserve(ctx, owner, offer.Root, charge)
 	if err != nil {
 		log.Debugw("store rejected", "peer", p, "root", offer.Root, "err", err)
 		return reject(c, err.Error())
 	}
 	defer release()
+	deadline := s.cfg.rate.withDefaults().lifetime(offer, time.Now())
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	c.limit, c.prio = deadline, storePriority
 	if err := c.send(&pb.StoreReply{Accept: true}); err != nil {
 		return err
 	}
+	r := newStoreRecv(s, c, offer, deadline)
+	defer r.drop()
+	return r.run(ctx)
+}
 
-	var (
-		batch      []blockstore.Block
-		batchBytes int
-		blocks     uint64 // received
-		bytes      uint64 // received
-		stored     uint64 // returned by PutMany
-	)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+// checkOffer verifies an offer and returns what it costs against the
+// quota: its bytes plus [BlockCharge] per block. A forged offer is a
+// strike; a stale one, or one too large to charge, is only refused.
+func (s *Service) checkOffer(p peer.ID, offer *pb.StoreOffer) (charge int64, err error) {
+	if err := VerifyOffer(s.h.ID(), offer, time.Now()); err != nil {
+		if errors.Is(err, ErrBadSignature) && s.cfg.strike != nil {
+			s.cfg.strike(p, "store: "+err.Error())
 		}
-		if err := s.cfg.store.PutMany(ctx, batch); err != nil {
-			if ctx.Err() == nil {
-				log.Warnw("store: backend error", "root", offer.Root, "err", err)
-			}
-			return fmt.Errorf("put %d blocks: %w", len(batch), err)
-		}
-		stored += uint64(len(batch))
-		batch, batchBytes = nil, 0
-		return nil
+		return 0, err
 	}
+	if offer.Blocks > MaxOfferBlocks {
+		return 0, fmt.Errorf("offer too large: %d blocks, at most %d", offer.Blocks, MaxOfferBlocks)
+	}
+	perBlocks := int64(offer.Blocks) * BlockCharge // at most 2^34
+	if offer.Bytes > uint64(math.MaxInt64-perBlocks) {
+		return 0, fmt.Errorf("offer too large: %d bytes and %d blocks", offer.Bytes, offer.Blocks)
+	}
+	return int64(offer.Bytes) + perBlocks, nil
+}
+
+// storeRecv is the receiving side of one accepted store stream.
+type storeRecv struct {
+	s        *Service
+	c        *conn
+	offer    *pb.StoreOffer
+	deadline time.Time // the stream's lifetime ends
+	want     *expectSet
+	floor    *rateFloor
+
+	batch      []blockstore.Block // verified, not yet written
+	batchBytes int
+	held       int    // frame bytes reserved for batch
+	blocks     uint64 // received
+	bytes      uint64 // received
+	stored     uint64 // returned by PutMany
+}
+
+func newStoreRecv(s *Service, c *conn, offer *pb.StoreOffer, deadline time.Time) *storeRecv {
+	max := int(offer.Blocks) + maxExpectExtra
+	return &storeRecv{
+		s: s, c: c, offer: offer, deadline: deadline,
+		want:  newExpectSet(max, c.s.Scope()),
+		floor: newRateFloor(s.cfg.rate.withDefaults(), offer.Bytes, &c.read, time.Now()),
+	}
+}
+
+// drop releases what an unfinished transfer holds: the unwritten batch
+// (discarded) and the expected set.
+func (r *storeRecv) drop() {
+	r.c.free(r.held)
+	r.batch, r.held = nil, 0
+	r.want.free()
+}
+
+// run reads blocks until StoreEnd, then acknowledges. The rate floor
+// watches the stream meanwhile. When the resource manager refuses memory
+// for the next frame, the batch is written early, which releases its
+// memory, and the reservation tried once more.
+func (r *storeRecv) run(ctx context.Context) error {
+	if err := r.want.expect(r.offer.Root, dag.KindRoot); err != nil {
+		return err
+	}
+	stop := r.floor.watch(ctx, r.c.s)
+	defer stop()
+	relieve := func() error { return r.flush(ctx) }
 	for {
-		m, err := c.recv(MaxMessageSize)
+		m, n, err := r.c.recvHeld(MaxMessageSize, relieve)
 		if err != nil {
-			return fmt.Errorf("read block: %w", eofUnexpected(err))
+			return r.readError(err)
 		}
 		switch m := m.(type) {
 		case *pb.Block:
-			blocks++
-			bytes += uint64(len(m.Data))
-			if blocks > offer.Blocks || bytes > offer.Bytes {
-				return fmt.Errorf("%w: more than the %d blocks, %d bytes offered",
-					ErrProtocol, offer.Blocks, offer.Bytes)
-			}
-			if len(m.Data) > blockstore.MaxBlockSize {
-				return fmt.Errorf("%w: %s has %d bytes", ErrBadBlock, m.Cid, len(m.Data))
-			}
-			b := blockstore.Block{Cid: m.Cid, Data: m.Data}
-			if !m.Cid.Defined() {
-				return fmt.Errorf("%w: no CID", ErrBadBlock)
-			}
-			if err := blockstore.VerifyBlock(b.Cid, b.Data); err != nil {
-				return fmt.Errorf("%w: %w", ErrBadBlock, err)
-			}
-			batch = append(batch, b)
-			batchBytes += len(b.Data)
-			if len(batch) >= storeBatchBlocks || batchBytes >= storeBatchBytes {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		case *pb.StoreEnd:
-			if err := flush(); err != nil {
+			r.held += n
+			if err := r.block(ctx, m); err != nil {
 				return err
 			}
-			complete, err := s.cfg.store.Complete(ctx, offer.Root)
-			if err != nil {
-				return fmt.Errorf("check root %s: %w", offer.Root, err)
+		case *pb.StoreEnd:
+			r.c.free(n)
+			stop()
+			if r.floor.tripped() { // the stream is reset
+				return r.floor.err()
 			}
-			if complete {
-				reason := ReplicaPinPrefix + hex.EncodeToString(owner)
-				if err := s.cfg.store.Pin(ctx, offer.Root, reason); err != nil {
-					return fmt.Errorf("pin %s: %w", offer.Root, err)
-				}
-			}
-			log.Debugw("stored", "peer", p, "root", offer.Root, "blocks", stored, "complete", complete)
-			return c.send(&pb.StoreAck{Stored: stored, Complete: complete})
+			return r.end(ctx)
 		default:
+			r.c.free(n)
 			return unexpected(m, "Block or StoreEnd")
 		}
 	}
+}
+
+// readError explains a failed read: too slow, out of time, or the
+// stream's own error.
+func (r *storeRecv) readError(err error) error {
+	switch {
+	case r.floor.tripped():
+		return fmt.Errorf("read block: %w", r.floor.err())
+	case !time.Now().Before(r.deadline):
+		return fmt.Errorf("read block: store stream lifetime ended at %s: %w",
+			r.deadline.UTC().Format(time.RFC3339), err)
+	}
+	return fmt.Errorf("read block: %w", eofUnexpected(err))
+}
+
+// block checks a received block and adds it to the batch, which it writes
+// once full.
+func (r *storeRecv) block(ctx context.Context, m *pb.Block) error {
+	r.blocks++
+	r.bytes += uint64(len(m.Data))
+	if r.blocks > r.offer.Blocks || r.bytes > r.offer.Bytes {
+		return fmt.Errorf("%w: more than the %d blocks, %d bytes offered",
+			ErrProtocol, r.offer.Blocks, r.offer.Bytes)
+	}
+	if len(m.Data) > blockstore.MaxBlockSize {
+		return fmt.Errorf("%w: %s has %d bytes", ErrBadBlock, m.Cid, len(m.Data))
+	}
+	if !m.Cid.Defined() {
+		return fmt.Errorf("%w: no CID", ErrBadBlock)
+	}
+	if err := blockstore.VerifyBlock(m.Cid, m.Data); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadBlock, err)
+	}
+	if err := r.want.take(m.Cid, m.Data); err != nil {
+		return err
+	}
+	r.batch = append(r.batch, blockstore.Block{Cid: m.Cid, Data: m.Data})
+	r.batchBytes += len(m.Data)
+	if len(r.batch) >= storeBatchBlocks || r.batchBytes >= storeBatchBytes {
+		return r.flush(ctx)
+	}
+	return nil
+}
+
+// flush writes the batch durably. The rate floor pauses meanwhile: the
+// sender cannot be blamed for the receiver's disk. The batch's memory is
+// released once PutMany returns.
+func (r *storeRecv) flush(ctx context.Context) error {
+	if len(r.batch) == 0 {
+		return nil
+	}
+	r.floor.pause(time.Now())
+	err := r.s.cfg.store.PutMany(ctx, r.batch)
+	r.floor.resume(time.Now())
+	n := len(r.batch)
+	r.c.free(r.held)
+	r.batch, r.batchBytes, r.held = nil, 0, 0
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warnw("store: backend error", "root", r.offer.Root, "err", err)
+		}
+		return fmt.Errorf("put %d blocks: %w", n, err)
+	}
+	r.stored += uint64(n)
+	return nil
+}
+
+// end writes the last batch, pins the root if its tree is complete, while
+// the stream's lifetime lasts, and acknowledges.
+func (r *storeRecv) end(ctx context.Context) error {
+	if err := r.flush(ctx); err != nil {
+		return err
+	}
+	root := r.offer.Root
+	complete, err := r.s.cfg.store.Complete(ctx, root)
+	if err != nil {
+		return fmt.Errorf("check root %s: %w", root, err)
+	}
+	if complete {
+		if !time.Now().Before(r.deadline) {
+			return fmt.Errorf("pin %s: %w: the store stream's lifetime ended at %s", root,
+				ErrOfferExpired, r.deadline.UTC().Format(time.RFC3339))
+		}
+		reason := ReplicaPinPrefix + hex.EncodeToString(r.offer.Owner)
+		if err := r.s.cfg.store.Pin(ctx, root, reason); err != nil {
+			return fmt.Errorf("pin %s: %w", root, err)
+		}
+	}
+	log.Debugw("stored", "peer", r.c.s.Conn().RemotePeer(), "root", root, "blocks", r.stored, "complete", complete)
+	return r.c.send(&pb.StoreAck{Stored: r.stored, Complete: complete})
 }
 
 // StoreResult is the receiver's acknowledgement of a store.
@@ -246,11 +392,15 @@ type StoreResult struct {
 
 // Store pushes blocks of root to p on behalf of owner, whose key signs the
 // offer. totalBlocks and totalBytes announce what blocks yields; the
-// receiver reserves quota for totalBytes and refuses anything beyond. A
-// refusal is a [*RemoteError] wrapping [ErrRejected]. An error from blocks
-// aborts the store and is returned wrapped. Cancelling ctx resets the
-// stream; every message must also make progress within
-// [DefaultIdleTimeout].
+// receiver reserves quota for totalBytes plus [BlockCharge] per block and
+// refuses anything beyond. blocks must yield the root first and every
+// other block after the manifest block that links it, each once (the
+// order of dag.Walk): the receiver takes no other block. A refusal is a
+// [*RemoteError] wrapping [ErrRejected]. An error from blocks aborts the
+// store and is returned wrapped. Cancelling ctx resets the stream; every
+// message must also make progress within [DefaultIdleTimeout], and the
+// receiver resets a stream that outlives the offer's expiry (50 minutes
+// ahead) or falls below its minimum rate ([WithMinStoreRate]).
 func Store(ctx context.Context, h host.Host, p peer.ID, owner ed25519.PrivateKey, root cid.Cid,
 	blocks iter.Seq2[blockstore.Block, error], totalBlocks, totalBytes uint64) (res StoreResult, err error) {
 	if len(owner) != ed25519.PrivateKeySize {
@@ -343,4 +493,269 @@ func storeOn(c *conn, offer *pb.StoreOffer, blocks iter.Seq2[blockstore.Block, e
 	}
 	_ = c.s.Close()
 	return StoreResult{Stored: ack.Stored, Complete: ack.Complete}, nil
+}
+
+// rateConfig is the minimum rate of store streams.
+type rateConfig struct {
+	rate   int64 // bytes per second
+	window time.Duration
+}
+
+// WithMinStoreRate sets the minimum rate of a store stream: over each
+// window, a stream must deliver bytesPerSecond × window bytes, or all the
+// offered bytes it has not delivered yet if that is less, or it is reset
+// (defaults [DefaultMinStoreRate] over [DefaultStoreRateWindow]). The rate
+// also bounds the stream's lifetime: the offered bytes at that rate plus
+// three windows, and never past the offer's expiry. A value that is not
+// positive keeps its default.
+func WithMinStoreRate(bytesPerSecond int64, window time.Duration) Option {
+	return func(c *config) { c.rate = rateConfig{rate: bytesPerSecond, window: window} }
+}
+
+func (rc rateConfig) withDefaults() rateConfig {
+	if rc.rate <= 0 {
+		rc.rate = DefaultMinStoreRate
+	}
+	if rc.window <= 0 {
+		rc.window = DefaultStoreRateWindow
+	}
+	return rc
+}
+
+// perWindow is what a stream must deliver in one window.
+func (rc rateConfig) perWindow() int64 {
+	return max(int64(float64(rc.rate)*rc.window.Seconds()), 1)
+}
+
+// lifetime returns when a store stream of offer, accepted at now, ends:
+// at the offer's expiry, or once the offered bytes at the minimum rate
+// plus lifetimeSlack windows have passed, whichever comes first.
+func (rc rateConfig) lifetime(offer *pb.StoreOffer, now time.Time) time.Time {
+	d := MaxOfferLifetime
+	if secs := float64(offer.Bytes) / float64(rc.rate); secs < MaxOfferLifetime.Seconds() {
+		d = time.Duration(secs*float64(time.Second)) + lifetimeSlack*rc.window
+	}
+	end := now.Add(d)
+	if exp := time.Unix(offer.Expiry, 0); exp.Before(end) {
+		return exp
+	}
+	return end
+}
+
+// errTooSlow is why a store stream below its minimum rate is reset. It is
+// not a strike: a slow or congested link is not malice, and the reset
+// already bounds what such a stream costs.
+var errTooSlow = errors.New("protocol: store stream below its minimum rate")
+
+// rateFloor resets a store stream that delivers too little: at the end of
+// each window (the time the receiver spends writing excluded) the stream
+// must have delivered, in that window, the window's bytes or all the
+// offered bytes it had not delivered yet, whichever is less. Bytes are
+// counted as read from the stream, framing included, as they arrive, so a
+// block larger than a window's bytes counts in every window it spans.
+type rateFloor struct {
+	cfg     rateConfig
+	offered int64         // data bytes offered
+	read    *atomic.Int64 // bytes read from the stream
+	first   int64         // read when the floor started
+
+	mu       sync.Mutex // guards the fields below
+	start    time.Time  // of the current window
+	base     int64      // read at start
+	pausedAt time.Time  // non-zero while the receiver writes
+	slow     bool       // tripped, after got of need bytes
+	got      int64
+	need     int64
+}
+
+func newRateFloor(cfg rateConfig, offered uint64, read *atomic.Int64, now time.Time) *rateFloor {
+	n := read.Load()
+	return &rateFloor{
+		cfg: cfg, offered: int64(min(offered, math.MaxInt64)), read: read, first: n,
+		start: now, base: n,
+	}
+}
+
+// check ends the current window if it is over, and reports false if the
+// stream delivered too little in it.
+func (f *rateFloor) check(now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.slow {
+		return false
+	}
+	if !f.pausedAt.IsZero() || now.Sub(f.start) < f.cfg.window {
+		return true
+	}
+	read := f.read.Load()
+	need := min(f.cfg.perWindow(), max(f.offered-(f.base-f.first), 0))
+	if read-f.base < need {
+		f.slow, f.got, f.need = true, read-f.base, need
+		return false
+	}
+	f.start, f.base = now, read
+	return true
+}
+
+// pause stops the clock while the receiver writes; resume restarts it.
+func (f *rateFloor) pause(now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pausedAt = now
+}
+
+func (f *rateFloor) resume(now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.start = f.start.Add(now.Sub(f.pausedAt))
+	f.pausedAt = time.Time{}
+}
+
+// tripped reports whether the stream fell below the floor.
+func (f *rateFloor) tripped() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.slow
+}
+
+// err describes the window the stream failed; call it once tripped.
+func (f *rateFloor) err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fmt.Errorf("%w: %d bytes in %s, %d required", errTooSlow, f.got, f.cfg.window, f.need)
+}
+
+// watch checks the floor every eighth of a window, on its own goroutine,
+// and resets str once it trips. The returned stop ends the watch and
+// waits for it; it may be called more than once.
+func (f *rateFloor) watch(ctx context.Context, str network.Stream) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(f.cfg.window/8, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if !f.check(now) {
+					_ = str.Reset()
+					return
+				}
+			}
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// expectSet holds the blocks a store stream may still deliver: its root,
+// then the links of every manifest block it delivered, each with the kind
+// its parent gives it (inner nodes, or chunks under a manifest block of
+// height 0). Blocks already delivered stay in it, marked, so that each is
+// taken once. It holds at most max CIDs, and reserves its memory in the
+// stream's resource scope as it grows.
+type expectSet struct {
+	kinds map[[sha256.Size]byte]byte // by sha2-256 digest: the kind the block must have, or taken
+	max   int
+	scope network.ResourceScope
+	held  int // bytes reserved
+}
+
+const (
+	// taken marks a delivered block in an expectSet; it is no block kind.
+	taken byte = 0
+	// setEntryCost over-estimates what one entry of an expectSet costs (a
+	// 32-byte key and a byte in a Go map, just after the map grew).
+	setEntryCost = 80
+	// setGrowth is how many entries an expectSet reserves memory for at a
+	// time.
+	setGrowth = 256
+)
+
+func newExpectSet(max int, scope network.ResourceScope) *expectSet {
+	return &expectSet{kinds: make(map[[sha256.Size]byte]byte), max: max, scope: scope}
+}
+
+// digest is the sha2-256 digest that a CID of the one form casd accepts
+// (CIDv1 raw sha2-256: checked by the decoder and by dag.Links) names.
+func digest(c cid.Cid) (d [sha256.Size]byte, ok bool) {
+	k := c.KeyString()
+	if len(k) != 4+sha256.Size {
+		return d, false
+	}
+	copy(d[:], k[4:])
+	return d, true
+}
+
+// expect adds c, which must have the given kind, unless it is already in
+// the set.
+func (e *expectSet) expect(c cid.Cid, kind byte) error {
+	d, ok := digest(c)
+	if !ok {
+		return fmt.Errorf("%w: link %s is not a sha2-256 CID", ErrBadBlock, c)
+	}
+	if _, ok := e.kinds[d]; ok {
+		return nil
+	}
+	if len(e.kinds) >= e.max {
+		return fmt.Errorf("%w: the blocks delivered link more than %d blocks", ErrBadBlock, e.max)
+	}
+	if (len(e.kinds)+1)*setEntryCost > e.held {
+		if err := e.scope.ReserveMemory(setGrowth*setEntryCost, storePriority); err != nil {
+			return fmt.Errorf("reserve memory for the expected blocks: %w", err)
+		}
+		e.held += setGrowth * setEntryCost
+	}
+	e.kinds[d] = kind
+	return nil
+}
+
+// take checks that the block c with data is expected, with the kind its
+// parent gave it, and not taken before; it then marks it taken and
+// expects its links.
+func (e *expectSet) take(c cid.Cid, data []byte) error {
+	d, ok := digest(c)
+	want, expected := e.kinds[d]
+	switch {
+	case !ok || !expected:
+		return fmt.Errorf("%w: %s is not linked from the offered root by a block sent before it", ErrBadBlock, c)
+	case want == taken:
+		return fmt.Errorf("%w: %s sent twice", ErrBadBlock, c)
+	}
+	kind, err := dag.BlockKind(data)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrBadBlock, c, err)
+	}
+	if kind != want {
+		return fmt.Errorf("%w: %s is of kind %d where its parent links kind %d", ErrBadBlock, c, kind, want)
+	}
+	e.kinds[d] = taken
+	if kind == dag.KindChunk {
+		return nil
+	}
+	links, err := dag.Links(c, data)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrBadBlock, c, err)
+	}
+	child := dag.KindNode
+	if dag.LinksAreLeaves(c, data) {
+		child = dag.KindChunk
+	}
+	for _, l := range links {
+		if err := e.expect(l, child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// free releases the set's memory.
+func (e *expectSet) free() {
+	e.scope.ReleaseMemory(e.held)
+	e.held = 0
+	e.kinds = nil
 }

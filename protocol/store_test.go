@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/dag"
 	"github.com/casd/casd/protocol"
 	"github.com/casd/casd/protocol/pb"
 )
@@ -48,15 +49,12 @@ func totalBytes(bs []blockstore.Block) uint64 {
 	return n
 }
 
-// storeTree returns a root block and 40 children (more than a batch).
+// storeTree returns a root block and 40 chunks (more than a batch), a
+// tree that backend holds complete once it has them all.
 func storeTree(tb testing.TB, backend *memBackend) []blockstore.Block {
 	tb.Helper()
-	bs := makeBlocks(tb, 41, 3000, "store")
-	children := make([]cid.Cid, 0, len(bs)-1)
-	for _, b := range bs[1:] {
-		children = append(children, b.Cid)
-	}
-	backend.setTree(bs[0].Cid, children...)
+	bs := fileTree(tb, 40, 3000, dag.DefaultFanout, "store")
+	completeOn(backend, bs)
 	return bs
 }
 
@@ -190,7 +188,8 @@ func TestStoreBadOffer(t *testing.T) {
 // TestStoreMaliciousClient plays a client that pushes bad input after an
 // accepted offer.
 func TestStoreMaliciousClient(t *testing.T) {
-	good := makeBlocks(t, 3, 100, "good")
+	good := fileTree(t, 2, 100, dag.DefaultFanout, "good") // a root and 2 chunks
+	size := totalBytes(good)
 	huge := make([]byte, protocol.MaxMessageSize+1)
 	cases := []struct {
 		name   string
@@ -198,7 +197,7 @@ func TestStoreMaliciousClient(t *testing.T) {
 		bytes  uint64
 		write  func(r *rawStream) error
 	}{
-		{"corrupt block after good ones", 4, 400, func(r *rawStream) error {
+		{"corrupt block after good ones", 4, size + 100, func(r *rawStream) error {
 			for _, b := range good {
 				if err := r.send(&pb.Block{Cid: b.Cid, Data: b.Data}); err != nil {
 					return err
@@ -209,7 +208,7 @@ func TestStoreMaliciousClient(t *testing.T) {
 		{"block without cid", 1, 100, func(r *rawStream) error {
 			return r.send(&pb.Block{Data: good[0].Data})
 		}},
-		{"more blocks than offered", 2, 400, func(r *rawStream) error {
+		{"more blocks than offered", 2, size, func(r *rawStream) error {
 			for _, b := range good {
 				if err := r.send(&pb.Block{Cid: b.Cid, Data: b.Data}); err != nil {
 					return err
@@ -217,7 +216,7 @@ func TestStoreMaliciousClient(t *testing.T) {
 			}
 			return r.send(&pb.StoreEnd{})
 		}},
-		{"more bytes than offered", 3, 250, func(r *rawStream) error {
+		{"more bytes than offered", 3, size - 1, func(r *rawStream) error {
 			for _, b := range good {
 				if err := r.send(&pb.Block{Cid: b.Cid, Data: b.Data}); err != nil {
 					return err
@@ -292,7 +291,7 @@ func TestStoreBlocksError(t *testing.T) {
 	bs := storeTree(t, backend)
 	errSource := errors.New("source failed")
 	seq := func(yield func(blockstore.Block, error) bool) {
-		if !yield(bs[1], nil) {
+		if !yield(bs[0], nil) {
 			return
 		}
 		yield(blockstore.Block{}, errSource)
@@ -408,7 +407,7 @@ func TestStoreLargeBlocks(t *testing.T) {
 	client, server := hostPair(t)
 	backend := newMemBackend()
 	svc, _ := startService(t, server, backend)
-	bs := largeBlocks(t)
+	bs := treeOf(t, largeChunks(t), dag.DefaultFanout, "large")
 	res, err := protocol.Store(context.Background(), client, server.ID(), newKey(t), bs[0].Cid,
 		seqOf(bs), uint64(len(bs)), totalBytes(bs))
 	if err != nil {
@@ -452,13 +451,13 @@ func TestStoreBatches(t *testing.T) {
 		name   string
 		blocks []blockstore.Block
 	}{
-		{"small blocks", makeBlocks(t, 41, 3000, "batch")},
-		{"one batch exactly", makeBlocks(t, 16, 100, "sixteen")},
-		{"4 MiB blocks", makeBlocks(t, 5, 4<<20, "big")},
+		{"small blocks", fileTree(t, 40, 3000, dag.DefaultFanout, "batch")},
+		{"one batch exactly", fileTree(t, 15, 100, dag.DefaultFanout, "sixteen")},
+		{"4 MiB blocks", alignedTree(t, "big")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			client, server := hostPair(t)
+			client, server := casdHostPair(t) // room for a whole batch
 			backend := newMemBackend()
 			svc, _ := startService(t, server, backend)
 			bs := tc.blocks
@@ -488,9 +487,10 @@ func TestStoreBatches(t *testing.T) {
 	}
 }
 
-// TestStoreOfferBytes checks the receiver against an offer whose size does
-// not fit the int64 of StoreBackend.Reserve: refused before Reserve sees a
-// negative number, while the largest size that fits is passed on as is.
+// TestStoreOfferBytes checks the receiver against an offer whose charge
+// (its bytes plus BlockCharge for its one block) does not fit the int64 of
+// StoreBackend.Reserve: refused before Reserve sees a negative number,
+// while the largest charge that fits is passed on as is.
 func TestStoreOfferBytes(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -498,8 +498,9 @@ func TestStoreOfferBytes(t *testing.T) {
 		accept  bool
 		reserve []int64
 	}{
-		{"largest int64", math.MaxInt64, true, []int64{math.MaxInt64}},
-		{"one more", math.MaxInt64 + 1, false, nil},
+		{"largest int64", math.MaxInt64 - protocol.BlockCharge, true, []int64{math.MaxInt64}},
+		{"one more", math.MaxInt64 - protocol.BlockCharge + 1, false, nil},
+		{"bytes of an int64", math.MaxInt64, false, nil},
 		{"largest uint64", math.MaxUint64, false, nil},
 	}
 	for _, tc := range cases {
