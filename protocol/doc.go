@@ -35,7 +35,11 @@
 // (everything else). Every stream has a deadline, refreshed per message:
 // the idle timeout, or the caller's context deadline if that is earlier.
 // A handler that sees bad input resets the stream and reports the peer
-// through the strike function ([WithStrikeFunc]).
+// through the strike function ([WithStrikeFunc]). A frame's buffer is
+// reserved in the stream's resource scope before it is allocated. A store
+// stream also has a minimum rate and an absolute lifetime
+// ([WithMinStoreRate]) and accepts only blocks that its root reaches, each
+// charged [BlockCharge] bytes on top of its size.
 //
 // This package knows neither the on-disk block layout nor any key: it
 // moves ciphertext blocks named by the CID of their bytes.
