@@ -1,0 +1,113 @@
+package node
+
+import (
+	"bytes"
+	"crypto/rand"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/require"
+
+	"github.com/casd/casd/core"
+	"github.com/casd/casd/protocol"
+)
+
+// startClaimer starts a node whose /cas/get says it holds every root whole
+// and holds nothing (claimingBackend), connected to each of to.
+func startClaimer(t *testing.T, to ...*Node) peer.ID {
+	t.Helper()
+	liar := startTestNode(t, 0)
+	require.NoError(t, liar.net.proto.Close())
+	lying := protocol.New(liar.net.stack.Host, protocol.WithGetBackend(claimingBackend{}))
+	lying.Start()
+	t.Cleanup(func() { require.NoError(t, lying.Close()) })
+	for _, n := range to {
+		connect(t, n, liar)
+	}
+	return liar.net.stack.Host.ID()
+}
+
+func addRandom(t *testing.T, n *Node, size int) (*core.AddResult, cid.Cid) {
+	t.Helper()
+	data := make([]byte, size)
+	_, err := rand.Read(data)
+	require.NoError(t, err)
+	res, err := n.Add(t.Context(), bytes.NewReader(data), core.AddOptions{Name: "x"})
+	require.NoError(t, err)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	return res, root
+}
+
+func ids(ns ...*Node) []string {
+	var out []string
+	for _, n := range ns {
+		out = append(out, n.net.stack.Host.ID().String())
+	}
+	return out
+}
+
+// TestAddCountsOnlyProvenReplicas mounts hostile peers point 5 against
+// add: with one honest peer and four that say "already complete" to every
+// root, an add of goal 3 reaches 1 of 3 (so `casd add` exits 1), the file
+// stays pending, and each liar is struck.
+func TestAddCountsOnlyProvenReplicas(t *testing.T) {
+	owner := startTestNode(t, 3)
+	honest := startTestNode(t, 0)
+	connect(t, owner, honest)
+	var liars []peer.ID
+	for range 4 {
+		liars = append(liars, startClaimer(t, owner))
+	}
+	res, root := addRandom(t, owner, 1<<20+5)
+	require.Equal(t, ids(honest), res.Replicas)
+	require.Contains(t, owner.net.repl.Pending(), root)
+	for _, l := range liars {
+		require.Equal(t, 1, owner.net.strikes.Count(l), "liar %s", l)
+	}
+}
+
+// TestStatusListsOnlyProvenHolders: `casd status` on the owner's node
+// lists the two honest replicas and none of the three peers that claim
+// the file, strikes each claimer, and says the list is verified. A reader
+// that does not hold the file cannot check: it lists every claim and says
+// so (verified false).
+func TestStatusListsOnlyProvenHolders(t *testing.T) {
+	owner := startTestNode(t, 2)
+	h1, h2 := startTestNode(t, 0), startTestNode(t, 0)
+	connect(t, owner, h1)
+	connect(t, owner, h2)
+	res, _ := addRandom(t, owner, 3<<20)
+	require.ElementsMatch(t, ids(h1, h2), res.Replicas)
+
+	reader := startTestNode(t, 0)
+	connect(t, reader, h1)
+	connect(t, reader, h2)
+	var liars []peer.ID
+	for range 3 {
+		liars = append(liars, startClaimer(t, owner, reader))
+	}
+
+	st, err := owner.Status(t.Context(), res.Cid)
+	require.NoError(t, err)
+	require.ElementsMatch(t, ids(h1, h2), st.Replicas)
+	require.True(t, st.Verified)
+	for _, l := range liars {
+		require.Equal(t, 1, owner.net.strikes.Count(l), "liar %s", l)
+	}
+
+	st, err = reader.Status(t.Context(), res.Cid)
+	require.NoError(t, err)
+	want := ids(h1, h2)
+	for _, l := range liars {
+		want = append(want, l.String())
+	}
+	require.Subset(t, st.Replicas, want, "a reader lists the claims as made")
+	// The owner is a holder too, if the reader found it (mDNS, the DHT).
+	require.Subset(t, append(want, ids(owner)...), st.Replicas)
+	require.False(t, st.Verified)
+	for _, l := range liars {
+		require.Zero(t, reader.net.strikes.Count(l), "a reader strikes no claim it cannot check")
+	}
+}
