@@ -4,9 +4,10 @@
 // goal taken from the peers closest to its CID, the rest at random,
 // preferring peers that proved holding files before. A peer's claim to
 // hold a root (it already holds it, or acknowledged it whole) counts only
-// once it answers a storage challenge ([Auditor]); a root left short of its goal is pending, recorded as a pin
-// of reason [PinPending] so that a restart goes on with it, and the retry
-// loop tries again every retry interval. Repair and audits belong here too.
+// once it answers a storage challenge ([Auditor]). A root left short of
+// its goal is pending, recorded as a pin of reason [PinPending] so that a
+// restart goes on with it, and the retry loop tries again every retry
+// interval. Repair and scheduled audits belong here too.
 package replicate
 
 import (
@@ -160,10 +161,11 @@ func (r *Replicator) Pending() []cid.Cid {
 	return roots
 }
 
-// candidates returns the peers to place root on, in the order of
-// [placementOrder], from the DHT's closest peers and the connected peers.
-func (r *Replicator) candidates(ctx context.Context, root cid.Cid) ([]peer.ID, error) {
-	return placementOrder(r.closest(ctx, root), r.cfg.Goal, r.cfg.Proven.Has, r.cfg.Rand)
+// candidates returns the peers to place root on for goal, in the order
+// of [placementOrder], from the DHT's closest peers and the connected
+// peers.
+func (r *Replicator) candidates(ctx context.Context, root cid.Cid, goal int) ([]peer.ID, error) {
+	return placementOrder(r.closest(ctx, root), goal, r.cfg.Proven.Has, r.cfg.Rand)
 }
 
 // closest returns the DHT's closest peers to root and the connected peers,
@@ -193,7 +195,7 @@ func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int) ([]strin
 		mu  sync.Mutex // guards got
 		got []string
 	)
-	cands, err := r.candidates(ctx, root)
+	cands, err := r.candidates(ctx, root, goal)
 	if err != nil {
 		return nil, fmt.Errorf("place %s: %w", root, err)
 	}
