@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -106,29 +107,10 @@ func falseClaim(err error) bool {
 // and checked against its CID: a corrupt local copy would make an honest
 // peer's proof look wrong.
 func (a *Auditor) pick(ctx context.Context, root cid.Cid) (blockstore.Block, error) {
-	var chunks, all []cid.Cid
-	err := dag.Walk(ctx, a.cfg.Local, root, func(c cid.Cid, kind byte) error {
-		if kind == dag.KindChunk {
-			chunks = append(chunks, c)
-		}
-		all = append(all, c)
-		return nil
-	})
-	if errors.Is(err, blockstore.ErrNotFound) || dag.IsAuthError(err) || errors.Is(err, dag.ErrTooManyBlocks) {
-		return blockstore.Block{}, fmt.Errorf("%w: %s: %w", ErrNotLocal, root, err)
-	}
-	if err != nil {
-		return blockstore.Block{}, fmt.Errorf("walk %s: %w", root, err)
-	}
-	from := chunks
-	if len(from) == 0 {
-		from = all
-	}
-	i, err := randIntn(a.cfg.Rand, len(from))
+	c, err := a.choose(ctx, root)
 	if err != nil {
 		return blockstore.Block{}, err
 	}
-	c := from[i]
 	data, err := a.cfg.Local.Get(ctx, c)
 	if err == nil {
 		err = blockstore.VerifyBlock(c, data)
@@ -137,6 +119,44 @@ func (a *Auditor) pick(ctx context.Context, root cid.Cid) (blockstore.Block, err
 		return blockstore.Block{}, fmt.Errorf("%w: block %s of %s: %w", ErrNotLocal, c, root, err)
 	}
 	return blockstore.Block{Cid: c, Data: data}, nil
+}
+
+// choose walks root's tree and returns one of its chunks, or of its blocks
+// if it has no chunk, uniformly at random. It keeps one candidate of each
+// (reservoir sampling: the i-th replaces the kept one with probability
+// 1/i), so memory does not grow with the tree; the draws come from a
+// ChaCha8 stream keyed from Rand, as unpredictable as Rand itself.
+func (a *Auditor) choose(ctx context.Context, root cid.Cid) (cid.Cid, error) {
+	var key [32]byte
+	if _, err := io.ReadFull(a.cfg.Rand, key[:]); err != nil {
+		return cid.Undef, fmt.Errorf("random choice: %w", err)
+	}
+	rng := mrand.New(mrand.NewChaCha8(key))
+	var (
+		chunk, block     cid.Cid
+		nChunks, nBlocks int
+	)
+	err := dag.Walk(ctx, a.cfg.Local, root, func(c cid.Cid, kind byte) error {
+		if nBlocks++; rng.IntN(nBlocks) == 0 {
+			block = c
+		}
+		if kind == dag.KindChunk {
+			if nChunks++; rng.IntN(nChunks) == 0 {
+				chunk = c
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, blockstore.ErrNotFound) || dag.IsAuthError(err) || errors.Is(err, dag.ErrTooManyBlocks) {
+		return cid.Undef, fmt.Errorf("%w: %s: %w", ErrNotLocal, root, err)
+	}
+	if err != nil {
+		return cid.Undef, fmt.Errorf("walk %s: %w", root, err)
+	}
+	if nChunks > 0 {
+		return chunk, nil
+	}
+	return block, nil
 }
 
 // randIntn returns a uniform random int in [0, n), n > 0, read from r.
