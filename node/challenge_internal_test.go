@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -60,7 +61,9 @@ func TestAddCountsOnlyProvenReplicas(t *testing.T) {
 	for range 4 {
 		liars = append(liars, startClaimer(t, owner))
 	}
+	start := time.Now()
 	res, root := addRandom(t, owner, 1<<20+5)
+	t.Logf("add against 4 claimers: %d of 3 replicas in %v", len(res.Replicas), time.Since(start))
 	require.Equal(t, ids(honest), res.Replicas)
 	require.Contains(t, owner.net.repl.Pending(), root)
 	for _, l := range liars {
