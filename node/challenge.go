@@ -21,3 +21,26 @@ func (b getBackend) Pinned(ctx context.Context, root cid.Cid) (bool, error) {
 	}
 	return len(pins) > 0, nil
 }
+
+// watchedBackend is the getBackend that /cas/get serves from: it tells
+// served (replicate.Auditor.Served) about every block it hands out, so
+// that a peer cannot pass a challenge by fetching the challenged block
+// from this node while it answers.
+type watchedBackend struct {
+	getBackend
+	served func(cid.Cid)
+}
+
+var (
+	_ protocol.GetBackend       = watchedBackend{}
+	_ protocol.ChallengeBackend = watchedBackend{}
+)
+
+// Get returns a verified local block, and reports it served.
+func (b watchedBackend) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	data, err := b.getBackend.Get(ctx, c)
+	if err == nil {
+		b.served(c)
+	}
+	return data, err
+}

@@ -2,14 +2,17 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
+	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/core"
 	"github.com/casd/casd/protocol"
 )
@@ -112,5 +115,61 @@ func TestStatusListsOnlyProvenHolders(t *testing.T) {
 	require.False(t, st.Verified)
 	for _, l := range liars {
 		require.Zero(t, reader.net.strikes.Count(l), "a reader strikes no claim it cannot check")
+	}
+}
+
+// proxyBackend holds nothing: it fetches every block it is asked for, or
+// challenged on, from another peer on the spot, and claims every root.
+type proxyBackend struct {
+	h    host.Host
+	from peer.ID
+}
+
+func (b proxyBackend) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	var data []byte
+	missing, err := protocol.Fetch(ctx, b.h, b.from, cid.Undef, []cid.Cid{c}, func(blk blockstore.Block) error {
+		data = blk.Data
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		return nil, blockstore.ErrNotFound
+	}
+	return data, nil
+}
+
+func (proxyBackend) Complete(context.Context, cid.Cid) (bool, error) { return true, nil }
+func (proxyBackend) Pinned(context.Context, cid.Cid) (bool, error)   { return true, nil }
+
+// TestProxyNotCounted: a peer that claims every root and answers each
+// challenge by fetching the challenged block from the owner, the file's
+// only other holder, right then, holds nothing: add does not count it
+// (the owner served the very block while the challenge ran), nor does
+// status, and it is not struck (an honest reader could have fetched the
+// same block at that moment).
+func TestProxyNotCounted(t *testing.T) {
+	owner := startTestNode(t, 3)
+	honest := startTestNode(t, 0)
+	connect(t, owner, honest)
+	var proxies []peer.ID
+	for range 2 {
+		p := startTestNode(t, 0)
+		require.NoError(t, p.net.proto.Close())
+		h := p.net.stack.Host
+		svc := protocol.New(h, protocol.WithGetBackend(proxyBackend{h: h, from: owner.net.stack.Host.ID()}))
+		svc.Start()
+		t.Cleanup(func() { require.NoError(t, svc.Close()) })
+		connect(t, owner, p)
+		proxies = append(proxies, h.ID())
+	}
+	res, _ := addRandom(t, owner, 3<<20)
+	require.Equal(t, ids(honest), res.Replicas)
+	st, err := owner.Status(t.Context(), res.Cid)
+	require.NoError(t, err)
+	require.Equal(t, ids(honest), st.Replicas)
+	for _, p := range proxies {
+		require.Zero(t, owner.net.strikes.Count(p))
 	}
 }

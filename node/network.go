@@ -88,7 +88,7 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 		return nil, errors.Join(err, stack.Close())
 	}
 	nw.proto = protocol.New(h,
-		protocol.WithGetBackend(getBackend{n.store}),
+		protocol.WithGetBackend(watchedBackend{getBackend{n.store}, audit.Served}),
 		protocol.WithStoreBackend(&storeBackend{store: n.store, quota: cfg.Storage.Quota, announce: nw.announce.Provide}),
 		protocol.WithStrikeFunc(nw.strike),
 	)

@@ -19,9 +19,20 @@ import (
 	"github.com/casd/casd/protocol"
 )
 
-// ErrNotLocal means this node does not hold a root whole, so it cannot
-// challenge anyone on it: it has no block to check a proof against.
-var ErrNotLocal = errors.New("replicate: root not held locally")
+var (
+	// ErrNotLocal means this node does not hold a root whole, so it cannot
+	// challenge anyone on it: it has no block to check a proof against.
+	ErrNotLocal = errors.New("replicate: root not held locally")
+	// ErrInconclusive means that every block a peer was challenged on was
+	// also served by this node while the challenge ran, so the peer may
+	// have fetched it to answer: its claim does not count, but it is not
+	// struck (an honest reader may have fetched the same block).
+	ErrInconclusive = errors.New("replicate: challenge inconclusive: the block was served meanwhile")
+)
+
+// maxAuditTries bounds the blocks one audit challenges a peer on: it tries
+// another block when this node served the first one meanwhile.
+const maxAuditTries = 3
 
 // AuditorConfig is what an [Auditor] is built with.
 type AuditorConfig struct {
@@ -41,7 +52,10 @@ type AuditorConfig struct {
 // challenges the peer ([protocol.Audit]) on a block of the root's tree
 // picked at random among those this node holds. It is safe for concurrent
 // use and starts no goroutine.
-type Auditor struct{ cfg AuditorConfig }
+type Auditor struct {
+	cfg     AuditorConfig
+	watched servedWatch
+}
 
 // NewAuditor returns an auditor over cfg.
 func NewAuditor(cfg AuditorConfig) *Auditor {
@@ -51,21 +65,44 @@ func NewAuditor(cfg AuditorConfig) *Auditor {
 	return &Auditor{cfg: cfg}
 }
 
+// Served tells the auditor that this node sent the block c to a peer; the
+// node's /cas/get backend calls it for every block it serves. It is cheap
+// when no audit runs.
+func (a *Auditor) Served(c cid.Cid) { a.watched.note(c) }
+
 // Audit challenges p, which claimed to hold root whole, on a random block
 // of root's tree, chunks preferred. It returns nil if p proved that it
 // holds the block, and records p as proven. A false claim (p answers that
 // it lacks the block, or a wrong proof, or breaks the protocol) strikes p,
 // forgets it as proven, and returns an error wrapping
 // [protocol.ErrNotHeld], [protocol.ErrBadProof] or [protocol.ErrProtocol].
-// If this node does not hold root whole the error wraps [ErrNotLocal] and
-// nobody is asked. Other errors (p unreachable, ctx done) only mean that
-// the claim was not checked.
+// A proof given while this node served the same block (see [Auditor.Served])
+// proves nothing; Audit then tries another block, up to maxAuditTries, and
+// then returns an error wrapping [ErrInconclusive]. If this node does not
+// hold root whole the error wraps [ErrNotLocal] and nobody is asked. Other
+// errors (p unreachable, ctx done) only mean that the claim was not
+// checked.
 func (a *Auditor) Audit(ctx context.Context, p peer.ID, root cid.Cid) error {
-	b, err := a.pick(ctx, root)
-	if err != nil {
-		return err
+	for try := 1; ; try++ {
+		b, err := a.pick(ctx, root)
+		if err != nil {
+			return err
+		}
+		stop := a.watched.watch(b.Cid)
+		err = protocol.Audit(ctx, a.cfg.Host, p, root, b)
+		if stop() && err == nil {
+			log.Debugw("challenged block served meanwhile", "peer", p, "cid", root, "block", b.Cid, "try", try)
+			if try < maxAuditTries {
+				continue
+			}
+			err = ErrInconclusive
+		}
+		return a.judge(p, root, b, err)
 	}
-	err = protocol.Audit(ctx, a.cfg.Host, p, root, b)
+}
+
+// judge records the outcome of a challenge of p on block b of root.
+func (a *Auditor) judge(p peer.ID, root cid.Cid, b blockstore.Block, err error) error {
 	switch {
 	case err == nil:
 		a.cfg.Proven.Add(p)
