@@ -99,11 +99,11 @@ func (n *Node) openRef(ctx context.Context, src dag.BlockGetter, r dag.Ref) (*da
 }
 
 // source returns where the blocks of root come from, and a function that
-// releases it: the local store offline; online, a fetcher that also asks
-// the peers that provide root.
+// releases it: the local store offline, every block verified; online, a
+// fetcher that also asks the peers that provide root.
 func (n *Node) source(ctx context.Context, root cid.Cid) (dag.BlockGetter, func()) {
 	if n.net == nil {
-		return n.store, func() {}
+		return localBlocks{n.store}, func() {}
 	}
 	f := n.net.fetch.Open(ctx, root)
 	return f, f.Close
