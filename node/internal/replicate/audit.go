@@ -111,7 +111,7 @@ func (a *Auditor) judge(p peer.ID, root cid.Cid, b blockstore.Block, err error) 
 	case falseClaim(err):
 		a.cfg.Proven.Forget(p)
 		a.cfg.Strike(p, fmt.Sprintf("claimed %s, failed a challenge: %v", root, err))
-		log.Infow("peer claimed a file it cannot prove", "peer", p, "cid", root, "err", err)
+		log.Debugw("peer claimed a file it cannot prove", "peer", p, "cid", root, "err", err)
 	}
 	return fmt.Errorf("audit %s for %s: %w", p, root, err)
 }
