@@ -85,6 +85,11 @@ type StatusInfo struct {
 	Cid      string   `json:"cid"`
 	Goal     int      `json:"goal"`
 	Replicas []string `json:"replicas"`
+	// Verified reports that every peer in Replicas proved, by a storage
+	// challenge, that it holds the file. It is false when the node asked
+	// does not hold the file itself (a reader with a bare capability): it
+	// cannot check, and lists the peers' claims as made.
+	Verified bool `json:"verified"`
 }
 
 // AddOptions are the per-call options of Add.

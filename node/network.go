@@ -75,17 +75,20 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 		_ = h.Network().ClosePeer(p) // best effort: the peer may be gone already
 	})
 	nw.announce = announce.New(announce.Config{Router: stack.DHT, Pins: n.store, Events: h.EventBus()})
-	nw.fetch = fetch.New(fetch.Config{Host: h, Providers: stack.DHT, Local: n.store, Hints: nw.hints, Strike: nw.strike})
+	proven := peers.NewProven()
+	audit := replicate.NewAuditor(replicate.AuditorConfig{Host: h, Local: n.store, Strike: nw.strike, Proven: proven})
+	nw.fetch = fetch.New(fetch.Config{Host: h, Providers: stack.DHT, Local: n.store, Hints: nw.hints,
+		Strike: nw.strike, Verify: audit.Verify})
 	nw.repl, err = replicate.New(ctx, replicate.Config{
 		Host: h, Closest: stack.DHT, Store: n.store,
 		Owner: crypt.OwnerKey(&n.secrets.Master), Goal: cfg.Replication.Factor,
-		Hints: nw.hints, Holds: nw.fetch.Holds, Announce: nw.announce.Provide,
+		Hints: nw.hints, Holds: nw.fetch.Holds, Audit: audit, Proven: proven, Announce: nw.announce.Provide,
 	})
 	if err != nil {
 		return nil, errors.Join(err, stack.Close())
 	}
 	nw.proto = protocol.New(h,
-		protocol.WithGetBackend(getBackend{n.store}),
+		protocol.WithGetBackend(watchedBackend{getBackend{n.store}, audit.Served}),
 		protocol.WithStoreBackend(&storeBackend{store: n.store, quota: cfg.Storage.Quota, announce: nw.announce.Provide}),
 		protocol.WithStrikeFunc(nw.strike),
 	)

@@ -64,8 +64,9 @@ func (n *Node) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
 }
 
 // Status asks the root's holders (hints, providers, and the connected
-// peers) whether they hold the whole file right now. The node itself never
-// counts.
+// peers) whether they hold the whole file right now, and, if this node
+// holds it, checks each claim with a storage challenge (see
+// fetch.Retriever.Holders). The node itself never counts.
 func (n *Node) Status(ctx context.Context, c string) (*core.StatusInfo, error) {
 	if n.net == nil {
 		return nil, core.ErrOffline
@@ -75,11 +76,13 @@ func (n *Node) Status(ctx context.Context, c string) (*core.StatusInfo, error) {
 		return nil, err
 	}
 	replicas := []string{}
-	for _, p := range n.net.fetch.Holders(ctx, ref, statusTimeout) {
+	holders, verified := n.net.fetch.Holders(ctx, ref, statusTimeout)
+	for _, p := range holders {
 		replicas = append(replicas, p.String())
 	}
 	slices.Sort(replicas)
-	return &core.StatusInfo{Cid: ref.String(), Goal: n.repo.Config.Replication.Factor, Replicas: replicas}, nil
+	return &core.StatusInfo{Cid: ref.String(), Goal: n.repo.Config.Replication.Factor, Replicas: replicas,
+		Verified: verified}, nil
 }
 
 // statusTimeout bounds how long a connected peer may take to tell

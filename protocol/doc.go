@@ -2,7 +2,10 @@
 //
 //   - /cas/get/1.0 ([GetID]): a client asks a peer for blocks by CID, and
 //     whether it holds a root complete; the peer streams back each block
-//     or says it lacks it.
+//     or says it lacks it. On the same stream a client that holds a block
+//     can challenge the peer to prove that it holds it too ([Audit]): a
+//     hash over a fresh nonce, the peer's ID and the block, which reveals
+//     nothing of the block.
 //   - /cas/store/1.0 ([StoreID]): an owner pushes the blocks of one root to
 //     a peer, which checks a signed offer and its quota first, verifies
 //     every block against its CID before writing, pins complete roots and

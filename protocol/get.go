@@ -49,14 +49,19 @@ func (s *Service) handleGet(str network.Stream) {
 			s.fail(str, "get: read request", err)
 			return
 		}
-		req, ok := m.(*pb.GetRequest)
-		if !ok {
-			s.fail(str, "get: read request", unexpected(m, "GetRequest"))
+		switch req := m.(type) {
+		case *pb.GetRequest:
+			log.Debugw("get request", "peer", p, "root", req.Root, "want", len(req.Want),
+				"wantRootComplete", req.WantRootComplete)
+			err = s.serveGet(ctx, c, req)
+		case *pb.Challenge:
+			log.Debugw("challenge", "peer", p, "root", req.Root, "cid", req.Cid)
+			err = s.serveChallenge(ctx, c, req)
+		default:
+			s.fail(str, "get: read request", unexpected(m, "GetRequest or Challenge"))
 			return
 		}
-		log.Debugw("get request", "peer", p, "root", req.Root, "want", len(req.Want),
-			"wantRootComplete", req.WantRootComplete)
-		if err := s.serveGet(ctx, c, req); err != nil {
+		if err != nil {
 			s.fail(str, "get: serve", err)
 			return
 		}

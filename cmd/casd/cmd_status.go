@@ -21,7 +21,10 @@ func newStatusCmd(g *globalOpts) *cobra.Command {
 		Use:   "status CID",
 		Short: "Show which peers hold a file",
 		Long: `Show how many peers hold a complete copy of a file against the
-replication goal: "<cid>: <n>/<goal> replicas", then one peer ID per line.`,
+replication goal: "<cid>: <n>/<goal> replicas", then one peer ID per line.
+A node that holds the file challenges each peer and lists only those that
+prove holding it; a node that does not cannot check, and marks the list
+"(unverified)".`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withBackend(cmd.Context(), g, func(b backend) error {
@@ -29,7 +32,7 @@ replication goal: "<cid>: <n>/<goal> replicas", then one peer ID per line.`,
 			})
 		},
 	}
-	c.Flags().BoolVar(&o.json, "json", false, "print JSON {cid, goal, replicas}")
+	c.Flags().BoolVar(&o.json, "json", false, "print JSON {cid, goal, replicas, verified}")
 	return c
 }
 
@@ -44,7 +47,11 @@ func runStatus(ctx context.Context, b core.Network, o statusOpts, cid string, st
 		return writeJSON(stdout, v)
 	}
 	w := bufio.NewWriter(stdout)
-	fmt.Fprintf(w, "%s: %d/%d replicas\n", st.Cid, len(st.Replicas), st.Goal)
+	fmt.Fprintf(w, "%s: %d/%d replicas", st.Cid, len(st.Replicas), st.Goal)
+	if !st.Verified && len(st.Replicas) > 0 {
+		fmt.Fprint(w, " (unverified)")
+	}
+	fmt.Fprintln(w)
 	for _, p := range st.Replicas {
 		fmt.Fprintln(w, p)
 	}

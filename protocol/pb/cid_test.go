@@ -23,6 +23,8 @@ func badCidMessages() map[string]pb.Message {
 		ms[bad.Name+"/Block.Cid"] = &pb.Block{Cid: c, Data: []byte("data")}
 		ms[bad.Name+"/Missing.Cid"] = &pb.Missing{Cid: c}
 		ms[bad.Name+"/StoreOffer.Root"] = &pb.StoreOffer{Root: c, Blocks: 1, Bytes: 4}
+		ms[bad.Name+"/Challenge.Root"] = &pb.Challenge{Root: c, Cid: good}
+		ms[bad.Name+"/Challenge.Cid"] = &pb.Challenge{Root: good, Cid: c}
 	}
 	return ms
 }
@@ -66,6 +68,8 @@ func FuzzBadCids(f *testing.F) {
 			cids = []cid.Cid{m.Cid}
 		case *pb.StoreOffer:
 			cids = []cid.Cid{m.Root}
+		case *pb.Challenge:
+			cids = []cid.Cid{m.Root, m.Cid}
 		}
 		for _, c := range cids {
 			if c.Defined() {

@@ -1,5 +1,6 @@
 // Package pb holds the wire messages of the casd stream protocols
-// /cas/get/1.0 and /cas/store/1.0.
+// /cas/get/1.0 and /cas/store/1.0, including the storage challenge
+// ([Challenge], [Proof]) of /cas/get/1.0.
 //
 // cas.proto defines their encoding (protocol buffers, proto3) and
 // docs/wire.md the protocols. Each frame on a stream carries one
@@ -24,8 +25,10 @@
 // 2^29-1, a stray end-group, a known field with the wrong wire type, a CID
 // that does not parse or is not CIDv1 raw sha2-256 (see
 // [blockstore.CheckCid]), a string that is not UTF-8, an empty want or
-// more than [MaxWant] wants. A singular field that appears twice takes its last
-// value, which alone is checked. Decoded byte slices may alias the input
+// more than [MaxWant] wants, a [Challenge] without both CIDs or whose
+// nonce is not [NonceSize] bytes, a [Proof] that is not [ProofSize] bytes.
+// A singular field that appears twice takes its last value, which alone is
+// checked. Decoded byte slices may alias the input
 // buffer (those of a [Block] and of an [Envelope] do); the caller must not
 // modify that buffer while the message is in use. Zero-length bytes decode
 // to nil, so that encoding is canonical: decoding, encoding and decoding
@@ -62,6 +65,8 @@ const (
 	TypeStoreReply = Type(wire.MessageType_MESSAGE_TYPE_STORE_REPLY)
 	TypeStoreEnd   = Type(wire.MessageType_MESSAGE_TYPE_STORE_END)
 	TypeStoreAck   = Type(wire.MessageType_MESSAGE_TYPE_STORE_ACK)
+	TypeChallenge  = Type(wire.MessageType_MESSAGE_TYPE_CHALLENGE)
+	TypeProof      = Type(wire.MessageType_MESSAGE_TYPE_PROOF)
 )
 
 var typeNames = [...]string{
@@ -73,6 +78,8 @@ var typeNames = [...]string{
 	TypeStoreReply: "StoreReply",
 	TypeStoreEnd:   "StoreEnd",
 	TypeStoreAck:   "StoreAck",
+	TypeChallenge:  "Challenge",
+	TypeProof:      "Proof",
 }
 
 // String returns the message name of t.
@@ -115,6 +122,10 @@ func New(t Type) Message {
 		return new(StoreEnd)
 	case TypeStoreAck:
 		return new(StoreAck)
+	case TypeChallenge:
+		return new(Challenge)
+	case TypeProof:
+		return new(Proof)
 	default:
 		return nil
 	}

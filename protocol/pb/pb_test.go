@@ -35,9 +35,13 @@ func sampleMessages(tb testing.TB) map[string]pb.Message {
 		"Done/false":       &pb.Done{},
 		"StoreOffer": &pb.StoreOffer{Root: a, Owner: bytes.Repeat([]byte{1}, 32), Blocks: 3,
 			Bytes: 1 << 40, Expiry: -5, Sig: bytes.Repeat([]byte{2}, 64)},
-		"StoreReply": &pb.StoreReply{Reason: "over quota: ünïcode"},
-		"StoreEnd":   &pb.StoreEnd{},
-		"StoreAck":   &pb.StoreAck{Stored: 12, Complete: true},
+		"StoreReply":           &pb.StoreReply{Reason: "over quota: ünïcode"},
+		"StoreEnd":             &pb.StoreEnd{},
+		"StoreAck":             &pb.StoreAck{Stored: 12, Complete: true},
+		"Challenge":            &pb.Challenge{Root: a, Cid: b, Nonce: [pb.NonceSize]byte{1, 2, 31: 3}},
+		"Challenge/zero nonce": &pb.Challenge{Root: a, Cid: a},
+		"Proof":                &pb.Proof{Proof: [pb.ProofSize]byte{9, 31: 8}},
+		"Proof/zero":           &pb.Proof{},
 	}
 }
 
@@ -118,20 +122,28 @@ func TestMalformed(t *testing.T) {
 		tooMany.Want = append(tooMany.Want, testCid(t, string(rune(i))))
 	}
 	cases := map[string][]byte{
-		"empty":              nil,
-		"truncated varint":   {0x08, 0x80},
-		"unknown type":       env(99, nil),
-		"bytes past end":     env(pb.TypeBlock, []byte{0x0a, 0x10, 1, 2}),
-		"bad cid":            env(pb.TypeMissing, []byte{0x0a, 0x03, 1, 2, 3}),
-		"wrong wire type":    env(pb.TypeDone, []byte{0x0a, 0x00}),
-		"field zero":         env(pb.TypeStoreEnd, []byte{0x00, 0x00}),
-		"stray end group":    env(pb.TypeStoreAck, []byte{0x7c}),
-		"empty want":         env(pb.TypeGetRequest, []byte{0x12, 0x00}),
-		"too many wants":     pb.Marshal(tooMany),
-		"reason not utf8":    env(pb.TypeStoreReply, []byte{0x12, 0x02, 0xff, 0xfe}),
-		"block cid as int":   env(pb.TypeBlock, protowire.AppendVarint([]byte{0x08}, 1)),
-		"envelope body junk": env(pb.TypeStoreOffer, []byte{0xff}),
-		"cid trailing bytes": env(pb.TypeMissing, protowire.AppendBytes([]byte{0x0a}, append(c.Bytes(), 0))),
+		"empty":                 nil,
+		"truncated varint":      {0x08, 0x80},
+		"unknown type":          env(99, nil),
+		"bytes past end":        env(pb.TypeBlock, []byte{0x0a, 0x10, 1, 2}),
+		"bad cid":               env(pb.TypeMissing, []byte{0x0a, 0x03, 1, 2, 3}),
+		"wrong wire type":       env(pb.TypeDone, []byte{0x0a, 0x00}),
+		"field zero":            env(pb.TypeStoreEnd, []byte{0x00, 0x00}),
+		"stray end group":       env(pb.TypeStoreAck, []byte{0x7c}),
+		"empty want":            env(pb.TypeGetRequest, []byte{0x12, 0x00}),
+		"too many wants":        pb.Marshal(tooMany),
+		"reason not utf8":       env(pb.TypeStoreReply, []byte{0x12, 0x02, 0xff, 0xfe}),
+		"block cid as int":      env(pb.TypeBlock, protowire.AppendVarint([]byte{0x08}, 1)),
+		"envelope body junk":    env(pb.TypeStoreOffer, []byte{0xff}),
+		"cid trailing bytes":    env(pb.TypeMissing, protowire.AppendBytes([]byte{0x0a}, append(c.Bytes(), 0))),
+		"challenge no root":     pb.Marshal(&pb.Challenge{Cid: c}),
+		"challenge no cid":      pb.Marshal(&pb.Challenge{Root: c}),
+		"challenge short nonce": env(pb.TypeChallenge, challengeBody(c, make([]byte, pb.NonceSize-1))),
+		"challenge long nonce":  env(pb.TypeChallenge, challengeBody(c, make([]byte, pb.NonceSize+1))),
+		"challenge no nonce":    env(pb.TypeChallenge, challengeBody(c, nil)),
+		"proof empty":           env(pb.TypeProof, nil),
+		"proof short":           env(pb.TypeProof, protowire.AppendBytes([]byte{0x0a}, make([]byte, pb.ProofSize-1))),
+		"proof long":            env(pb.TypeProof, protowire.AppendBytes([]byte{0x0a}, make([]byte, pb.ProofSize+1))),
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -141,6 +153,17 @@ func TestMalformed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// challengeBody encodes a Challenge of root and cid c with the given
+// nonce bytes, of any length.
+func challengeBody(c cid.Cid, nonce []byte) []byte {
+	b := protowire.AppendBytes([]byte{0x0a}, c.Bytes())
+	b = protowire.AppendBytes(append(b, 0x12), c.Bytes())
+	if nonce != nil {
+		b = protowire.AppendBytes(append(b, 0x1a), nonce)
+	}
+	return b
 }
 
 // fuzzRoundTrip checks that decoding arbitrary input never panics and that
@@ -201,6 +224,12 @@ func FuzzStoreEnd(f *testing.F) { fuzzRoundTrip[pb.StoreEnd](f, sampleMessages(f
 
 func FuzzStoreAck(f *testing.F) { fuzzRoundTrip[pb.StoreAck](f, sampleMessages(f)["StoreAck"]) }
 
+func FuzzChallenge(f *testing.F) {
+	fuzzRoundTrip[pb.Challenge](f, sampleMessages(f)["Challenge"], sampleMessages(f)["Challenge/zero nonce"])
+}
+
+func FuzzProof(f *testing.F) { fuzzRoundTrip[pb.Proof](f, sampleMessages(f)["Proof"]) }
+
 // FuzzUnmarshal covers the envelope and the dispatch on its type.
 func FuzzUnmarshal(f *testing.F) {
 	for _, m := range sampleMessages(f) {
@@ -246,7 +275,9 @@ func TestTypeString(t *testing.T) {
 		{pb.TypeStoreReply, "StoreReply"},
 		{pb.TypeStoreEnd, "StoreEnd"},
 		{pb.TypeStoreAck, "StoreAck"},
-		{pb.TypeStoreAck + 1, "Type(9)"},
+		{pb.TypeChallenge, "Challenge"},
+		{pb.TypeProof, "Proof"},
+		{pb.TypeProof + 1, "Type(11)"},
 		{1 << 40, "Type(1099511627776)"},
 	}
 	for _, tc := range cases {

@@ -6,7 +6,10 @@
 //     holds a root whole and pinned. [Retriever.FindHolders] finds them: the
 //     known replicas ([peers.Hints]) first, then the DHT's providers, each
 //     asked as the lookup finds it; the connected peers come last,
-//     unconfirmed, as a last resort.
+//     unconfirmed, as a last resort. A read takes a holder's word, since it
+//     checks every block; [Retriever.Holders] (`casd status`) lists a
+//     holder only once it passes a storage challenge, when this node holds
+//     the root and so can check.
 //   - A [Sources] set is the pure state of one read: the peers to ask, in
 //     the order they were found, those dropped for lying or being
 //     unreachable, and a round-robin cursor. It does no I/O.

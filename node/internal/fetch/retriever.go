@@ -43,6 +43,11 @@ type Config struct {
 	Hints *peers.Hints
 	// Strike counts bad input from a peer.
 	Strike func(p peer.ID, reason string)
+	// Verify checks a peer's claim to hold a root with a storage
+	// challenge (replicate.Auditor.Verify): true, nil if the peer proved
+	// it; false, nil if this node cannot check (it does not hold the root
+	// whole); an error if the claim must not count.
+	Verify func(ctx context.Context, p peer.ID, root cid.Cid) (verified bool, err error)
 }
 
 // Retriever finds the holders of roots and opens [Fetcher]s on them. It
@@ -96,35 +101,64 @@ func (r *Retriever) FindHolders(ctx context.Context, root cid.Cid, found func(p 
 }
 
 // Holders returns the peers that hold root whole right now, each asked at
-// most once and given timeout to answer. The node itself never counts.
-func (r *Retriever) Holders(ctx context.Context, root cid.Cid, timeout time.Duration) []peer.ID {
+// most once and given timeout to answer (and as much again to prove it).
+// The node itself never counts.
+//
+// A claim to hold root counts only if it passes a storage challenge
+// (Config.Verify), when this node holds root whole: a peer that says
+// "complete" to everything is then struck and not listed. A node that does
+// not hold root (a reader with a bare capability) cannot check a claim: it
+// lists the claims as made and reports verified false. Such claims cost a
+// reader nothing it relies on: a read checks every block it gets against
+// its CID, and drops and strikes a holder that lied about the root. So
+// verified is true when every peer listed proved holding root.
+func (r *Retriever) Holders(ctx context.Context, root cid.Cid, timeout time.Duration) (holders []peer.ID, verified bool) {
 	var (
-		mu      sync.Mutex // guards holders and seen
-		holders []peer.ID
-		seen    = make(map[peer.ID]bool)
-		asks    sync.WaitGroup
+		mu         sync.Mutex // guards holders, unverified and seen
+		unverified bool
+		seen       = make(map[peer.ID]bool)
+		asks       sync.WaitGroup
 	)
 	r.FindHolders(ctx, root, func(p peer.ID, confirmed bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		switch {
-		case seen[p]:
-		case confirmed:
-			seen[p] = true
-			holders = append(holders, p)
-		default:
-			seen[p] = true
-			asks.Go(func() { // a connected peer not asked yet: at most one per connection
-				if r.Holds(ctx, p, root, timeout) {
-					mu.Lock()
-					holders = append(holders, p)
-					mu.Unlock()
-				}
-			})
+		if seen[p] {
+			return
 		}
+		seen[p] = true
+		asks.Go(func() { // at most one per peer
+			claimed := confirmed || r.Holds(ctx, p, root, timeout)
+			if !claimed {
+				return
+			}
+			ok, checked := r.verify(ctx, p, root, timeout)
+			if !ok {
+				return
+			}
+			mu.Lock()
+			holders = append(holders, p)
+			unverified = unverified || !checked
+			mu.Unlock()
+		})
 	})
 	asks.Wait()
-	return holders
+	return holders, !unverified
+}
+
+// verify challenges p's claim to hold root within timeout: ok if it counts,
+// checked if it passed a challenge rather than standing unverified.
+func (r *Retriever) verify(ctx context.Context, p peer.ID, root cid.Cid, timeout time.Duration) (ok, checked bool) {
+	if r.cfg.Verify == nil {
+		return true, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	checked, err := r.cfg.Verify(ctx, p, root)
+	if err != nil {
+		log.Debugw("holder claim not counted", "peer", p, "cid", root, "err", err)
+		return false, false
+	}
+	return true, checked
 }
 
 // Holds asks p whether it holds root whole and pinned, waiting at most

@@ -1,16 +1,22 @@
 // Package replicate keeps a node's files on the peers that hold them for
 // it. Placement ([Replicator.Replicate]) pushes a root over /cas/store/1.0
-// to the peers closest to its CID that accept it, until the replication
-// goal is met; a root left short of its goal is pending, recorded as a pin
-// of reason [PinPending] so that a restart goes on with it, and the retry
-// loop tries again every retry interval. Repair and audits belong here too.
+// to peers that accept it, until the replication goal is met: half of the
+// goal taken from the peers closest to its CID, the rest at random,
+// preferring peers that proved holding files before. A peer's claim to
+// hold a root (it already holds it, or acknowledged it whole) counts only
+// once it answers a storage challenge ([Auditor]). A root left short of
+// its goal is pending, recorded as a pin of reason [PinPending] so that a
+// restart goes on with it, and the retry loop tries again every retry
+// interval. Repair and scheduled audits belong here too.
 package replicate
 
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"slices"
 	"sync"
@@ -41,6 +47,10 @@ const DefaultRetryInterval = 30 * time.Second
 // holds a root.
 const holdsTimeout = 3 * time.Second
 
+// auditTimeout bounds a challenge of a claim, the local pick of the block
+// included.
+const auditTimeout = 10 * time.Second
+
 // ClosestPeers finds the peers closest to a key (the DHT).
 type ClosestPeers interface {
 	GetClosestPeers(ctx context.Context, key string) ([]peer.ID, error)
@@ -59,6 +69,13 @@ type Config struct {
 	Hints *peers.Hints
 	// Holds asks a peer whether it holds a root whole, within timeout.
 	Holds func(ctx context.Context, p peer.ID, root cid.Cid, timeout time.Duration) bool
+	// Audit checks a peer's claim to hold a root; only a claim it passes
+	// counts.
+	Audit *Auditor
+	// Proven are the peers that passed challenges; placement prefers them.
+	Proven *peers.Proven
+	// Rand orders the random part of placement; nil means crypto/rand.
+	Rand io.Reader
 	// Announce queues a root for a provider record; it must not block.
 	Announce func(root cid.Cid)
 	// RetryInterval is the period of the retry loop; zero means
@@ -85,6 +102,9 @@ func New(ctx context.Context, cfg Config) (*Replicator, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = DefaultRetryInterval
 	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
 	pins, err := cfg.Store.Pins(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load pending replications: %w", err)
@@ -110,16 +130,16 @@ func (r *Replicator) Close() error {
 	return nil
 }
 
-// Replicate announces root and pushes it to the peers closest to it that
-// accept it, until the goal is met. It returns the peers that acknowledged
-// the whole file; fewer than the goal is not an error, but leaves root
-// pending for the retry loop.
+// Replicate announces root and pushes it to peers that accept it (see
+// [placementOrder]), until the goal is met. It returns the peers that
+// hold the whole file and proved it; fewer than the goal is not an error,
+// but leaves root pending for the retry loop.
 func (r *Replicator) Replicate(ctx context.Context, root cid.Cid) ([]string, error) {
 	r.cfg.Announce(root)
 	if r.cfg.Goal == 0 {
 		return []string{}, nil
 	}
-	got, err := r.pushToClosest(ctx, root, r.cfg.Goal)
+	got, err := r.place(ctx, root, r.cfg.Goal)
 	if err != nil {
 		return got, err
 	}
@@ -141,9 +161,16 @@ func (r *Replicator) Pending() []cid.Cid {
 	return roots
 }
 
-// candidates returns the peers to place root on, closest first by XOR
-// distance: the DHT's closest peers, then any other connected peer.
-func (r *Replicator) candidates(ctx context.Context, root cid.Cid) []peer.ID {
+// candidates returns the peers to place root on for goal, in the order
+// of [placementOrder], from the DHT's closest peers and the connected
+// peers.
+func (r *Replicator) candidates(ctx context.Context, root cid.Cid, goal int) ([]peer.ID, error) {
+	return placementOrder(r.closest(ctx, root), goal, r.cfg.Proven.Has, r.cfg.Rand)
+}
+
+// closest returns the DHT's closest peers to root and the connected peers,
+// once each, never this node, closest first by XOR distance.
+func (r *Replicator) closest(ctx context.Context, root cid.Cid) []peer.ID {
 	key := string(root.Hash())
 	ps, err := r.cfg.Closest.GetClosestPeers(ctx, key)
 	if err != nil {
@@ -157,9 +184,9 @@ func (r *Replicator) candidates(ctx context.Context, root cid.Cid) []peer.ID {
 	return kb.SortClosestPeers(ps, kb.ConvertKey(key))
 }
 
-// pushToClosest stores root on up to goal peers, trying candidates in
-// order of closeness, goal at a time.
-func (r *Replicator) pushToClosest(ctx context.Context, root cid.Cid, goal int) ([]string, error) {
+// place stores root on up to goal peers, trying candidates in order, goal
+// at a time.
+func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int) ([]string, error) {
 	blocks, bytes, err := r.treeSize(ctx, root)
 	if err != nil {
 		return nil, err
@@ -168,7 +195,10 @@ func (r *Replicator) pushToClosest(ctx context.Context, root cid.Cid, goal int) 
 		mu  sync.Mutex // guards got
 		got []string
 	)
-	cands := r.candidates(ctx, root)
+	cands, err := r.candidates(ctx, root, goal)
+	if err != nil {
+		return nil, fmt.Errorf("place %s: %w", root, err)
+	}
 	for len(cands) > 0 && len(got) < goal {
 		batch := cands[:min(goal-len(got), len(cands))]
 		cands = cands[len(batch):]
@@ -191,13 +221,14 @@ func (r *Replicator) pushToClosest(ctx context.Context, root cid.Cid, goal int) 
 	return got, nil
 }
 
-// pushTo stores root on p and reports whether p acknowledged all of it. A
-// peer that already holds the whole file (a re-add, a retry) counts
-// without a transfer.
+// pushTo stores root on p and reports whether p holds all of it. A peer
+// that already holds the whole file (a re-add, a retry) counts without a
+// transfer. Either claim, "I hold it" or "stored, complete", counts only
+// once p passes a challenge on it.
 func (r *Replicator) pushTo(ctx context.Context, p peer.ID, root cid.Cid, blocks, bytes uint64) bool {
 	if r.cfg.Holds(ctx, p, root, holdsTimeout) {
-		log.Debugw("peer already holds the file", "peer", p, "cid", root)
-		return true
+		log.Debugw("peer says it holds the file", "peer", p, "cid", root)
+		return r.proves(ctx, p, root)
 	}
 	res, err := protocol.Store(ctx, r.cfg.Host, p, r.cfg.Owner, root, r.treeBlocks(ctx, root), blocks, bytes)
 	if err != nil {
@@ -205,7 +236,18 @@ func (r *Replicator) pushTo(ctx context.Context, p peer.ID, root cid.Cid, blocks
 		return false
 	}
 	log.Debugw("stored on peer", "peer", p, "cid", root, "blocks", res.Stored, "complete", res.Complete)
-	return res.Complete
+	return res.Complete && r.proves(ctx, p, root)
+}
+
+// proves challenges p's claim to hold root and reports whether it passed.
+func (r *Replicator) proves(ctx context.Context, p peer.ID, root cid.Cid) bool {
+	ctx, cancel := context.WithTimeout(ctx, auditTimeout)
+	defer cancel()
+	if err := r.cfg.Audit.Audit(ctx, p, root); err != nil {
+		log.Debugw("claim not counted", "peer", p, "cid", root, "err", err)
+		return false
+	}
+	return true
 }
 
 // treeSize counts the blocks and bytes of a local file.

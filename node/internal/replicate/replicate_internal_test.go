@@ -23,10 +23,10 @@ type closest []peer.ID
 
 func (c closest) GetClosestPeers(context.Context, string) ([]peer.ID, error) { return c, nil }
 
-// TestCandidatesClosestFirst: the candidates for a root are the DHT's
+// TestClosestPeers: the peers placement chooses from are the DHT's
 // closest peers and the connected ones, once each, never the node itself,
 // sorted by XOR distance to the root.
-func TestCandidatesClosestFirst(t *testing.T) {
+func TestClosestPeers(t *testing.T) {
 	mn := mocknet.New()
 	t.Cleanup(func() { require.NoError(t, mn.Close()) })
 	self, err := mn.GenPeer()
@@ -52,7 +52,7 @@ func TestCandidatesClosestFirst(t *testing.T) {
 
 	r, err := New(t.Context(), Config{Host: self, Store: store, Closest: closest{others[1], others[3], others[4], self.ID()}})
 	require.NoError(t, err)
-	got := r.candidates(t.Context(), root)
+	got := r.closest(t.Context(), root)
 
 	want := slices.Clone(others)
 	want = kb.SortClosestPeers(want, kb.ConvertKey(string(root.Hash())))

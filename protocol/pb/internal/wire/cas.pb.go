@@ -45,20 +45,24 @@ const (
 	MessageType_MESSAGE_TYPE_STORE_REPLY MessageType = 6
 	MessageType_MESSAGE_TYPE_STORE_END   MessageType = 7
 	MessageType_MESSAGE_TYPE_STORE_ACK   MessageType = 8
+	MessageType_MESSAGE_TYPE_CHALLENGE   MessageType = 9
+	MessageType_MESSAGE_TYPE_PROOF       MessageType = 10
 )
 
 // Enum value maps for MessageType.
 var (
 	MessageType_name = map[int32]string{
-		0: "MESSAGE_TYPE_UNSPECIFIED",
-		1: "MESSAGE_TYPE_GET_REQUEST",
-		2: "MESSAGE_TYPE_BLOCK",
-		3: "MESSAGE_TYPE_MISSING",
-		4: "MESSAGE_TYPE_DONE",
-		5: "MESSAGE_TYPE_STORE_OFFER",
-		6: "MESSAGE_TYPE_STORE_REPLY",
-		7: "MESSAGE_TYPE_STORE_END",
-		8: "MESSAGE_TYPE_STORE_ACK",
+		0:  "MESSAGE_TYPE_UNSPECIFIED",
+		1:  "MESSAGE_TYPE_GET_REQUEST",
+		2:  "MESSAGE_TYPE_BLOCK",
+		3:  "MESSAGE_TYPE_MISSING",
+		4:  "MESSAGE_TYPE_DONE",
+		5:  "MESSAGE_TYPE_STORE_OFFER",
+		6:  "MESSAGE_TYPE_STORE_REPLY",
+		7:  "MESSAGE_TYPE_STORE_END",
+		8:  "MESSAGE_TYPE_STORE_ACK",
+		9:  "MESSAGE_TYPE_CHALLENGE",
+		10: "MESSAGE_TYPE_PROOF",
 	}
 	MessageType_value = map[string]int32{
 		"MESSAGE_TYPE_UNSPECIFIED": 0,
@@ -70,6 +74,8 @@ var (
 		"MESSAGE_TYPE_STORE_REPLY": 6,
 		"MESSAGE_TYPE_STORE_END":   7,
 		"MESSAGE_TYPE_STORE_ACK":   8,
+		"MESSAGE_TYPE_CHALLENGE":   9,
+		"MESSAGE_TYPE_PROOF":       10,
 	}
 )
 
@@ -587,6 +593,114 @@ func (x *StoreAck) GetComplete() bool {
 	return false
 }
 
+// Challenge asks, on /cas/get/1.0, for proof that the server holds the
+// block cid of the tree under root (client to server). docs/wire.md
+// defines the proof.
+type Challenge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Root          []byte                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`   // CID of a root the server claims to hold pinned
+	Cid           []byte                 `protobuf:"bytes,2,opt,name=cid,proto3" json:"cid,omitempty"`     // CID of a block of root's tree
+	Nonce         []byte                 `protobuf:"bytes,3,opt,name=nonce,proto3" json:"nonce,omitempty"` // 32 fresh random bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Challenge) Reset() {
+	*x = Challenge{}
+	mi := &file_cas_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Challenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Challenge) ProtoMessage() {}
+
+func (x *Challenge) ProtoReflect() protoreflect.Message {
+	mi := &file_cas_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Challenge.ProtoReflect.Descriptor instead.
+func (*Challenge) Descriptor() ([]byte, []int) {
+	return file_cas_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Challenge) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *Challenge) GetCid() []byte {
+	if x != nil {
+		return x.Cid
+	}
+	return nil
+}
+
+func (x *Challenge) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+// Proof answers a Challenge whose block the server holds.
+type Proof struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proof         []byte                 `protobuf:"bytes,1,opt,name=proof,proto3" json:"proof,omitempty"` // SHA-256, 32 bytes; docs/wire.md defines the input
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Proof) Reset() {
+	*x = Proof{}
+	mi := &file_cas_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Proof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Proof) ProtoMessage() {}
+
+func (x *Proof) ProtoReflect() protoreflect.Message {
+	mi := &file_cas_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Proof.ProtoReflect.Descriptor instead.
+func (*Proof) Descriptor() ([]byte, []int) {
+	return file_cas_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Proof) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
 var File_cas_proto protoreflect.FileDescriptor
 
 const file_cas_proto_rawDesc = "" +
@@ -625,7 +739,13 @@ const file_cas_proto_rawDesc = "" +
 	"\bStoreEnd\">\n" +
 	"\bStoreAck\x12\x16\n" +
 	"\x06stored\x18\x01 \x01(\x04R\x06stored\x12\x1a\n" +
-	"\bcomplete\x18\x02 \x01(\bR\bcomplete*\x86\x02\n" +
+	"\bcomplete\x18\x02 \x01(\bR\bcomplete\"G\n" +
+	"\tChallenge\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\fR\x04root\x12\x10\n" +
+	"\x03cid\x18\x02 \x01(\fR\x03cid\x12\x14\n" +
+	"\x05nonce\x18\x03 \x01(\fR\x05nonce\"\x1d\n" +
+	"\x05Proof\x12\x14\n" +
+	"\x05proof\x18\x01 \x01(\fR\x05proof*\xba\x02\n" +
 	"\vMessageType\x12\x1c\n" +
 	"\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18MESSAGE_TYPE_GET_REQUEST\x10\x01\x12\x16\n" +
@@ -635,7 +755,10 @@ const file_cas_proto_rawDesc = "" +
 	"\x18MESSAGE_TYPE_STORE_OFFER\x10\x05\x12\x1c\n" +
 	"\x18MESSAGE_TYPE_STORE_REPLY\x10\x06\x12\x1a\n" +
 	"\x16MESSAGE_TYPE_STORE_END\x10\a\x12\x1a\n" +
-	"\x16MESSAGE_TYPE_STORE_ACK\x10\bB0Z.github.com/casd/casd/protocol/pb/internal/wireb\x06proto3"
+	"\x16MESSAGE_TYPE_STORE_ACK\x10\b\x12\x1a\n" +
+	"\x16MESSAGE_TYPE_CHALLENGE\x10\t\x12\x16\n" +
+	"\x12MESSAGE_TYPE_PROOF\x10\n" +
+	"B0Z.github.com/casd/casd/protocol/pb/internal/wireb\x06proto3"
 
 var (
 	file_cas_proto_rawDescOnce sync.Once
@@ -650,7 +773,7 @@ func file_cas_proto_rawDescGZIP() []byte {
 }
 
 var file_cas_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cas_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_cas_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_cas_proto_goTypes = []any{
 	(MessageType)(0),   // 0: casd.pb.MessageType
 	(*Envelope)(nil),   // 1: casd.pb.Envelope
@@ -662,6 +785,8 @@ var file_cas_proto_goTypes = []any{
 	(*StoreReply)(nil), // 7: casd.pb.StoreReply
 	(*StoreEnd)(nil),   // 8: casd.pb.StoreEnd
 	(*StoreAck)(nil),   // 9: casd.pb.StoreAck
+	(*Challenge)(nil),  // 10: casd.pb.Challenge
+	(*Proof)(nil),      // 11: casd.pb.Proof
 }
 var file_cas_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -683,7 +808,7 @@ func file_cas_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cas_proto_rawDesc), len(file_cas_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
