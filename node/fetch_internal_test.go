@@ -163,7 +163,7 @@ func TestFetcherAbandonsSilentPeer(t *testing.T) {
 	_, err = file.WriteTo(ctx, &out, f, dag.ReadOptions{})
 	require.NoError(t, err)
 	require.Equal(t, "who answers?", out.String())
-	require.True(t, sources.Dropped(silent.net.stack.Host.ID()), "the silent peer was not dropped")
+	require.True(t, sources.Parked(silent.net.stack.Host.ID()), "the silent peer was not parked")
 }
 
 // TestStartAnnouncesHeldRoots: a file added offline is announced when the

@@ -145,8 +145,9 @@ func (f *Fetcher) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 }
 
 // fetchFrom asks p for c. A wrong block drops and strikes p; a peer that
-// cannot be reached, or that stops answering pings while the block is on
-// its way, is dropped.
+// cannot be reached is dropped; one that stops answering pings while the
+// block is on its way is parked (asked again only when no other source is
+// left: under load a live peer can miss a ping).
 func (f *Fetcher) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error) {
 	actx, cancel := context.WithCancelCause(ctx)
 	stopWatch := f.watch(actx, p, cancel)
@@ -165,6 +166,10 @@ func (f *Fetcher) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, 
 		f.sources.Drop(p)
 		f.r.cfg.Strike(p, "served a wrong block")
 		return nil, err
+	case errors.Is(err, errPeerSilent):
+		// Dead, or only slow: tried again when no other source is left.
+		f.sources.Park(p)
+		return nil, err
 	case err != nil:
 		if ctx.Err() == nil {
 			f.sources.Drop(p)
@@ -181,6 +186,7 @@ func (f *Fetcher) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, 
 		}
 		return nil, fmt.Errorf("peer lacks block %s: %w", c, blockstore.ErrNotFound)
 	}
+	f.sources.Unpark(p)
 	f.r.cfg.Hints.Add(f.root, p)
 	return data, nil
 }

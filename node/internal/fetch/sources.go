@@ -19,6 +19,10 @@ type Sources struct {
 	peers []peer.ID
 	// dropped peers sent a wrong block or could not be reached.
 	dropped map[peer.ID]bool
+	// parked peers went silent during a fetch: they may be dead, or only
+	// slow (a loaded machine), so they are handed out again only when no
+	// other peer is left.
+	parked map[peer.ID]bool
 	// confirmed peers said they hold the root whole.
 	confirmed map[peer.ID]bool
 	next      int  // round-robin cursor into peers
@@ -30,7 +34,12 @@ type Sources struct {
 
 // NewSources returns an empty, open set.
 func NewSources() *Sources {
-	return &Sources{dropped: make(map[peer.ID]bool), confirmed: make(map[peer.ID]bool), changed: make(chan struct{})}
+	return &Sources{
+		dropped:   make(map[peer.ID]bool),
+		parked:    make(map[peer.ID]bool),
+		confirmed: make(map[peer.ID]bool),
+		changed:   make(chan struct{}),
+	}
 }
 
 // Add adds p, once; confirmed marks a peer that said it holds the root
@@ -52,6 +61,28 @@ func (s *Sources) Drop(p peer.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dropped[p] = true
+}
+
+// Park hands p out only as a last resort, after every other peer that is
+// not dropped, until [Sources.Unpark].
+func (s *Sources) Park(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parked[p] = true
+}
+
+// Unpark makes a parked peer a source like any other again.
+func (s *Sources) Unpark(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.parked, p)
+}
+
+// Parked reports whether p is parked.
+func (s *Sources) Parked(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.parked[p]
 }
 
 // Dropped reports whether p was dropped.
@@ -85,7 +116,8 @@ func (s *Sources) signalLocked() {
 }
 
 // Next returns the next peer, round robin, that is neither dropped nor in
-// skip. While none is and the set is not sealed, it waits for one. It
+// skip, parked peers only when no other is left. While none is and the set
+// is not sealed, it waits for one. It
 // returns false once the set is sealed without such a peer, or when ctx
 // ends.
 func (s *Sources) Next(ctx context.Context, skip map[peer.ID]bool) (p peer.ID, ok bool) {
@@ -97,11 +129,13 @@ func (s *Sources) Next(ctx context.Context, skip map[peer.ID]bool) (p peer.ID, o
 }
 
 func (s *Sources) pickLocked(skip map[peer.ID]bool) (peer.ID, bool) {
-	for i := range s.peers {
-		j := (s.next + i) % len(s.peers)
-		if p := s.peers[j]; !s.dropped[p] && !skip[p] {
-			s.next = (j + 1) % len(s.peers)
-			return p, true
+	for _, lastResort := range []bool{false, true} {
+		for i := range s.peers {
+			j := (s.next + i) % len(s.peers)
+			if p := s.peers[j]; !s.dropped[p] && !skip[p] && s.parked[p] == lastResort {
+				s.next = (j + 1) % len(s.peers)
+				return p, true
+			}
 		}
 	}
 	return "", false

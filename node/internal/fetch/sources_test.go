@@ -45,6 +45,44 @@ func TestSourcesRoundRobin(t *testing.T) {
 	require.Equal(t, map[peer.ID]bool{a: true, c: true}, confirmed)
 }
 
+// TestSourcesParkedLastResort: a parked peer (it missed a ping) is handed
+// out only when no other peer is left, without waiting for the lookup to
+// end, and like the others again once unparked.
+func TestSourcesParkedLastResort(t *testing.T) {
+	s := fetch.NewSources()
+	a, b := peer.ID("a"), peer.ID("b")
+	s.Add(a, true)
+	s.Add(b, true)
+	s.Park(a)
+	require.True(t, s.Parked(a))
+	for range 3 {
+		p, ok := s.Next(t.Context(), nil)
+		require.True(t, ok)
+		require.Equal(t, b, p, "a parked peer before a live one")
+	}
+	p, ok := s.Next(t.Context(), map[peer.ID]bool{b: true}) // the set is open
+	require.True(t, ok)
+	require.Equal(t, a, p, "the parked peer as a last resort")
+	s.Drop(a)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, ok = s.Next(ctx, map[peer.ID]bool{b: true})
+	require.False(t, ok, "a dropped peer is never handed out, parked or not")
+
+	c := peer.ID("c")
+	s.Add(c, true)
+	s.Park(c)
+	s.Unpark(c)
+	require.False(t, s.Parked(c))
+	got := map[peer.ID]bool{}
+	for range 2 {
+		p, ok := s.Next(t.Context(), nil)
+		require.True(t, ok)
+		got[p] = true
+	}
+	require.Equal(t, map[peer.ID]bool{b: true, c: true}, got, "an unparked peer takes its turn")
+}
+
 // TestSourcesNextWaits: Next waits for a peer while the set is open, wakes
 // when one is added, and returns false when the set is sealed empty or
 // ctx ends.
