@@ -58,8 +58,9 @@ func (c *Collector) Start() {
 }
 
 // Request asks for a sweep. It never blocks: a request made while another
-// is pending joins it. A request made during a sweep is served by the next
-// one, since the running sweep may have marked before the request's cause.
+// is pending, or while a sweep waits for its Interval, joins it. A request
+// made during a sweep is served by the next one, since the running sweep
+// may have marked before the request's cause.
 // After Close it does nothing.
 func (c *Collector) Request() {
 	if c.ctx.Err() != nil {
@@ -89,6 +90,12 @@ func (c *Collector) loop() {
 		}
 		if !c.waitUntil(last.Add(c.cfg.Interval)) {
 			return
+		}
+		// A request made while this one waited is served by this sweep,
+		// which has not marked yet.
+		select {
+		case <-c.req:
+		default:
 		}
 		res, err := c.s.GC(c.ctx, c.cfg.Links, c.cfg.Options...)
 		last = time.Now()

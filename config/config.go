@@ -79,12 +79,13 @@ type Chunker struct {
 type Storage struct {
 	Quota int64 // bytes offered to other nodes' roots; 0 stores nothing for others
 	// MaxPinsPerOwner caps the replica pins kept for one owner key: an
-	// offer of a new root from an owner at the cap is refused. 0 means
-	// DefaultMaxPinsPerOwner (a config file written before the key existed).
+	// offer of a new root from an owner at the cap is refused. 0 (or a
+	// config file written before the key existed) means
+	// DefaultMaxPinsPerOwner.
 	MaxPinsPerOwner int
 	// CollectInterval is the least time between two background GCs, which
-	// a store stream that ends without pinning its root asks for. 0 means
-	// DefaultCollectInterval.
+	// a store stream that ends without pinning its root asks for. 0 (or
+	// absent) means DefaultCollectInterval.
 	CollectInterval Duration
 }
 
@@ -319,6 +320,14 @@ func (c *Config) normalize() {
 		if *p == nil {
 			*p = []string{}
 		}
+	}
+	// Keys added after the first config files were written: absent (or
+	// 0) means the default.
+	if c.Storage.MaxPinsPerOwner == 0 {
+		c.Storage.MaxPinsPerOwner = DefaultMaxPinsPerOwner
+	}
+	if c.Storage.CollectInterval.Duration == 0 {
+		c.Storage.CollectInterval.Duration = DefaultCollectInterval
 	}
 }
 
