@@ -2,6 +2,8 @@ package node
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,4 +143,121 @@ func TestReserveIsReal(t *testing.T) {
 	release()
 	_, err = b.Reserve(t.Context(), nil, root, -1)
 	require.Error(t, err)
+}
+
+// openStore opens a block store in a temp dir, closed when the test ends.
+func openStore(t *testing.T) *blockstore.Store {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := blockstore.Open(filepath.Join(dir, "blocks"), filepath.Join(dir, "meta.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	return store
+}
+
+// ownerKey returns a fresh owner public key.
+func ownerKey(t *testing.T) ed25519.PublicKey {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	return pub
+}
+
+// storeReplica runs one successful transfer of a one-block root through b,
+// as /cas/store does: reserve, put, pin, release.
+func storeReplica(t *testing.T, b *storeBackend, owner ed25519.PublicKey, blk blockstore.Block) error {
+	t.Helper()
+	release, err := b.Reserve(t.Context(), owner, blk.Cid, int64(len(blk.Data)))
+	if err != nil {
+		return err
+	}
+	defer release()
+	require.NoError(t, b.PutMany(t.Context(), []blockstore.Block{blk}))
+	return b.Pin(t.Context(), blk.Cid, replicaReason(owner))
+}
+
+// TestReservePinCap (hostile peers, point 8): an owner holds at most
+// maxPins replica pins. Offers of new roots beyond the cap are refused
+// with a reason naming the cap, concurrent offers included; the roots it
+// already holds may be offered again; other owners are not affected; an
+// unpin makes room.
+func TestReservePinCap(t *testing.T) {
+	const limit = 3
+	store := openStore(t)
+	b := &storeBackend{store: store, quota: 1 << 30, maxPins: limit, announce: func(cid.Cid) {}}
+	owner, other := ownerKey(t), ownerKey(t)
+	var roots []blockstore.Block
+	for i := range limit {
+		blk := blockstoretest.NewBlock(fmt.Appendf(nil, "tiny root %d", i))
+		roots = append(roots, blk)
+		require.NoError(t, storeReplica(t, b, owner, blk))
+	}
+	err := storeReplica(t, b, owner, blockstoretest.NewBlock([]byte("one too many")))
+	require.ErrorContains(t, err, "over the pin cap")
+	require.ErrorContains(t, err, "cap 3 per owner (Storage.MaxPinsPerOwner)")
+	require.NoError(t, storeReplica(t, b, owner, roots[0]), "a root the owner holds is refused again")
+	require.NoError(t, storeReplica(t, b, other, blockstoretest.NewBlock([]byte("another owner"))))
+	n, err := store.PinCount(t.Context(), replicaReason(owner))
+	require.NoError(t, err)
+	require.Equal(t, limit, n)
+
+	// Offers in flight count: with one pin of room, one of eight
+	// concurrent offers is accepted.
+	require.NoError(t, store.Unpin(t.Context(), roots[0].Cid, replicaReason(owner)))
+	var (
+		mu       sync.Mutex
+		releases []func()
+		wg       sync.WaitGroup
+	)
+	for i := range 8 {
+		wg.Go(func() {
+			root := blockstoretest.NewBlock(fmt.Appendf(nil, "concurrent %d", i)).Cid
+			release, err := b.Reserve(t.Context(), owner, root, 1)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				releases = append(releases, release)
+			} else {
+				assert.ErrorContains(t, err, "over the pin cap")
+			}
+		})
+	}
+	wg.Wait()
+	require.Len(t, releases, 1, "concurrent offers accepted past the pin cap")
+	releases[0]()
+	require.Empty(t, b.owners, "a released offer still counts against its owner")
+}
+
+// TestAbortedStoreRequestsCollection (hostile peers, point 4): a
+// transfer that ends without pinning its root (it failed, or ended
+// without the whole tree) asks for a collection, once; one that pinned
+// does not.
+func TestAbortedStoreRequestsCollection(t *testing.T) {
+	store := openStore(t)
+	var requests int
+	b := &storeBackend{store: store, quota: 1 << 30, announce: func(cid.Cid) {}, collect: func() { requests++ }}
+	owner := ownerKey(t)
+	require.NoError(t, storeReplica(t, b, owner, blockstoretest.NewBlock([]byte("pinned"))))
+	require.Zero(t, requests, "a transfer that pinned its root asked for a collection")
+
+	junk := blockstoretest.NewBlock([]byte("aborted"))
+	release, err := b.Reserve(t.Context(), owner, junk.Cid, int64(len(junk.Data)))
+	require.NoError(t, err)
+	require.NoError(t, b.PutMany(t.Context(), []blockstore.Block{junk}))
+	release()
+	release()
+	require.Equal(t, 1, requests, "an aborted transfer's release")
+
+	// Two transfers of one root, one pins and one aborts: one request.
+	root := blockstoretest.NewBlock([]byte("twice"))
+	r1, err := b.Reserve(t.Context(), owner, root.Cid, 1)
+	require.NoError(t, err)
+	r2, err := b.Reserve(t.Context(), owner, root.Cid, 1)
+	require.NoError(t, err)
+	require.NoError(t, b.PutMany(t.Context(), []blockstore.Block{root}))
+	require.NoError(t, b.Pin(t.Context(), root.Cid, replicaReason(owner)))
+	r1()
+	r2()
+	require.Equal(t, 2, requests)
+	require.Empty(t, b.open)
 }
