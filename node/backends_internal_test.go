@@ -3,7 +3,9 @@ package node
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/blockstore/blockstoretest"
+	"github.com/casd/casd/config"
 	"github.com/casd/casd/core"
 	"github.com/casd/casd/dag"
 	"github.com/casd/casd/protocol"
@@ -260,4 +263,163 @@ func TestAbortedStoreRequestsCollection(t *testing.T) {
 	r2()
 	require.Equal(t, 2, requests)
 	require.Empty(t, b.open)
+}
+
+// openOffline opens an offline node on a fresh repo.
+func openOffline(t *testing.T) *Node {
+	t.Helper()
+	repo, err := config.Init(filepath.Join(t.TempDir(), "repo"), config.InitOptions{Profile: config.ProfileLocal})
+	require.NoError(t, err)
+	n, err := Open(t.Context(), repo, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, n.Close()) })
+	return n
+}
+
+// waitUntil polls cond every millisecond for at most 30 s.
+func waitUntil(t *testing.T, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// sweepRecorder starts a collector on n's store with a 1 ms interval and
+// records its sweeps.
+type sweepRecorder struct {
+	coll  *blockstore.Collector
+	mu    sync.Mutex // guards swept
+	swept []blockstore.GCResult
+}
+
+func newSweepRecorder(t *testing.T, n *Node) *sweepRecorder {
+	r := &sweepRecorder{}
+	r.coll = blockstore.NewCollector(n.store, blockstore.CollectorConfig{
+		Links: dag.Links, Options: []blockstore.GCOption{blockstore.WithLeaves(dag.LinksAreLeaves)},
+		Interval: time.Millisecond,
+		Swept: func(res blockstore.GCResult, err error) {
+			assert.NoError(t, err)
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.swept = append(r.swept, res)
+		},
+	})
+	r.coll.Start()
+	t.Cleanup(func() { require.NoError(t, r.coll.Close()) })
+	return r
+}
+
+func (r *sweepRecorder) sweeps() []blockstore.GCResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.swept)
+}
+
+// abortStore mounts the attack: a store that writes two junk blocks and
+// fails. It returns once the collection it requested runs or waits for
+// guards, and requires that it did not run.
+func abortStore(t *testing.T, n *Node, b *storeBackend, r *sweepRecorder) {
+	t.Helper()
+	junk := []blockstore.Block{blockstoretest.NewBlock([]byte("junk 1")), blockstoretest.NewBlock([]byte("junk 2"))}
+	release, err := b.Reserve(t.Context(), ownerKey(t), junk[0].Cid, 100)
+	require.NoError(t, err)
+	require.NoError(t, b.PutMany(t.Context(), junk))
+	release()
+	waitUntil(t, func() bool { return n.store.GCWaiting() == 1 || len(r.sweeps()) > 0 },
+		"the aborted store requested no collection")
+	require.Empty(t, r.sweeps(), "a collection ran while a transfer was in flight")
+}
+
+// requireSweptJunkOnly waits for the sweep and requires that it removed
+// exactly abortStore's two blocks, and that verify is clean.
+func requireSweptJunkOnly(t *testing.T, n *Node, r *sweepRecorder) {
+	t.Helper()
+	waitUntil(t, func() bool { return len(r.sweeps()) > 0 }, "no sweep ran")
+	require.Equal(t, []blockstore.GCResult{{Removed: 2, Freed: 12}}, r.sweeps(),
+		"the sweep removed other blocks than the aborted store's")
+	rep, err := n.RepoVerify(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, rep.Missing)
+	require.Empty(t, rep.Corrupt)
+}
+
+// TestCollectionSparesTransfersInFlight (hostile peers, point 4): the
+// collection that an aborted store asks for never removes a block of an
+// add in progress or of another store in flight, though neither has
+// pinned its root yet. The sweep is requested while the transfer holds
+// blocks on disk, waits for it to finish, then removes exactly the
+// aborted store's blocks: the file reads back whole and verify is clean.
+func TestCollectionSparesTransfersInFlight(t *testing.T) {
+	t.Run("store in flight", func(t *testing.T) {
+		ctx := t.Context()
+		n, src := openOffline(t), openOffline(t)
+		r := newSweepRecorder(t, n)
+		b := &storeBackend{store: n.store, quota: 1 << 40, announce: func(cid.Cid) {}, collect: r.coll.Request}
+		data := make([]byte, 3<<20)
+		_, _ = rand.Read(data)
+		res, err := src.Add(ctx, bytes.NewReader(data), core.AddOptions{Name: "replica"})
+		require.NoError(t, err)
+		root, err := cid.Decode(res.Cid)
+		require.NoError(t, err)
+		var blocks []blockstore.Block
+		for blk, err := range treeBlocks(t, src, root) {
+			require.NoError(t, err)
+			blocks = append(blocks, blk)
+		}
+		owner := ownerKey(t)
+		release, err := b.Reserve(ctx, owner, root, int64(len(data))+1<<20)
+		require.NoError(t, err)
+		half := len(blocks) / 2
+		require.NoError(t, b.PutMany(ctx, blocks[:half]))
+
+		abortStore(t, n, b, r)
+		require.NoError(t, b.PutMany(ctx, blocks[half:]))
+		ok, err := b.Complete(ctx, root)
+		require.NoError(t, err)
+		require.True(t, ok, "blocks of the store in flight were swept")
+		require.NoError(t, b.Pin(ctx, root, replicaReason(owner)))
+		release()
+		requireSweptJunkOnly(t, n, r)
+	})
+
+	t.Run("add in progress", func(t *testing.T) {
+		ctx := t.Context()
+		n := openOffline(t)
+		r := newSweepRecorder(t, n)
+		b := &storeBackend{store: n.store, quota: 1 << 40, announce: func(cid.Cid) {}, collect: r.coll.Request}
+		data := make([]byte, 40<<20+12345)
+		_, _ = rand.Read(data)
+		pr, pw := io.Pipe()
+		added := make(chan *core.AddResult, 1)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			res, err := n.Add(ctx, pr, core.AddOptions{Name: "own"})
+			assert.NoError(t, err)
+			_ = pr.CloseWithError(err)
+			added <- res
+		})
+		defer wg.Wait()
+		defer pw.Close()
+		_, err := pw.Write(data[:36<<20])
+		require.NoError(t, err)
+		waitUntil(t, func() bool {
+			st, err := n.store.Stat(ctx)
+			return err == nil && st.Blocks >= 32
+		}, "the add never committed its first batch")
+
+		abortStore(t, n, b, r)
+		_, err = pw.Write(data[36<<20:])
+		require.NoError(t, err)
+		require.NoError(t, pw.Close())
+		res := <-added
+		require.NotNil(t, res)
+		requireSweptJunkOnly(t, n, r)
+		var got bytes.Buffer
+		require.NoError(t, n.Cat(ctx, res.Cid, func(core.FileInfo) (io.Writer, error) { return &got, nil }))
+		require.True(t, bytes.Equal(data, got.Bytes()), "the added file does not read back")
+	})
 }
