@@ -104,7 +104,7 @@ func (s *providerStore) Put(_ context.Context, k ds.Key, value []byte) error {
 	if p != s.selfPart {
 		if s.perPeer[p] >= s.limits.PerPeer || s.total >= s.limits.Total {
 			if s.dropped.Add(1)%1024 == 1 {
-				log.Infow("dropping provider records past their bound", "dropped", s.dropped.Load(),
+				log.Warnw("dropping provider records past their bound", "dropped", s.dropped.Load(),
 					"peer records", s.perPeer[p], "per peer", s.limits.PerPeer, "total", s.total, "max", s.limits.Total)
 			}
 			return nil
