@@ -157,3 +157,32 @@ func idsOf(ais []peer.AddrInfo) []peer.ID {
 	}
 	return ids
 }
+
+// TestProviderCacheOff: kad-dht's manager adds the records of a key it
+// has cached to its cache without asking the datastore; with its cache
+// off, a key that was read and then flooded by 511 Sybil peers is served
+// with at most Total providers.
+func TestProviderCacheOff(t *testing.T) {
+	const total, sybils = 5, 511 // with our record: two full write buffers, flushed
+	ctx := t.Context()
+	self := newPeerID(t)
+	ps := newProviderStore(self, ProviderLimits{Total: total})
+	pstore, err := pstoremem.NewPeerstore()
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, pstore.Close()) })
+	pm, err := records.NewProviderManager(self, pstore, ps, records.Cache(noCache{}))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, pm.Close()) })
+
+	k := testCID(t, "a popular key").Hash()
+	require.NoError(t, pm.AddProvider(ctx, k, peer.AddrInfo{ID: self}))
+	provs, err := pm.GetProviders(ctx, k)
+	require.NoError(t, err)
+	require.Len(t, provs, 1)
+	for range sybils {
+		require.NoError(t, pm.AddProvider(ctx, k, peer.AddrInfo{ID: newPeerID(t)}))
+	}
+	provs, err = pm.GetProviders(ctx, k)
+	require.NoError(t, err)
+	require.Len(t, provs, 1+total, "providers served for a flooded key")
+}
