@@ -78,20 +78,7 @@ func (b *storeBackend) Reserve(ctx context.Context, owner ed25519.PublicKey, roo
 		b.mu.Unlock()
 		return nil, err
 	}
-	b.reserved += bytes
-	if b.owners == nil {
-		b.owners, b.open = make(map[string]int), make(map[string]*openPin)
-	}
-	if newPin {
-		b.owners[reason]++
-	}
-	key := openKey(root, reason)
-	op := b.open[key]
-	if op == nil {
-		op = &openPin{}
-		b.open[key] = op
-	}
-	op.transfers++
+	key := b.beginLocked(root, reason, bytes, newPin)
 	b.mu.Unlock()
 	guard := b.store.GCGuard()
 	var once sync.Once
@@ -132,6 +119,26 @@ func (b *storeBackend) admitLocked(ctx context.Context, reason string, root cid.
 			held, b.owners[reason], limit)
 	}
 	return true, nil
+}
+
+// beginLocked records a transfer admitted by admitLocked and returns its
+// (root, reason) pin key.
+func (b *storeBackend) beginLocked(root cid.Cid, reason string, bytes int64, newPin bool) string {
+	b.reserved += bytes
+	if b.owners == nil {
+		b.owners, b.open = make(map[string]int), make(map[string]*openPin)
+	}
+	if newPin {
+		b.owners[reason]++
+	}
+	key := openKey(root, reason)
+	op := b.open[key]
+	if op == nil {
+		op = &openPin{}
+		b.open[key] = op
+	}
+	op.transfers++
+	return key
 }
 
 // end forgets a transfer of the (root, reason) pin key, and reports
