@@ -109,12 +109,13 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 // strike counts bad input from p; see [peers.Strikes].
 func (nw *online) strike(p peer.ID, reason string) { nw.strikes.Strike(p, reason) }
 
-// close stops accepting streams and resets those open, then stops the
-// loops and waits for them, then closes the DHT and the host.
+// close stops the background collector (a sweep in progress ends), stops
+// accepting streams and resets those open, then stops the loops and waits
+// for them, then closes the DHT and the host.
 func (nw *online) close() error {
 	return errors.Join(
+		nw.collect.Close(), // first: the streams that proto resets need no sweep
 		nw.proto.Close(),
-		nw.collect.Close(),
 		nw.repl.Close(),
 		nw.announce.Close(),
 		nw.stack.Close(),
