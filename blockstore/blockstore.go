@@ -125,6 +125,8 @@ type Store struct {
 
 	// gc is held shared by adders (GCGuard) and exclusively by GC.
 	gc *gcLock
+	// counts counts the pins of each reason ([Store.PinCount]).
+	counts *pinCounts
 
 	// pendingMu guards pending and shards.
 	pendingMu sync.Mutex
@@ -156,7 +158,12 @@ func Open(blocksDir, metaPath string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	counts, err := loadPinCounts(db)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open blockstore: %w", err), db.Close())
+	}
 	s := &Store{
+		counts:  counts,
 		dir:     blocksDir,
 		gc:      newGCLock(),
 		db:      db,

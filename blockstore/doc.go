@@ -30,6 +30,8 @@
 // pinned for several reasons ("owner", "replica:<owner-key>"). Pins live in a
 // bbolt database (go.etcd.io/bbolt), whose commits are fsynced. Only one
 // process may open it; a second [Open] fails fast with [ErrLocked].
+// [Store.PinCount] counts the pins of one reason from a counter kept in
+// memory, so a cap on one owner's replica pins costs no scan.
 //
 // # Garbage collection
 //
@@ -38,6 +40,9 @@
 // children. GC removes every block that no pin reaches. Writers that add a
 // tree hold [Store.GCGuard] from their first block until its root is pinned,
 // so GC never removes half of a tree being added.
+// A [Collector] runs GC in the background on request, coalescing requests
+// and at most once per interval (a node asks for one when a peer's transfer
+// ends without pinning its root).
 //
 // # Accounting
 //

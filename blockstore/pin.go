@@ -124,15 +124,20 @@ func (s *Store) Pin(ctx context.Context, root cid.Cid, reason string) error {
 	}
 	k := pinKey(root, reason)
 	now := time.Now()
+	added := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPins)
 		if b.Get(k) != nil {
 			return nil
 		}
+		added = true
 		return b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano())))
 	})
 	if err != nil {
 		return fmt.Errorf("pin %s: %w", root, err)
+	}
+	if added {
+		s.counts.add(reason, 1)
 	}
 	return nil
 }
@@ -148,15 +153,20 @@ func (s *Store) Unpin(ctx context.Context, root cid.Cid, reason string) error {
 		return fmt.Errorf("unpin %s: %w", root, err)
 	}
 	k := pinKey(root, reason)
+	removed := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketPins)
 		if b.Get(k) == nil {
 			return nil
 		}
+		removed = true
 		return b.Delete(k)
 	})
 	if err != nil {
 		return fmt.Errorf("unpin %s: %w", root, err)
+	}
+	if removed {
+		s.counts.add(reason, -1)
 	}
 	return nil
 }

@@ -78,6 +78,15 @@ type Chunker struct {
 // Storage configures the space this node offers to others.
 type Storage struct {
 	Quota int64 // bytes offered to other nodes' roots; 0 stores nothing for others
+	// MaxPinsPerOwner caps the replica pins kept for one owner key: an
+	// offer of a new root from an owner at the cap is refused. 0 (or a
+	// config file written before the key existed) means
+	// DefaultMaxPinsPerOwner.
+	MaxPinsPerOwner int
+	// CollectInterval is the least time between two background GCs, which
+	// a store stream that ends without pinning its root asks for. 0 (or
+	// absent) means DefaultCollectInterval.
+	CollectInterval Duration
 }
 
 // Swarm configures the libp2p host.
@@ -130,6 +139,8 @@ const (
 	DefaultReplicationFactor = 3
 	DefaultChunkSize         = 1 << 20
 	DefaultStorageQuota      = 10 << 30
+	DefaultMaxPinsPerOwner   = 10_000
+	DefaultCollectInterval   = 30 * time.Second
 	DefaultConnMgrLowWater   = 32
 	DefaultConnMgrHighWater  = 96
 	DefaultConnMgrGrace      = 20 * time.Second
@@ -154,7 +165,11 @@ func DefaultConfig(profile string) (*Config, error) {
 		Discovery:   Discovery{MDNS: true},
 		Replication: Replication{Factor: DefaultReplicationFactor},
 		Chunker:     Chunker{Size: DefaultChunkSize},
-		Storage:     Storage{Quota: DefaultStorageQuota},
+		Storage: Storage{
+			Quota:           DefaultStorageQuota,
+			MaxPinsPerOwner: DefaultMaxPinsPerOwner,
+			CollectInterval: Duration{DefaultCollectInterval},
+		},
 		Swarm: Swarm{
 			ConnMgr: ConnMgr{
 				LowWater:    DefaultConnMgrLowWater,
@@ -306,6 +321,14 @@ func (c *Config) normalize() {
 			*p = []string{}
 		}
 	}
+	// Keys added after the first config files were written: absent (or
+	// 0) means the default.
+	if c.Storage.MaxPinsPerOwner == 0 {
+		c.Storage.MaxPinsPerOwner = DefaultMaxPinsPerOwner
+	}
+	if c.Storage.CollectInterval.Duration == 0 {
+		c.Storage.CollectInterval.Duration = DefaultCollectInterval
+	}
 }
 
 // Clone returns a deep copy of c.
@@ -371,6 +394,12 @@ func (c *Config) Validate() error {
 	}
 	if q := c.Storage.Quota; q < 0 {
 		return fmt.Errorf("config: Storage.Quota: %d must not be negative", q)
+	}
+	if n := c.Storage.MaxPinsPerOwner; n < 0 {
+		return fmt.Errorf("config: Storage.MaxPinsPerOwner: %d must not be negative", n)
+	}
+	if d := c.Storage.CollectInterval.Duration; d < 0 {
+		return fmt.Errorf("config: Storage.CollectInterval: %s must not be negative", d)
 	}
 	cm := c.Swarm.ConnMgr
 	if cm.HighWater < 1 {

@@ -60,6 +60,8 @@ func TestDefaultConfigProfiles(t *testing.T) {
 			equal(t, 3, c.Replication.Factor)
 			equal(t, 1<<20, c.Chunker.Size)
 			equal(t, int64(10<<30), c.Storage.Quota)
+			equal(t, 10_000, c.Storage.MaxPinsPerOwner)
+			equal(t, 30*time.Second, c.Storage.CollectInterval.Duration)
 			equal(t, 32, c.Swarm.ConnMgr.LowWater)
 			equal(t, 96, c.Swarm.ConnMgr.HighWater)
 			equal(t, 20*time.Second, c.Swarm.ConnMgr.GracePeriod.Duration)
@@ -85,7 +87,7 @@ func TestDefaultConfigJSON(t *testing.T) {
 		`"Addresses":{"Swarm":["/ip4/0.0.0.0/tcp/4001","/ip6/::/tcp/4001","/ip4/0.0.0.0/udp/4001/quic-v1","/ip6/::/udp/4001/quic-v1","/ip4/0.0.0.0/tcp/4002/ws"],"Announce":[]},` +
 		`"Bootstrap":[],"Discovery":{"MDNS":true},` +
 		`"Replication":{"Factor":3},` +
-		`"Chunker":{"Size":1048576},"Storage":{"Quota":10737418240},` +
+		`"Chunker":{"Size":1048576},"Storage":{"Quota":10737418240,"MaxPinsPerOwner":10000,"CollectInterval":"30s"},` +
 		`"Swarm":{"ConnMgr":{"LowWater":32,"HighWater":96,"GracePeriod":"20s"},"RelayService":false,"NATPortMap":true,"HolePunching":true}}`
 	equal(t, want, got)
 }
@@ -185,6 +187,8 @@ func TestSet(t *testing.T) {
 		{name: "chunk max", key: "Chunker.Size", value: "4194304"},
 		{name: "int64", key: "Storage.Quota", value: "1099511627776"},
 		{name: "quota zero", key: "Storage.Quota", value: "0"},
+		{name: "pin cap", key: "Storage.MaxPinsPerOwner", value: "3"},
+		{name: "collect interval", key: "Storage.CollectInterval", value: `"1s"`},
 		{name: "swarm list", key: "Addresses.Swarm", value: `["/ip4/0.0.0.0/tcp/5001","/ip4/0.0.0.0/udp/5001/quic-v1"]`},
 		{name: "empty list", key: "Addresses.Announce", value: `[]`},
 		{name: "announce", key: "Addresses.Announce", value: `["/dns4/example.com/tcp/4001"]`},
@@ -235,6 +239,8 @@ func TestSet(t *testing.T) {
 		{name: "chunk too small", key: "Chunker.Size", value: "131072", errContains: []string{"Chunker.Size"}},
 		{name: "chunk too big", key: "Chunker.Size", value: "8388608", errContains: []string{"Chunker.Size"}},
 		{name: "quota negative", key: "Storage.Quota", value: "-1", errContains: []string{"Storage.Quota"}},
+		{name: "pin cap negative", key: "Storage.MaxPinsPerOwner", value: "-1", errContains: []string{"Storage.MaxPinsPerOwner"}},
+		{name: "collect interval negative", key: "Storage.CollectInterval", value: `"-1s"`, errContains: []string{"Storage.CollectInterval"}},
 		{name: "negative grace", key: "Swarm.ConnMgr.GracePeriod", value: `"-1s"`, errContains: []string{"Swarm.ConnMgr.GracePeriod"}},
 		{name: "low above high", key: "Swarm.ConnMgr.LowWater", value: "97", errContains: []string{"Swarm.ConnMgr.LowWater", "HighWater"}},
 		{name: "low water negative", key: "Swarm.ConnMgr.LowWater", value: "-1", errContains: []string{"Swarm.ConnMgr.LowWater", "out of range"}},

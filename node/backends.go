@@ -1,15 +1,19 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/config"
 	"github.com/casd/casd/dag"
 	"github.com/casd/casd/protocol"
 )
@@ -25,51 +29,147 @@ var (
 type storeBackend struct {
 	store *blockstore.Store
 	quota int64
+	// maxPins caps the replica pins of one owner (0:
+	// config.DefaultMaxPinsPerOwner).
+	maxPins int
 	// announce queues a provider record for a replica; it must not block.
 	announce func(cid.Cid)
+	// collect asks for a background GC; it must not block. It is called
+	// when a transfer ends without pinning its root (aborted, or ended
+	// incomplete), whose blocks would otherwise count against the quota
+	// until someone runs GC by hand.
+	collect func()
 
-	mu sync.Mutex // guards reserved, and orders reservations
+	mu sync.Mutex // guards the fields below, and orders reservations
 	// reserved is the room promised to the transfers in flight.
 	reserved int64
+	// owners counts, per replica pin reason, the transfers in flight
+	// that may add a pin of that reason.
+	owners map[string]int
+	// open tracks the transfers in flight per (root, reason) pin.
+	open map[string]*openPin
 }
+
+// openPin counts the transfers in flight for one (root, reason) pin, and
+// how many of them pinned it: a release that finds no pin to match it
+// belongs to a transfer that stored blocks and pinned nothing.
+type openPin struct{ transfers, pinned int }
 
 // Reserve refuses a file that would take the store past its quota,
 // counting what the store holds and what the transfers in flight were
 // promised, and sets bytes aside until the returned release is called. So
 // concurrent offers cannot share the same room: the first takes it, the
 // others are refused (the quota covers the whole store, the node's own
-// files included). While the transfer runs it also holds the store's GC
-// guard, so that a concurrent `casd repo gc` cannot sweep blocks received
-// but not pinned yet. Blocks written during the transfer count twice until
-// release, which errs on the side of refusing.
-func (b *storeBackend) Reserve(ctx context.Context, _ ed25519.PublicKey, root cid.Cid, bytes int64) (func(), error) {
+// files included). It also refuses a new root of an owner that holds
+// maxPins replica pins here, counting the offers of that owner in flight.
+// While the transfer runs it holds the store's GC guard, so that a
+// concurrent GC cannot sweep blocks received but not pinned yet. Blocks
+// written during the transfer count twice until release, which errs on
+// the side of refusing. A release without a matching Pin (the transfer
+// failed, or ended without the whole tree) asks for a background GC.
+func (b *storeBackend) Reserve(ctx context.Context, owner ed25519.PublicKey, root cid.Cid, bytes int64) (func(), error) {
 	if bytes < 0 {
 		return nil, fmt.Errorf("offer of %d bytes", bytes)
 	}
+	reason := replicaReason(owner)
 	b.mu.Lock()
-	st, err := b.store.Stat(ctx)
+	newPin, err := b.admitLocked(ctx, reason, root, bytes)
 	if err != nil {
 		b.mu.Unlock()
 		return nil, err
 	}
-	if free := b.quota - st.Bytes - b.reserved; bytes > free {
-		b.mu.Unlock()
-		return nil, fmt.Errorf("over quota: %d bytes held, %d promised to transfers in flight, %d offered, quota %d",
-			st.Bytes, b.reserved, bytes, b.quota)
-	}
-	b.reserved += bytes
+	key := b.beginLocked(root, reason, bytes, newPin)
 	b.mu.Unlock()
 	guard := b.store.GCGuard()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			guard()
-			b.mu.Lock()
-			b.reserved -= bytes
-			b.mu.Unlock()
+			if !b.end(key, reason, bytes, newPin) && b.collect != nil {
+				b.collect()
+			}
 		})
 	}, nil
 }
+
+// admitLocked checks an offer against the quota and the owner's pin cap,
+// and reports whether pinning it would add a pin of reason.
+func (b *storeBackend) admitLocked(ctx context.Context, reason string, root cid.Cid, bytes int64) (newPin bool, err error) {
+	st, err := b.store.Stat(ctx)
+	if err != nil {
+		return false, err
+	}
+	if free := b.quota - st.Bytes - b.reserved; bytes > free {
+		return false, fmt.Errorf("over quota: %d bytes held, %d promised to transfers in flight, %d offered, quota %d",
+			st.Bytes, b.reserved, bytes, b.quota)
+	}
+	pins, err := b.store.PinsOf(ctx, root)
+	if err != nil {
+		return false, err
+	}
+	if slices.ContainsFunc(pins, func(p blockstore.Pin) bool { return p.Reason == reason }) {
+		return false, nil // a pin again: no new pin
+	}
+	held, err := b.store.PinCount(ctx, reason)
+	if err != nil {
+		return false, err
+	}
+	if limit := cmp.Or(b.maxPins, config.DefaultMaxPinsPerOwner); held+b.owners[reason] >= limit {
+		return false, fmt.Errorf("over the pin cap: this owner holds %d replica pins here and has %d offers in flight, cap %d per owner (Storage.MaxPinsPerOwner)",
+			held, b.owners[reason], limit)
+	}
+	return true, nil
+}
+
+// beginLocked records a transfer admitted by admitLocked and returns its
+// (root, reason) pin key.
+func (b *storeBackend) beginLocked(root cid.Cid, reason string, bytes int64, newPin bool) string {
+	b.reserved += bytes
+	if b.owners == nil {
+		b.owners, b.open = make(map[string]int), make(map[string]*openPin)
+	}
+	if newPin {
+		b.owners[reason]++
+	}
+	key := openKey(root, reason)
+	op := b.open[key]
+	if op == nil {
+		op = &openPin{}
+		b.open[key] = op
+	}
+	op.transfers++
+	return key
+}
+
+// end forgets a transfer of the (root, reason) pin key, and reports
+// whether a Pin matched it.
+func (b *storeBackend) end(key, reason string, bytes int64, newPin bool) (pinned bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reserved -= bytes
+	if newPin {
+		if b.owners[reason]--; b.owners[reason] == 0 {
+			delete(b.owners, reason)
+		}
+	}
+	op := b.open[key]
+	op.transfers--
+	if op.pinned > 0 {
+		op.pinned--
+		pinned = true
+	}
+	if op.transfers == 0 {
+		delete(b.open, key)
+	}
+	return pinned
+}
+
+// replicaReason is the pin reason of owner's replicas.
+func replicaReason(owner ed25519.PublicKey) string {
+	return protocol.ReplicaPinPrefix + hex.EncodeToString(owner)
+}
+
+func openKey(root cid.Cid, reason string) string { return root.KeyString() + reason }
 
 func (b *storeBackend) PutMany(ctx context.Context, bs []blockstore.Block) error {
 	return b.store.PutMany(ctx, bs)
@@ -79,11 +179,17 @@ func (b *storeBackend) Complete(ctx context.Context, root cid.Cid) (bool, error)
 	return complete(ctx, b.store, root)
 }
 
-// Pin pins a replica and queues its announcement.
+// Pin pins a replica, records it for the transfer in flight, and queues
+// its announcement.
 func (b *storeBackend) Pin(ctx context.Context, root cid.Cid, reason string) error {
 	if err := b.store.Pin(ctx, root, reason); err != nil {
 		return err
 	}
+	b.mu.Lock()
+	if op := b.open[openKey(root, reason)]; op != nil && op.pinned < op.transfers {
+		op.pinned++
+	}
+	b.mu.Unlock()
 	b.announce(root)
 	return nil
 }

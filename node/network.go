@@ -8,8 +8,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/core"
 	"github.com/casd/casd/crypt"
+	"github.com/casd/casd/dag"
 	"github.com/casd/casd/node/internal/announce"
 	"github.com/casd/casd/node/internal/fetch"
 	"github.com/casd/casd/node/internal/p2p"
@@ -32,6 +34,7 @@ type online struct {
 	fetch    *fetch.Retriever
 	announce *announce.Announcer
 	repl     *replicate.Replicator
+	collect  *blockstore.Collector
 }
 
 func ourProtocols() []string {
@@ -87,13 +90,21 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 	if err != nil {
 		return nil, errors.Join(err, stack.Close())
 	}
+	nw.collect = blockstore.NewCollector(n.store, blockstore.CollectorConfig{
+		Links: dag.Links, Options: []blockstore.GCOption{blockstore.WithLeaves(dag.LinksAreLeaves)},
+		Interval: cfg.Storage.CollectInterval.Duration,
+	})
 	nw.proto = protocol.New(h,
 		protocol.WithGetBackend(watchedBackend{getBackend{n.store}, audit.Served}),
-		protocol.WithStoreBackend(&storeBackend{store: n.store, quota: cfg.Storage.Quota, announce: nw.announce.Provide}),
+		protocol.WithStoreBackend(&storeBackend{
+			store: n.store, quota: cfg.Storage.Quota, maxPins: cfg.Storage.MaxPinsPerOwner,
+			announce: nw.announce.Provide, collect: nw.collect.Request,
+		}),
 		protocol.WithStrikeFunc(nw.strike),
 	)
 	nw.announce.Start()
 	nw.repl.Start()
+	nw.collect.Start()
 	nw.proto.Start()
 	return nw, nil
 }
@@ -101,10 +112,12 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 // strike counts bad input from p; see [peers.Strikes].
 func (nw *online) strike(p peer.ID, reason string) { nw.strikes.Strike(p, reason) }
 
-// close stops accepting streams and resets those open, then stops the
-// loops and waits for them, then closes the DHT and the host.
+// close stops the background collector (a sweep in progress ends), stops
+// accepting streams and resets those open, then stops the loops and waits
+// for them, then closes the DHT and the host.
 func (nw *online) close() error {
 	return errors.Join(
+		nw.collect.Close(), // first: the streams that proto resets need no sweep
 		nw.proto.Close(),
 		nw.repl.Close(),
 		nw.announce.Close(),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -23,17 +24,45 @@ const (
 	DHTProtocol                   = DHTProtocolPrefix + "/kad/1.0.0"
 )
 
+// DHTOption tunes [NewDHT].
+type DHTOption func(*dhtConfig)
+
+type dhtConfig struct {
+	limits    ProviderLimits
+	providers *providerStore // built from limits when nil
+}
+
+// WithProviderLimits bounds the provider records kept for other peers
+// (default: [DefaultMaxProvidersPerPeer], [DefaultMaxProviders]).
+func WithProviderLimits(l ProviderLimits) DHTOption {
+	return func(c *dhtConfig) { c.limits = l }
+}
+
+// withProviderStore makes the DHT keep its provider records in ps (for
+// tests, which count them).
+func withProviderStore(ps *providerStore) DHTOption {
+	return func(c *dhtConfig) { c.providers = ps }
+}
+
 // NewDHT starts a Kademlia DHT server on h under the /cas protocol prefix, with
 // an in-memory record store, connects to bootstrap and starts a routing table
 // refresh. Only provider records are enabled: casd stores no DHT values, so
-// peers cannot park /pk or /ipns records on it either.
+// peers cannot park /pk or /ipns records on it either. The provider records of
+// other peers are bounded per peer and in total (see [ProviderLimits]).
 //
 // A bootstrap set of which no peer answers is logged, not returned: the DHT
 // dials the bootstrap peers again whenever its routing table is empty. NewDHT
 // fails only when ctx ends first or the DHT cannot be built, and then leaves
 // nothing running or registered on h. The caller closes the DHT before the
 // host; IpfsDHT.Close does not remove its stream handler from the host.
-func NewDHT(ctx context.Context, h host.Host, bootstrap []peer.AddrInfo) (_ *dht.IpfsDHT, err error) {
+func NewDHT(ctx context.Context, h host.Host, bootstrap []peer.AddrInfo, options ...DHTOption) (_ *dht.IpfsDHT, err error) {
+	var cfg dhtConfig
+	for _, o := range options {
+		o(&cfg)
+	}
+	if cfg.providers == nil {
+		cfg.providers = newProviderStore(h.ID(), cfg.limits)
+	}
 	bootstrap = slices.DeleteFunc(slices.Clone(bootstrap), func(ai peer.AddrInfo) bool {
 		return ai.ID == h.ID() // a bootstrap node may list itself
 	})
@@ -41,6 +70,8 @@ func NewDHT(ctx context.Context, h host.Host, bootstrap []peer.AddrInfo) (_ *dht
 		dht.ProtocolPrefix(DHTProtocolPrefix),
 		dht.Mode(dht.ModeServer),
 		dht.DisableValues(),
+		dht.ProviderDatastore(cfg.providers),
+		dht.ProviderManagerOpts(records.Cache(noCache{})),
 	}
 	if len(bootstrap) > 0 {
 		opts = append(opts, dht.BootstrapPeers(bootstrap...))

@@ -2,7 +2,9 @@
 // transports (TCP, QUIC, WebSocket), security (Noise, TLS), muxer (yamux),
 // connection manager and resource manager with explicit limits for casd's
 // protocols ([NewHost]); the private Kademlia DHT under the /cas prefix
-// ([NewDHT]); and mDNS discovery on the LAN ([StartMDNS]).
+// ([NewDHT]), whose provider records of other peers are bounded per peer
+// and in total ([ProviderLimits]); and mDNS discovery on the LAN
+// ([StartMDNS]).
 //
 // It is the only package that builds a host or a DHT. NAT traversal
 // (AutoNAT, relays, hole punching) belongs here too.
