@@ -159,6 +159,7 @@ func newAdversary(t *testing.T, d *daemon) *stranger {
 func (s *stranger) store(t *testing.T, root cid.Cid, blocks []blockstore.Block) error {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
+	blocks = parentsFirst(t, root, blocks)
 	var total uint64
 	for _, b := range blocks {
 		total += uint64(len(b.Data))
@@ -178,6 +179,35 @@ func (s *stranger) store(t *testing.T, root cid.Cid, blocks []blockstore.Block) 
 		return fmt.Errorf("the victim stored %d blocks of %s but does not call it complete", res.Stored, root)
 	}
 	return nil
+}
+
+// parentsFirst orders blocks as a store stream must send them: root
+// first, each block after the one that links to it (breadth first). A
+// block that root does not reach is left out, as a receiver would refuse
+// it.
+func parentsFirst(t *testing.T, root cid.Cid, blocks []blockstore.Block) []blockstore.Block {
+	byCid := make(map[cid.Cid]blockstore.Block, len(blocks))
+	for _, b := range blocks {
+		byCid[b.Cid] = b
+	}
+	var out []blockstore.Block
+	seen := map[cid.Cid]bool{root: true}
+	for queue := []cid.Cid{root}; len(queue) > 0; queue = queue[1:] {
+		b, ok := byCid[queue[0]]
+		if !ok {
+			continue // held by the victim already
+		}
+		out = append(out, b)
+		links, err := dag.Links(b.Cid, b.Data)
+		noErr(t, err, "links of", b.Cid)
+		for _, l := range links {
+			if !seen[l] {
+				seen[l] = true
+				queue = append(queue, l)
+			}
+		}
+	}
+	return out
 }
 
 // getter reads blocks from the victim over /cas/get: what the stranger
