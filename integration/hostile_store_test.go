@@ -1,0 +1,227 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/internal/adversary"
+	"github.com/casd/casd/protocol"
+	"github.com/casd/casd/protocol/pb"
+)
+
+// The hostile-store tests (issue 7) mount, from a real libp2p host in the
+// test process (package adversary), the attacks a stranger can make on a
+// casd daemon's /cas/store/1.0 and /cas/get/1.0, and check what the
+// daemon's user would: every byte of their files still there, commands
+// finishing in bounded time, disk and memory bounded.
+
+// attackTimeout bounds one attack's exchange with the victim.
+const attackTimeout = 2 * time.Minute
+
+// newAdversary starts a hostile peer connected to the daemon d and returns
+// it with d's peer ID. It is closed when the test ends.
+func newAdversary(t testing.TB, d *daemon) (*adversary.Peer, peer.ID) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), attackTimeout)
+	defer cancel()
+	p, err := adversary.New(ctx, adversary.Options{})
+	noErr(t, err, "start the adversary")
+	t.Cleanup(func() { noErr(t, p.Close(), "close the adversary") })
+	victim, err := p.Connect(ctx, d.tcpAddr(t))
+	noErr(t, err, "the adversary dials the victim")
+	return p, victim
+}
+
+// attackCtx is the context of one attack.
+func attackCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), attackTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// timed runs casd with args, bounded by timeout, and returns how long it
+// took.
+func (n *node) timed(t testing.TB, timeout time.Duration, args ...string) (result, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	res := n.exec(t, runOpts{timeout: timeout}, args...)
+	return res, time.Since(start)
+}
+
+// fileSum returns the sha256 of the file at path.
+func fileSum(t testing.TB, path string) [sha256.Size]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	noErr(t, err)
+	defer f.Close()
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	noErr(t, err)
+	return [sha256.Size]byte(h.Sum(nil))
+}
+
+// requireIntact checks what the owner of root checks: `casd repo verify`
+// is clean and `casd cat root` gives back the file at path, byte for byte.
+func requireIntact(t testing.TB, n *node, root, path string) {
+	t.Helper()
+	n.requireOK(t, n.run(t, "repo", "verify"))
+	res := n.run(t, "cat", root)
+	n.requireOK(t, res)
+	fi, err := os.Stat(path)
+	noErr(t, err)
+	check(t, int64(len(res.stdout)) == fi.Size(), "cat %s gave %d bytes, want %d", root, len(res.stdout), fi.Size())
+	check(t, sha256.Sum256(res.stdout) == fileSum(t, path), "cat %s differs from %s", root, path)
+}
+
+// TestHostileForgedLeafRoot (hostile peers, point 1): a stranger that
+// learns an inner manifest node of the owner's file (links are in the
+// clear, served over /cas/get) stores a root of height 0 calling that node
+// a chunk. The victim pins it (it holds the "chunk"), and every `repo gc`
+// after that must keep the node's whole subtree: verify stays clean and
+// cat returns every byte. The file has 1,025 chunks of 256 KiB, so that
+// its root has height 1 (fanout 1,024).
+func TestHostileForgedLeafRoot(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.requireOK(t, n.run(t, "config", "Chunker.Size", strconv.Itoa(256<<10)))
+	path := writeRandomFile(t, t.TempDir(), "archive.bin", 1024*(256<<10)+1)
+	d := startDaemon(t, n)
+	root := n.add(t, path)
+
+	p, victim := newAdversary(t, d)
+	ctx := attackCtx(t)
+	m := fetchManifest(t, ctx, p, victim, root)
+	check(t, m.Height == 1 && len(m.Links) == 2, "root of height %d with %d links, want 1 and 2", m.Height, len(m.Links))
+	inner := m.Links[0] // the node of the first 1,024 chunks
+	forged, ack, err := p.StoreForgedRoot(ctx, victim, []cid.Cid{inner})
+	noErr(t, err, "store the forged root")
+	check(t, ack.Complete, "the victim did not pin the forged root %s (ack %+v): the attack did not happen", forged, ack)
+	t.Logf("forged root %s (height 0, one \"chunk\": inner node %s) pinned by the victim", forged, inner)
+
+	// GC marks concurrently; run it more than once so that a walk that
+	// lets the first claim about a block win loses the race at least once.
+	for i := range 3 {
+		res, took := n.timed(t, time.Minute, "repo", "gc")
+		n.requireOK(t, res)
+		t.Logf("repo gc %d after the forged root: %v: %s", i+1, took.Round(time.Millisecond), strings.TrimSpace(res.out()))
+		requireIntact(t, n, root, path)
+	}
+}
+
+// fetchManifest fetches the block c from victim over /cas/get and reads its
+// clear part.
+func fetchManifest(t testing.TB, ctx context.Context, p *adversary.Peer, victim peer.ID, c string) adversary.Manifest {
+	t.Helper()
+	var data []byte
+	missing, err := protocol.Fetch(ctx, p.Host, victim, cid.Undef, []cid.Cid{requireCID(t, c)},
+		func(b blockstore.Block) error { data = bytes.Clone(b.Data); return nil })
+	noErr(t, err, "fetch "+c)
+	check(t, len(missing) == 0, "the victim does not serve %s", c)
+	m, err := adversary.ParseManifest(data)
+	noErr(t, err, "parse "+c)
+	return m
+}
+
+// TestHostileDAGBomb (hostile peers, point 2): a root of height 8 whose
+// every level links 1,024 times to the one node below (10 distinct
+// blocks, 1,024^9 paths). The victim answers the store (ack or refusal)
+// within 10 s, and `repo gc` and `status` of the bomb finish within 10 s
+// each; the owner's own file is intact.
+func TestHostileDAGBomb(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	path := writeRandomFile(t, t.TempDir(), "own.bin", 3*mib)
+	d := startDaemon(t, n)
+	root := n.add(t, path)
+	p, victim := newAdversary(t, d)
+
+	start := time.Now()
+	bomb, ack, err := p.StoreBomb(attackCtx(t), victim, 8, 1024)
+	took := time.Since(start)
+	var rej *adversary.RejectedError
+	check(t, err == nil || errors.As(err, &rej), "store the bomb: %v", err)
+	t.Logf("bomb %s: answered in %v (ack %+v, refusal %v)", bomb, took.Round(time.Millisecond), ack, err)
+	check(t, took < 10*time.Second, "the victim took %v to answer a DAG bomb, want < 10s", took)
+
+	for _, args := range [][]string{{"repo", "gc"}, {"status", bomb.String()}} {
+		res, took := n.timed(t, time.Minute, args...)
+		n.requireOK(t, res)
+		t.Logf("%s under the bomb: %v", strings.Join(args, " "), took.Round(time.Millisecond))
+		check(t, took < 10*time.Second, "%s took %v with a DAG bomb stored, want < 10s", strings.Join(args, " "), took)
+	}
+	requireIntact(t, n, root, path)
+}
+
+// TestHostileBadCIDs (hostile peers, point 13): offers and blocks named by
+// an identity, a sha1 or a truncated sha2-256 CID, and a get of one, are
+// refused (a refusal or a reset, never an accepted store), and nothing
+// reaches the victim's blocks folder.
+func TestHostileBadCIDs(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	d := startDaemon(t, n)
+	p, victim := newAdversary(t, d)
+	before := blockNames(t, n.repo)
+	data := adversary.Chunk(100).Data
+	for _, bad := range []adversary.BadCID{adversary.IdentityCID, adversary.SHA1CID, adversary.TruncatedCID} {
+		c := bad.Of(data)
+		t.Run(bad.String(), func(t *testing.T) {
+			ctx := attackCtx(t)
+			if ss, err := p.Offer(ctx, victim, c, 1, uint64(len(data))); err == nil {
+				ss.Reset()
+				t.Fatalf("the victim accepted an offer of root %s (%v)", c, bad)
+			} else {
+				t.Logf("offer of root %s: %v", c, err)
+			}
+
+			good := adversary.Chunk(100)
+			ss, err := p.Offer(ctx, victim, good.Cid, 1, uint64(len(data)))
+			noErr(t, err, "offer a good root")
+			noErr(t, ss.Send(ctx, pb.Block{Cid: c, Data: data}), "send the block named "+c.String())
+			noErr(t, ss.AwaitReset(ctx), fmt.Sprintf("the victim must reset a stream carrying a block named by a %v CID", bad))
+
+			get := adversary.Frame(&pb.GetRequest{Want: []cid.Cid{c}})
+			noErr(t, p.SendRaw(ctx, victim, protocol.GetID, get), fmt.Sprintf("the victim must reset a get of a %v CID", bad))
+		})
+	}
+	after := blockNames(t, n.repo)
+	check(t, maps.Equal(after, before), "the blocks folder went from %d to %d files", len(before), len(after))
+}
+
+// rssOf returns the resident set of process pid, in bytes.
+func rssOf(t testing.TB, pid int) int64 {
+	t.Helper()
+	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	noErr(t, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			noErr(t, err, "parse VmRSS "+v)
+			return kb << 10
+		}
+	}
+	noErr(t, sc.Err())
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+var _ = sync.Mutex{}
