@@ -49,6 +49,19 @@ func newAdversary(t testing.TB, d *daemon) (*adversary.Peer, peer.ID) {
 	return p, victim
 }
 
+// newVictim inits a node that keeps its files to itself (Replication.Factor
+// 0), so that its adds succeed without peers, and applies the config
+// key/value pairs kv.
+func newVictim(t testing.TB, kv ...string) *node {
+	t.Helper()
+	n := newNode(t)
+	kv = append([]string{"Replication.Factor", "0"}, kv...)
+	for i := 0; i+1 < len(kv); i += 2 {
+		n.requireOK(t, n.run(t, "config", kv[i], kv[i+1]))
+	}
+	return n
+}
+
 // attackCtx is the context of one attack.
 func attackCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), attackTimeout)
@@ -99,8 +112,7 @@ func requireIntact(t testing.TB, n *node, root, path string) {
 // its root has height 1 (fanout 1,024).
 func TestHostileForgedLeafRoot(t *testing.T) {
 	t.Parallel()
-	n := newNode(t)
-	n.requireOK(t, n.run(t, "config", "Chunker.Size", strconv.Itoa(256<<10)))
+	n := newVictim(t, "Chunker.Size", strconv.Itoa(256<<10))
 	path := writeRandomFile(t, t.TempDir(), "archive.bin", 1024*(256<<10)+1)
 	d := startDaemon(t, n)
 	root := n.add(t, path)
@@ -117,12 +129,14 @@ func TestHostileForgedLeafRoot(t *testing.T) {
 
 	// GC marks concurrently; run it more than once so that a walk that
 	// lets the first claim about a block win loses the race at least once.
+	// Nothing the owner holds is garbage.
 	for i := range 3 {
 		res, took := n.timed(t, time.Minute, "repo", "gc")
 		n.requireOK(t, res)
 		t.Logf("repo gc %d after the forged root: %v: %s", i+1, took.Round(time.Millisecond), strings.TrimSpace(res.out()))
-		requireIntact(t, n, root, path)
+		check(t, strings.HasPrefix(res.out(), "removed 0 blocks"), "gc removed blocks of the owner's file: %s", res)
 	}
+	requireIntact(t, n, root, path)
 }
 
 // fetchManifest fetches the block c from victim over /cas/get and reads its
@@ -146,7 +160,7 @@ func fetchManifest(t testing.TB, ctx context.Context, p *adversary.Peer, victim 
 // each; the owner's own file is intact.
 func TestHostileDAGBomb(t *testing.T) {
 	t.Parallel()
-	n := newNode(t)
+	n := newVictim(t)
 	path := writeRandomFile(t, t.TempDir(), "own.bin", 3*mib)
 	d := startDaemon(t, n)
 	root := n.add(t, path)
@@ -155,8 +169,7 @@ func TestHostileDAGBomb(t *testing.T) {
 	start := time.Now()
 	bomb, ack, err := p.StoreBomb(attackCtx(t), victim, 8, 1024)
 	took := time.Since(start)
-	var rej *adversary.RejectedError
-	check(t, err == nil || errors.As(err, &rej), "store the bomb: %v", err)
+	check(t, err == nil || refused(err), "store the bomb: %v", err)
 	t.Logf("bomb %s: answered in %v (ack %+v, refusal %v)", bomb, took.Round(time.Millisecond), ack, err)
 	check(t, took < 10*time.Second, "the victim took %v to answer a DAG bomb, want < 10s", took)
 
@@ -175,19 +188,22 @@ func TestHostileDAGBomb(t *testing.T) {
 // reaches the victim's blocks folder.
 func TestHostileBadCIDs(t *testing.T) {
 	t.Parallel()
-	n := newNode(t)
+	n := newVictim(t)
 	d := startDaemon(t, n)
-	p, victim := newAdversary(t, d)
 	before := blockNames(t, n.repo)
 	data := adversary.Chunk(100).Data
 	for _, bad := range []adversary.BadCID{adversary.IdentityCID, adversary.SHA1CID, adversary.TruncatedCID} {
 		c := bad.Of(data)
 		t.Run(bad.String(), func(t *testing.T) {
+			// Each lie is a strike: three of them ban a peer, so each
+			// case gets a fresh one.
+			p, victim := newAdversary(t, d)
 			ctx := attackCtx(t)
 			if ss, err := p.Offer(ctx, victim, c, 1, uint64(len(data))); err == nil {
 				ss.Reset()
 				t.Fatalf("the victim accepted an offer of root %s (%v)", c, bad)
 			} else {
+				check(t, refused(err), "offer of root %s: %v, want a refusal or a reset", c, err)
 				t.Logf("offer of root %s: %v", c, err)
 			}
 
@@ -203,6 +219,12 @@ func TestHostileBadCIDs(t *testing.T) {
 	}
 	after := blockNames(t, n.repo)
 	check(t, maps.Equal(after, before), "the blocks folder went from %d to %d files", len(before), len(after))
+}
+
+// refused reports whether err is the victim's refusal or reset.
+func refused(err error) bool {
+	var rej *adversary.RejectedError
+	return errors.As(err, &rej) || errors.Is(err, adversary.ErrReset)
 }
 
 // rssOf returns the resident set of process pid, in bytes.
