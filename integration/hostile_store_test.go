@@ -166,8 +166,10 @@ func TestHostileDAGBomb(t *testing.T) {
 	root := n.add(t, path)
 	p, victim := newAdversary(t, d)
 
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
 	start := time.Now()
-	bomb, ack, err := p.StoreBomb(attackCtx(t), victim, 8, 1024)
+	bomb, ack, err := p.StoreBomb(ctx, victim, 8, 1024)
 	took := time.Since(start)
 	check(t, err == nil || refused(err), "store the bomb: %v", err)
 	t.Logf("bomb %s: answered in %v (ack %+v, refusal %v)", bomb, took.Round(time.Millisecond), ack, err)
