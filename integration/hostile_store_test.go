@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -221,6 +222,96 @@ func TestHostileBadCIDs(t *testing.T) {
 	}
 	after := blockNames(t, n.repo)
 	check(t, maps.Equal(after, before), "the blocks folder went from %d to %d files", len(before), len(after))
+}
+
+// timedResult is a command's result and how long it ran; timedOut is set
+// if its timeout killed it.
+type timedResult struct {
+	res      result
+	took     time.Duration
+	timedOut bool
+	err      error // a failure to run it, other than its exit code
+}
+
+// background runs casd with args on n in the background, killed after
+// timeout, and delivers its result on the returned channel. The test's
+// cleanup waits for it.
+func (n *node) background(t testing.TB, timeout time.Duration, args ...string) <-chan timedResult {
+	t.Helper()
+	out := make(chan timedResult, 1)
+	done := make(chan struct{})
+	t.Cleanup(func() { <-done })
+	go func() { // owned by the test: its cleanup waits for done
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cmd := n.command(ctx, runOpts{}, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		start := time.Now()
+		err := cmd.Run()
+		tr := timedResult{took: time.Since(start), timedOut: ctx.Err() != nil}
+		tr.res = result{args: args, stdout: stdout.Bytes(), stderr: stderr.String()}
+		var exitErr *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &exitErr) && exitErr.Exited():
+			tr.res.code = exitErr.ExitCode()
+		default:
+			tr.err = err
+		}
+		n.log(tr.res)
+		out <- tr
+	}()
+	return out
+}
+
+// TestHostileTrickle (hostile peers, point 3): a stranger's store offer of
+// 4 MiB is fed one 64-byte block every 20 s, under the 30 s idle timeout.
+// While it runs, an add of a new file takes < 5 s, `repo gc` finishes
+// within 60 s, and the victim resets the trickling stream within 60 s of
+// accepting it (contract: within 30 s of its falling below the minimum
+// rate, with the default settings).
+func TestHostileTrickle(t *testing.T) {
+	t.Parallel()
+	n := newVictim(t)
+	d := startDaemon(t, n)
+	p, victim := newAdversary(t, d)
+	tr, err := p.TrickleStore(attackCtx(t), victim, 4<<20, 20*time.Second)
+	noErr(t, err, "start the trickle")
+	t.Cleanup(tr.Stop)
+
+	path := writeRandomFile(t, t.TempDir(), "new.bin", 3*mib)
+	res, took := n.timed(t, time.Minute, "add", path)
+	n.requireOK(t, res)
+	t.Logf("add of 3 MiB under the trickle: %v", took.Round(time.Millisecond))
+	check(t, took < 5*time.Second, "add took %v under a trickling store, want < 5s", took)
+	root := strings.Fields(res.out())[1]
+
+	gc := n.background(t, 90*time.Second, "repo", "gc")
+	gcStart := time.Now()
+	t.Cleanup(tr.Stop) // before the wait for gc, which the trickle may hold up
+	limit := time.NewTimer(time.Until(tr.Accepted.Add(60 * time.Second)))
+	defer limit.Stop()
+	select {
+	case <-tr.Ended():
+		ended, sent, err := tr.Result()
+		t.Logf("the trickle ended %v after it was accepted, after %d blocks: %v",
+			ended.Sub(tr.Accepted).Round(time.Millisecond), sent, err)
+		check(t, err == nil, "the trickle ended without a reset by the victim: %v", err)
+	case <-limit.C:
+		t.Errorf("the victim did not end the trickling stream within 60 s of accepting it")
+	}
+	var g timedResult
+	select {
+	case g = <-gc:
+	case <-time.After(time.Until(gcStart.Add(60 * time.Second))):
+		t.Fatalf("repo gc did not finish within 60 s under a trickling store")
+	}
+	noErr(t, g.err, "run repo gc")
+	n.requireOK(t, g.res)
+	t.Logf("repo gc under the trickle: %v", g.took.Round(time.Millisecond))
+	requireIntact(t, n, root, path)
 }
 
 // refused reports whether err is the victim's refusal or reset.
