@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -339,4 +340,190 @@ func rssOf(t testing.TB, pid int) int64 {
 	return 0
 }
 
-var _ = sync.Mutex{}
+// quota is the victim's Storage.Quota in the quota tests.
+const quota = 64 * mib
+
+// blocksBytes sums the sizes of the files under repo/blocks (temporary
+// files included: they are on the disk too), tolerating files that come
+// and go while it walks.
+func blocksBytes(repo string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(filepath.Join(repo, "blocks"), func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		total += fi.Size()
+		return nil
+	})
+	return total, err
+}
+
+// sampleDisk polls blocksBytes of repo every pollInterval until stop is
+// called, which returns the largest figure seen.
+func sampleDisk(t testing.TB, repo string) (stop func() int64) {
+	t.Helper()
+	var (
+		peak int64
+		err  error
+		wg   sync.WaitGroup
+	)
+	quit := make(chan struct{})
+	wg.Go(func() {
+		tick := time.NewTicker(pollInterval)
+		defer tick.Stop()
+		for {
+			var n int64
+			if n, err = blocksBytes(repo); err != nil {
+				return
+			}
+			peak = max(peak, n)
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+		}
+	})
+	return func() int64 {
+		close(quit)
+		wg.Wait()
+		noErr(t, err, "measure "+repo+"/blocks")
+		return peak
+	}
+}
+
+// TestHostileQuotaRace (hostile peers, point 4): eight strangers offer 48
+// MiB each, at once, to a victim with a 64 MiB quota, and send real
+// blocks. At most one offer is accepted, and the blocks on the victim's
+// disk never exceed the quota.
+func TestHostileQuotaRace(t *testing.T) {
+	t.Parallel()
+	n := newVictim(t, "Storage.Quota", strconv.Itoa(quota))
+	d := startDaemon(t, n)
+	const offers, size = 8, 48 * mib
+	peers := make([]*adversary.Peer, offers)
+	junk := make([]*adversary.Junk, offers)
+	var victim peer.ID
+	for i := range peers {
+		peers[i], victim = newAdversary(t, d)
+		junk[i] = adversary.NewJunk(size, mib)
+	}
+	stop := sampleDisk(t, n.repo)
+	errs := make([]error, offers)
+	var wg sync.WaitGroup
+	ctx := attackCtx(t)
+	for i := range peers {
+		wg.Go(func() { _, errs[i] = peers[i].StoreJunk(ctx, victim, junk[i]) })
+	}
+	wg.Wait()
+	peak := stop()
+	accepted := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			accepted++
+		case !refused(err):
+			t.Errorf("offer %d: %v, want an ack, a refusal or a reset", i, err)
+		}
+	}
+	t.Logf("%d of %d offers of %d MiB accepted; peak blocks on disk %d bytes (%.1f MiB), quota %d MiB",
+		accepted, offers, size>>20, peak, float64(peak)/mib, quota>>20)
+	check(t, accepted <= 1, "%d offers of %d MiB accepted under a %d MiB quota", accepted, size>>20, quota>>20)
+	check(t, peak <= quota, "the victim's blocks reached %d bytes, over its quota of %d", peak, quota)
+}
+
+// TestHostileQuotaTinyBlocks (hostile peers, point 4): blocks are charged
+// their bytes plus 4096 (a file on disk costs that much), so an offer of
+// 100,000 empty blocks, or of 100,000 8-byte ones, is refused by a victim
+// with a 64 MiB quota.
+func TestHostileQuotaTinyBlocks(t *testing.T) {
+	t.Parallel()
+	n := newVictim(t, "Storage.Quota", strconv.Itoa(quota))
+	d := startDaemon(t, n)
+	p, victim := newAdversary(t, d)
+	for _, bytes := range []uint64{0, 8 * 100_000} {
+		ss, err := p.Offer(attackCtx(t), victim, adversary.Chunk(8).Cid, 100_000, bytes)
+		if err == nil {
+			ss.Reset()
+			t.Errorf("an offer of 100000 blocks of %d bytes in all was accepted under a %d MiB quota", bytes, quota>>20)
+			continue
+		}
+		var rej *adversary.RejectedError
+		check(t, errors.As(err, &rej), "offer of 100000 blocks, %d bytes: %v, want a refusal", bytes, err)
+		t.Logf("offer of 100000 blocks, %d bytes: %v", bytes, err)
+	}
+}
+
+// TestHostileUnreachableBlocks (hostile peers, point 4): a store whose
+// blocks are not reachable from its offered root is reset, and what it
+// left on the victim's disk is collected without anyone running gc (an
+// aborted store triggers a collection): within 90 s no block of it is
+// left, and the owner's file is intact.
+func TestHostileUnreachableBlocks(t *testing.T) {
+	t.Parallel()
+	n := newVictim(t)
+	path := writeRandomFile(t, t.TempDir(), "own.bin", 2*mib)
+	root := n.add(t, path)
+	d := startDaemon(t, n)
+	p, victim := newAdversary(t, d)
+	before := blockNames(t, n.repo)
+
+	// 16 blocks of the root fill the victim's first write batch, so they
+	// reach its disk; the root's last two chunks never come; then junk.
+	chunks := make([]cid.Cid, 18)
+	blocks := make([]pb.Block, 0, 33)
+	for i := range chunks {
+		b := adversary.Chunk(1024)
+		chunks[i] = b.Cid
+		if i < 15 {
+			blocks = append(blocks, b)
+		}
+	}
+	r := adversary.Root(0, chunks)
+	blocks = append([]pb.Block{r}, blocks...)
+	for range 16 {
+		blocks = append(blocks, adversary.Chunk(1024))
+	}
+	ctx := attackCtx(t)
+	ss, err := p.Offer(ctx, victim, r.Cid, 40, 1<<20)
+	noErr(t, err, "offer")
+	sent := 0
+	for _, b := range blocks {
+		if ss.Send(ctx, b) != nil {
+			break
+		}
+		sent++
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := ss.AwaitReset(wctx); err != nil {
+		t.Errorf("the victim did not reset a store sending blocks its root does not reach (%d sent): %v", sent, err)
+	}
+	ss.Reset() // abort the store, if the victim did not
+	start := time.Now()
+	waitFor(t, 90*time.Second, func() (bool, string) {
+		var left []string
+		for c := range blockNames(t, n.repo) {
+			if !before[c] {
+				left = append(left, c)
+			}
+		}
+		return len(left) == 0, fmt.Sprintf("%d blocks of the aborted store are still on disk %v after it ended, e.g. %v",
+			len(left), time.Since(start).Round(time.Second), left[:min(2, len(left))])
+	})
+	t.Logf("the aborted store's blocks were collected %v after it ended", time.Since(start).Round(time.Millisecond))
+	requireIntact(t, n, root, path)
+}

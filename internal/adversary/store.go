@@ -126,10 +126,15 @@ func (ss *StoreStream) End(ctx context.Context) (*pb.StoreAck, error) {
 }
 
 // AwaitReset waits until the stream ends: nil if the victim reset it,
-// [ErrNotReset] if it answered or closed it. ctx bounds the wait.
+// [ErrNotReset] if it answered or closed it, ctx's error if ctx ended
+// first (the stream is then reset here, which is no reset by the victim).
 func (ss *StoreStream) AwaitReset(ctx context.Context) error {
 	defer ss.bound(ctx)()
-	return awaitReset(ss.s)
+	err := awaitReset(ss.s)
+	if ctx.Err() != nil {
+		return fmt.Errorf("adversary: wait for a reset: %w", ctx.Err())
+	}
+	return err
 }
 
 // Reset resets the stream.
