@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/casd/casd/internal/adversary"
+	"github.com/casd/casd/protocol"
 )
 
 // TestHostileStalledFrames (hostile peers, point 7): one peer opens 64
@@ -69,11 +70,19 @@ func TestHostileFraming(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
+	probe := adversary.CID([]byte("probe"))
+	// The liar's own handshake may complete before the victim's gater
+	// refuses the connection, so what counts is that it is not served.
 	_, err := p.Connect(ctx, d.tcpAddr(t))
-	check(t, err != nil, "after %d framing lies, the liar's dial was accepted", len(lies))
-	t.Logf("the liar's dial: %v", err)
+	if err == nil {
+		_, err = protocol.HasRoot(ctx, p.Host, victim, probe)
+	}
+	check(t, err != nil, "after %d framing lies, the liar dialed the victim again and was served", len(lies))
+	t.Logf("the banned liar's dial: %v", err)
 
-	_, _ = newAdversary(t, d) // a fresh peer is not refused
+	fresh, _ := newAdversary(t, d)
+	_, err = protocol.HasRoot(ctx, fresh.Host, victim, probe)
+	noErr(t, err, "a fresh peer asks the victim for a root")
 	check(t, !strings.Contains(fmt.Sprint(peerList(t, n, false)), p.ID().String()),
 		"the victim lists the banned peer %s among its connected peers", p.ID())
 }
