@@ -32,8 +32,7 @@ func TestHostileStalledFrames(t *testing.T) {
 	const streams, size = 64, 4 << 20
 	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Second) // within the victim's idle timeout
 	defer cancel()
-	st, err := p.StallFrames(ctx, victim, streams, size)
-	noErr(t, err, "stall frames")
+	st := p.StallFrames(ctx, victim, streams, size)
 	defer st.Stop()
 	peak := before
 	tick := time.NewTicker(pollInterval)
