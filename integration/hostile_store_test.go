@@ -301,6 +301,18 @@ func TestHostileTrickle(t *testing.T) {
 	gc := n.background(t, 90*time.Second, "repo", "gc")
 	gcStart := time.Now()
 	t.Cleanup(tr.Stop) // before the wait for gc, which the trickle may hold up
+
+	// An add while that gc waits for the trickle's guard must not queue
+	// behind it. Three seconds is ample for the gc command to connect and
+	// start waiting; the add is measured the same if it has not.
+	<-time.After(3 * time.Second)
+	path2 := writeRandomFile(t, t.TempDir(), "newer.bin", 3*mib)
+	res, took = n.timed(t, time.Minute, "add", path2)
+	n.requireOK(t, res)
+	t.Logf("add of 3 MiB while gc waits on the trickle: %v", took.Round(time.Millisecond))
+	check(t, took < 5*time.Second, "add took %v while gc waited on a trickling store, want < 5s", took)
+	root2 := strings.Fields(res.out())[1]
+
 	limit := time.NewTimer(time.Until(tr.Accepted.Add(60 * time.Second)))
 	defer limit.Stop()
 	select {
@@ -322,6 +334,7 @@ func TestHostileTrickle(t *testing.T) {
 	n.requireOK(t, g.res)
 	t.Logf("repo gc under the trickle: %v", g.took.Round(time.Millisecond))
 	requireIntact(t, n, root, path)
+	requireIntact(t, n, root2, path2)
 }
 
 // refused reports whether err is the victim's refusal or reset.
