@@ -14,9 +14,11 @@ const dialTimeout = 10 * time.Second
 
 // ListenUnix listens on the unix socket at path, which belongs in the repo
 // directory. On unix the socket is readable and writable by the owner only
-// (mode 0600); it exists with the process's umask for the moment between
-// bind and chmod, which is why it belongs in the repo directory, whose mode
-// is 0700. On Windows (10 and later, which have AF_UNIX) a socket file has
+// (mode 0600), and nobody else can reach it at any moment: it is bound in
+// a fresh directory of mode 0700 beside path, made 0600 there, then renamed
+// to path, so the process's umask never shows (the umask is per process,
+// and changing it around the bind would change it for every file that the
+// node's other goroutines create meanwhile). On Windows (10 and later, which have AF_UNIX) a socket file has
 // no mode bits: who may connect is decided by its ACL, inherited from the
 // repo directory, which is in the user's profile by default and so open to
 // that user (and to SYSTEM and administrators) only.
@@ -29,15 +31,12 @@ func ListenUnix(path string) (net.Listener, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("api: listen on %s: %w", path, err)
-	}
-	if err := restrictSocket(path); err != nil {
-		return nil, errors.Join(fmt.Errorf("api: chmod %s: %w", path, err), l.Close())
-	}
-	return l, nil
+	return listen(path)
 }
+
+// afterBind is called with the path that the socket was bound to, before
+// its mode is restricted: a test looks for a window there.
+var afterBind = func(string) {}
 
 // removeStale removes the socket at path unless a daemon answers on it.
 func removeStale(path string) error {

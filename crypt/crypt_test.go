@@ -26,12 +26,31 @@ func key(b byte) *crypt.Key {
 	return &k
 }
 
-// TestConvergentKeyKnownAnswer pins the derivation to HMAC-SHA256(secret,
-// SHA-256(plaintext)), computed independently (Python's hmac and hashlib).
+// TestConvergentKeyKnownAnswer pins the labelled derivation of format 2,
+// HMAC-SHA256(secret, label || 0 || SHA-256(part)...), and format 1's
+// unlabelled HMAC-SHA256(secret, SHA-256(plaintext)), each computed
+// independently (Python's hmac and hashlib).
 func TestConvergentKeyKnownAnswer(t *testing.T) {
-	k := crypt.ConvergentKey(key(1), []byte("hello"))
+	k := crypt.ConvergentKey(key(1), crypt.LabelChunk, []byte("hello"))
+	require.Equal(t, "468066a562c5563e9b05ef6ec1358311711c61fddf6a9d104026b1f33deac61b", hex.EncodeToString(k[:]))
+	k = crypt.ConvergentKey(key(1), crypt.LabelRoot, []byte("head"), []byte("body"))
+	require.Equal(t, "ef1d537966a2a4d5e05a4dfa741b348732ce335766b2119e960899dc858a1021", hex.EncodeToString(k[:]))
+	k = crypt.ConvergentKeyV1(key(1), []byte("hello"))
 	require.Equal(t, "291c708438d2711bf58e07fa2ad87ac8b3291f0c54c806c036af10a8c5267982", hex.EncodeToString(k[:]))
-	require.NotEqual(t, k, crypt.ConvergentKey(key(2), []byte("hello")), "the secret must matter")
+	require.NotEqual(t, k, crypt.ConvergentKeyV1(key(2), []byte("hello")), "the secret must matter")
+}
+
+// TestConvergentKeyDomains: the same content gives a different key under
+// each label, and moving bytes from one part to the next changes the key.
+func TestConvergentKeyDomains(t *testing.T) {
+	seen := map[crypt.Key]string{}
+	for _, l := range []string{crypt.LabelChunk, crypt.LabelNode, crypt.LabelRoot} {
+		k := crypt.ConvergentKey(key(1), l, []byte("same"))
+		require.NotContains(t, seen, k, "label %s gives the key of %s", l, seen[k])
+		seen[k] = l
+	}
+	require.NotEqual(t, crypt.ConvergentKey(key(1), crypt.LabelNode, []byte("ab"), []byte("c")),
+		crypt.ConvergentKey(key(1), crypt.LabelNode, []byte("a"), []byte("bc")))
 }
 
 // TestOwnerKeyKnownAnswer pins the owner key's seed to
@@ -83,6 +102,34 @@ func TestWrapKey(t *testing.T) {
 	require.ErrorIs(t, err, crypt.ErrUnauthenticated)
 	_, err = crypt.UnwrapKey(master, w[:10], []byte("ctx"))
 	require.ErrorIs(t, err, crypt.ErrUnauthenticated)
+	_, err = crypt.UnwrapKeyV1(master, w, []byte("ctx"))
+	require.ErrorIs(t, err, crypt.ErrUnauthenticated, "a format-2 wrap must not open as format 1")
+}
+
+// TestWrapKeyKnownAnswer pins the wrap of format 2, computed independently
+// (Python's hmac and the cryptography package's AESGCM): the AES key and
+// the nonce key are HKDF-Expand-SHA256 subkeys of the master key, whose
+// one-block output is HMAC(master, info || 0x01), so the master key itself
+// is never an AES key; nonce = HMAC(nonceKey, "casd/v2/wrap-nonce\0" ||
+// be64(len(ad)) || ad || key)[:12].
+func TestWrapKeyKnownAnswer(t *testing.T) {
+	w := crypt.WrapKey(key(5), key(6), []byte("ctx"))
+	require.Equal(t, "e55b64563a4f622c930efc6c6ac51ce46b7c8a52fc9b449923f860abe757740d7100ecd086aec62c8a0c3c7b873dc1f0f935c915a20920b42b569377", hex.EncodeToString(w))
+	_, err := crypt.NewAEAD(key(5)).Open(nil, w[:crypt.NonceSize], w[crypt.NonceSize:], []byte("ctx"))
+	require.Error(t, err, "the master key itself must not open a wrap")
+}
+
+// TestUnwrapKeyV1KnownAnswer opens a wrap made by format 1 (the root of
+// the "hello" vector of dag's golden vectors, master 11...11): its AES key
+// is the master key and its nonce HMAC(master, "casd/v1/wrap-nonce\0" ||
+// ad || key)[:12].
+func TestUnwrapKeyV1KnownAnswer(t *testing.T) {
+	w, _ := hex.DecodeString("0ed7a7de4de12e25bfa28e554634154271041eea9551d2d7f94211b589d985e155cc11a9dc96f6b5a8d8e75387294a8bb1d64f2b03bf6c4ac57360fe")
+	got, err := crypt.UnwrapKeyV1(key(0x11), w, []byte("casd/v1/root-file-key"))
+	require.NoError(t, err)
+	require.Equal(t, "fe54ab89c477528784ed524e5dad41ddc04b9b6ba333be1a4688820bebda0499", hex.EncodeToString(got[:]))
+	_, err = crypt.UnwrapKey(key(0x11), w, []byte("casd/v1/root-file-key"))
+	require.ErrorIs(t, err, crypt.ErrUnauthenticated, "a format-1 wrap must not open as format 2")
 }
 
 var cheapKDF = crypt.KDFParams{Time: 1, Memory: 64, Threads: 1}
@@ -253,4 +300,34 @@ func FuzzOpenKeyFile(f *testing.F) {
 		// Must not panic nor allocate absurdly (KDF parameters are bounded).
 		_, _ = crypt.OpenKeyFile(data, []byte("p"))
 	})
+}
+
+// keyFileVector is a key file made independently (Python: the cryptography
+// package's Argon2id and AESGCM) from passphrase "correct horse battery
+// staple", time 1, memory 64 KiB, 1 thread, salt 00 01 ... 0f, nonce 10 11
+// ... 1b, master 11...11 and convergence 12...12; docs/format.md shows it.
+const keyFileVector = `-----BEGIN CASD KEY FILE-----
+AQAAAAEAAABAAQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhvSxqDRzPurOMtq
+yOoi+el6WgHAfkM6wJ4OvV+Jv8ilXRA1waaIYQ0T/Sw97qLowX8Ylc5rID0accLi
+ID9XXe+Jgtnya6NCl7YtdL9engc4iQ==
+-----END CASD KEY FILE-----
+`
+
+// TestKeyFileKnownAnswer pins every byte of the key file: the same
+// passphrase, parameters, salt and nonce give exactly the vector, and the
+// vector opens to its secrets.
+func TestKeyFileKnownAnswer(t *testing.T) {
+	s := crypt.Secrets{Master: *key(0x11), Convergence: *key(0x12)}
+	pass := []byte("correct horse battery staple")
+	var random []byte
+	for i := range 28 {
+		random = append(random, byte(i))
+	}
+	file, err := crypt.SealKeyFileFrom(s, pass, crypt.KDFParams{Time: 1, Memory: 64, Threads: 1}, bytes.NewReader(random))
+	require.NoError(t, err)
+	require.Equal(t, keyFileVector, string(file))
+
+	got, err := crypt.OpenKeyFile([]byte(keyFileVector), pass)
+	require.NoError(t, err)
+	require.Equal(t, s, got)
 }

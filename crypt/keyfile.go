@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -46,6 +47,12 @@ const (
 
 // SealKeyFile seals s under passphrase and returns the PEM-armored key file.
 func SealKeyFile(s Secrets, passphrase []byte, p KDFParams) ([]byte, error) {
+	return sealKeyFile(s, passphrase, p, rand.Reader)
+}
+
+// sealKeyFile is [SealKeyFile] with the salt and the nonce read from random,
+// so that a test can pin the output to a known answer.
+func sealKeyFile(s Secrets, passphrase []byte, p KDFParams, random io.Reader) ([]byte, error) {
 	if len(passphrase) == 0 {
 		return nil, errors.New("seal key file: empty passphrase")
 	}
@@ -54,7 +61,7 @@ func SealKeyFile(s Secrets, passphrase []byte, p KDFParams) ([]byte, error) {
 	binary.BigEndian.PutUint32(hdr[1:], p.Time)
 	binary.BigEndian.PutUint32(hdr[5:], p.Memory)
 	hdr[9] = p.Threads
-	if _, err := rand.Read(hdr[10:]); err != nil { // salt and nonce
+	if _, err := io.ReadFull(random, hdr[10:]); err != nil { // salt and nonce
 		return nil, fmt.Errorf("seal key file: random salt: %w", err)
 	}
 	k := kdf(passphrase, hdr[10:10+saltSize], p)

@@ -204,10 +204,10 @@ func (a *adder) seal(ctx context.Context, jobs <-chan *chunkBuf, sealed chan<- *
 // sealChunk pads, seals and names buf's plaintext.
 func sealChunk(conv *crypt.Key, buf *chunkBuf) {
 	plain := buf.data[headerSize : headerSize+buf.n]
-	buf.key = crypt.ConvergentKey(conv, plain)
+	buf.key = current.chunkKey(conv, plain)
 	padded := buf.data[headerSize : headerSize+padTo(buf.n, chunkPad)]
 	clear(padded[buf.n:])
-	buf.data[0], buf.data[1] = FormatVersion, KindChunk
+	buf.data[0], buf.data[1] = current.version, KindChunk
 	ct := crypt.Seal(padded[:0], &buf.key, padded, buf.data[:headerSize])
 	data := buf.data[:headerSize+len(ct)]
 	buf.block = blockstore.Block{Cid: blockCID(data), Data: data}
@@ -269,9 +269,7 @@ func (a *adder) finish(ctx context.Context) (*Added, error) {
 	if meta.MediaType == "" { // empty file: the name alone tells
 		meta.MediaType = mime.TypeByExtension(filepath.Ext(meta.Name))
 	}
-	master := &a.secrets.Master
-	wrap := func(k *crypt.Key) []byte { return crypt.WrapKey(master, k, rootKeyAD) }
-	root, key := a.tree.finish(&meta, wrap)
+	root, key := a.tree.finish(&meta, &a.secrets.Master)
 	blocks := append(a.tree.takeEmitted(), root)
 	if err := a.putMany(ctx, blocks); err != nil {
 		return nil, err

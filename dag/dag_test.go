@@ -76,7 +76,7 @@ func TestRoundTrip(t *testing.T) {
 			a := add(t, st, data, "relevé de compte ü 日本.pdf", s, tc.opt)
 			require.EqualValues(t, tc.size, a.Meta.Size)
 
-			f, err := dag.OpenOwned(t.Context(), st, a.Root, &s.Master)
+			f, err := dag.OpenOwned(t.Context(), st, a.Root, s)
 			require.NoError(t, err)
 			require.Equal(t, "relevé de compte ü 日本.pdf", f.Meta.Name)
 			require.Equal(t, "application/pdf", f.Meta.MediaType)
@@ -135,12 +135,12 @@ func TestOpenErrors(t *testing.T) {
 		open func() error
 		want error
 	}{
-		{"not owner", func() error { _, err := dag.OpenOwned(t.Context(), st, a.Root, &other.Master); return err }, dag.ErrNeedCapability},
+		{"not owner", func() error { _, err := dag.OpenOwned(t.Context(), st, a.Root, other); return err }, dag.ErrNeedCapability},
 		{"wrong key", func() error { _, err := dag.OpenFile(t.Context(), st, a.Root, wrongKey); return err }, dag.ErrUnauthenticated},
-		{"chunk CID", func() error { _, err := dag.OpenOwned(t.Context(), st, chunk, &s.Master); return err }, dag.ErrNotFile},
-		{"node CID", func() error { _, err := dag.OpenOwned(t.Context(), st, node, &s.Master); return err }, dag.ErrNotFile},
+		{"chunk CID", func() error { _, err := dag.OpenOwned(t.Context(), st, chunk, s); return err }, dag.ErrNotFile},
+		{"node CID", func() error { _, err := dag.OpenOwned(t.Context(), st, node, s); return err }, dag.ErrNotFile},
 		{"unknown CID", func() error {
-			_, err := dag.OpenOwned(t.Context(), st, cidOf(t, []byte("nothing")), &s.Master)
+			_, err := dag.OpenOwned(t.Context(), st, cidOf(t, []byte("nothing")), s)
 			return err
 		}, errNotFound},
 	}
@@ -177,7 +177,7 @@ func TestCorruptBlocksAreRejected(t *testing.T) {
 			require.NoError(t, err)
 			st.Set(victim, tc.mangle(data))
 
-			f, err := dag.OpenOwned(t.Context(), st, a.Root, &s.Master)
+			f, err := dag.OpenOwned(t.Context(), st, a.Root, s)
 			require.NoError(t, err)
 			_, err = readAll(t, st, f)
 			require.Error(t, err)

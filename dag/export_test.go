@@ -1,9 +1,12 @@
 package dag
 
 import (
+	"testing"
+
 	"github.com/ipfs/go-cid"
 
 	"github.com/casd/casd/crypt"
+	"github.com/casd/casd/dag/dagtest"
 )
 
 // SealManifest returns a manifest block of kind and height that links to
@@ -18,11 +21,22 @@ func SealManifest(kind byte, height int, links []cid.Cid) []byte {
 	for i := range b.entries {
 		b.entries[i].size = 1
 	}
-	var wrap func(*crypt.Key) []byte
 	if kind == KindRoot {
 		b.meta = &Meta{Name: "forged", Size: int64(len(links)), ChunkSize: MinChunkSize}
-		wrap = func(k *crypt.Key) []byte { return crypt.WrapKey(&conv, k, rootKeyAD) }
 	}
-	data, _ := sealManifest(&conv, kind, height, links, wrap, b)
+	data, _ := sealManifest(&conv, kind, height, links, &conv, b)
 	return data
+}
+
+// Golden is a stored golden vector loaded into a store.
+type Golden struct {
+	Store   *dagtest.MemStore
+	Secrets *crypt.Secrets
+	Cap     Capability
+}
+
+// LoadGolden loads the stored vector of the given name and format version.
+func LoadGolden(t testing.TB, name string, version int) Golden {
+	g := loadGolden(t, name, version)
+	return Golden{Store: g.st, Secrets: &g.secrets, Cap: g.cap}
 }

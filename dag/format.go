@@ -12,9 +12,6 @@ import (
 	"github.com/casd/casd/crypt"
 )
 
-// FormatVersion is the version byte that starts every block casd writes.
-const FormatVersion = 1
-
 // Block kinds, the second byte of every block.
 const (
 	KindChunk byte = 1 // sealed file data
@@ -55,9 +52,6 @@ var (
 // cidPrefix is CIDv1, raw codec, sha2-256: the CID of every block.
 var cidPrefix = cid.Prefix{Version: 1, Codec: cid.Raw, MhType: mh.SHA2_256, MhLength: -1}
 
-// rootKeyAD is the associated data of a file key wrapped under the master key.
-var rootKeyAD = []byte("casd/v1/root-file-key")
-
 // blockCID returns the CID of a block's bytes.
 func blockCID(data []byte) cid.Cid {
 	c, err := cidPrefix.Sum(data)
@@ -67,16 +61,14 @@ func blockCID(data []byte) cid.Cid {
 	return c
 }
 
-// header returns the two header bytes of a block of the given kind.
-func header(kind byte) []byte { return []byte{FormatVersion, kind} }
-
-// BlockKind returns the kind byte of a block after checking its version.
+// BlockKind returns the kind byte of a block after checking its version:
+// one that this casd reads (1 or 2).
 func BlockKind(data []byte) (byte, error) {
 	if len(data) < headerSize {
 		return 0, fmt.Errorf("%w: %d bytes", ErrMalformed, len(data))
 	}
-	if data[0] != FormatVersion {
-		return 0, fmt.Errorf("%w: format version %d, this casd reads %d", ErrMalformed, data[0], FormatVersion)
+	if _, err := formatOf(data[0]); err != nil {
+		return 0, err
 	}
 	switch data[1] {
 	case KindChunk, KindNode, KindRoot:
@@ -87,11 +79,13 @@ func BlockKind(data []byte) (byte, error) {
 
 // manifestBlock is a parsed manifest block (root or node) before opening.
 type manifestBlock struct {
+	format  *format
 	kind    byte
 	height  int // 0: links are chunks; h: links are nodes of height h-1
 	links   []cid.Cid
 	wrapped []byte // root only: file key wrapped under the master key
-	ad      []byte // everything before the sealed body
+	head    []byte // the clear part before wrapped
+	clear   []byte // everything before the sealed body: head, then wrapped
 	sealed  []byte
 }
 
@@ -104,7 +98,8 @@ func parseManifestBlock(data []byte) (*manifestBlock, error) {
 	if kind == KindChunk {
 		return nil, fmt.Errorf("%w: a chunk has no links", ErrNotFile)
 	}
-	m := &manifestBlock{kind: kind}
+	f, _ := formatOf(data[0]) // BlockKind checked it
+	m := &manifestBlock{format: f, kind: kind}
 	rest := data[headerSize:]
 	h, k := uvarint(rest)
 	if k <= 0 || h > maxHeight {
@@ -136,6 +131,7 @@ func parseManifestBlock(data []byte) (*manifestBlock, error) {
 		m.links = append(m.links, c)
 		rest = rest[k+int(l):]
 	}
+	m.head = data[:len(data)-len(rest)]
 	if kind == KindRoot {
 		if len(rest) < crypt.WrappedKeySize {
 			return nil, fmt.Errorf("%w: root too short for its wrapped key", ErrMalformed)
@@ -146,7 +142,7 @@ func parseManifestBlock(data []byte) (*manifestBlock, error) {
 	if len(rest) < crypt.Overhead {
 		return nil, fmt.Errorf("%w: sealed body too short", ErrMalformed)
 	}
-	m.ad = data[:len(data)-len(rest)]
+	m.clear = data[:len(data)-len(rest)]
 	m.sealed = rest
 	return m, nil
 }
@@ -184,9 +180,10 @@ func LinksAreLeaves(_ cid.Cid, data []byte) bool {
 	return err == nil && m.height == 0
 }
 
-// appendManifestHead appends the clear part of a manifest block to dst.
-func appendManifestHead(dst []byte, kind byte, height int, links []cid.Cid, wrapped []byte) []byte {
-	dst = append(dst, header(kind)...)
+// appendManifestHead appends the head of a manifest block to dst: its clear
+// part but for a root's wrapped key.
+func appendManifestHead(dst []byte, version, kind byte, height int, links []cid.Cid) []byte {
+	dst = append(dst, version, kind)
 	dst = binary.AppendUvarint(dst, uint64(height))
 	dst = binary.AppendUvarint(dst, uint64(len(links)))
 	for _, l := range links {
@@ -194,7 +191,7 @@ func appendManifestHead(dst []byte, kind byte, height int, links []cid.Cid, wrap
 		dst = binary.AppendUvarint(dst, uint64(len(b)))
 		dst = append(dst, b...)
 	}
-	return append(dst, wrapped...)
+	return dst
 }
 
 // padTo rounds n up to a multiple of m.

@@ -19,7 +19,7 @@ import (
 func TestManifestHeadBounds(t *testing.T) {
 	sealed := bytes.Repeat([]byte{7}, crypt.Overhead)
 	head := func(height int, links []cid.Cid) []byte {
-		return appendManifestHead(nil, KindNode, height, links, nil)
+		return appendManifestHead(nil, FormatVersion, KindNode, height, links)
 	}
 	if _, err := parseManifestBlock(append(head(maxHeight, nil), sealed...)); err != nil {
 		t.Fatalf("height %d: %v", maxHeight, err)

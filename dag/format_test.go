@@ -150,7 +150,7 @@ func TestBlockKind(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, kind, got)
 	}
-	for _, bad := range [][]byte{nil, {dag.FormatVersion}, {2, dag.KindChunk}, {dag.FormatVersion, 0}, {dag.FormatVersion, 4}} {
+	for _, bad := range [][]byte{nil, {dag.FormatVersion}, {0, dag.KindChunk}, {3, dag.KindChunk}, {dag.FormatVersion, 0}, {dag.FormatVersion, 4}} {
 		_, err := dag.BlockKind(bad)
 		require.ErrorIs(t, err, dag.ErrMalformed, "header %x", bad)
 	}

@@ -19,14 +19,13 @@ func FuzzParseManifestBlock(f *testing.F) {
 	var conv crypt.Key
 	c := blockCID([]byte("child"))
 	for _, kind := range []byte{KindNode, KindRoot} {
-		var wrap func(*crypt.Key) []byte
 		b := &body{entries: []entry{{size: 5}}}
 		if kind == KindRoot {
-			wrap = func(k *crypt.Key) []byte { return crypt.WrapKey(&conv, k, rootKeyAD) }
 			b.meta = &Meta{Name: "x", Size: 5, ChunkSize: DefaultChunkSize}
 		}
-		data, _ := sealManifest(&conv, kind, 0, []cid.Cid{c}, wrap, b)
+		data, _ := sealManifest(&conv, kind, 0, []cid.Cid{c}, &conv, b)
 		f.Add(data)
+		f.Add(append([]byte{1}, data[1:]...)) // the same clear part in format 1
 	}
 	f.Add([]byte{1, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -34,9 +33,9 @@ func FuzzParseManifestBlock(f *testing.F) {
 		if err != nil {
 			return
 		}
-		head := appendManifestHead(nil, m.kind, m.height, m.links, m.wrapped)
-		if !bytes.Equal(head, m.ad) {
-			t.Fatalf("clear part does not re-encode: %x vs %x", head, m.ad)
+		head := appendManifestHead(nil, m.format.version, m.kind, m.height, m.links)
+		if !bytes.Equal(head, m.head) || !bytes.Equal(append(head, m.wrapped...), m.clear) {
+			t.Fatalf("clear part does not re-encode: %x vs %x", append(head, m.wrapped...), m.clear)
 		}
 		if _, err := Links(cid.Undef, data); err != nil {
 			t.Fatalf("parsed but Links failed: %v", err)

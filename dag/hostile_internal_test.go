@@ -69,9 +69,8 @@ func (f *forge) node(h int, links ...link) link {
 
 // root seals a root of height h over links whose Meta.Size is size.
 func (f *forge) root(h int, size int64, links ...link) (cid.Cid, crypt.Key) {
-	wrap := func(k *crypt.Key) []byte { return crypt.WrapKey(&f.conv, k, rootKeyAD) }
 	meta := &Meta{Name: "forged", Size: size, ChunkSize: MinChunkSize}
-	data, key := sealManifest(&f.conv, KindRoot, h, cids(links), wrap, &body{meta: meta, entries: entries(links)})
+	data, key := sealManifest(&f.conv, KindRoot, h, cids(links), &f.conv, &body{meta: meta, entries: entries(links)})
 	c := blockCID(data)
 	f.blocks[c] = data
 	return c, key

@@ -61,7 +61,7 @@ func TestGCKeepsFileUnderForgedLeafRoot(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, blockstore.GCResult{}, res, "GC removed blocks that a pin reaches")
 
-	f, err := dag.OpenOwned(ctx, st, a.Root, &s.Master)
+	f, err := dag.OpenOwned(ctx, st, a.Root, s)
 	require.NoError(t, err)
 	var out bytes.Buffer
 	_, err = f.WriteTo(ctx, &out, st, dag.ReadOptions{})

@@ -187,44 +187,41 @@ func (d *decoder) string(max int) string {
 
 // node is an opened manifest block.
 type node struct {
-	height int
-	links  []cid.Cid
-	body   *body
+	version byte
+	height  int
+	links   []cid.Cid
+	body    *body
 }
 
-// openManifest opens a manifest block of the expected kind under key.
-func openManifest(data []byte, key *crypt.Key, wantKind byte) (*node, error) {
-	m, err := parseManifestBlock(data)
+// open authenticates and decodes m under key; it returns the opened node
+// and the plaintext of its body.
+func (m *manifestBlock) open(key *crypt.Key) (*node, []byte, error) {
+	pt, err := crypt.Open(nil, key, m.sealed, m.format.sealAD(m))
 	if err != nil {
-		return nil, err
-	}
-	if m.kind != wantKind {
-		return nil, fmt.Errorf("%w: kind %d, want %d", ErrMalformed, m.kind, wantKind)
-	}
-	return m.open(key)
-}
-
-func (m *manifestBlock) open(key *crypt.Key) (*node, error) {
-	pt, err := crypt.Open(nil, key, m.sealed, m.ad)
-	if err != nil {
-		return nil, ErrUnauthenticated
+		return nil, nil, ErrUnauthenticated
 	}
 	b, err := decodeBody(pt, m.kind == KindRoot, len(m.links))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &node{height: m.height, links: m.links, body: b}, nil
+	return &node{version: m.format.version, height: m.height, links: m.links, body: b}, pt, nil
 }
 
-// sealManifest builds a manifest block: clear head, then the body sealed
-// under its convergent key. It returns the block and that key.
-func sealManifest(conv *crypt.Key, kind byte, height int, links []cid.Cid, wrap func(*crypt.Key) []byte, b *body) ([]byte, crypt.Key) {
+// sealManifest builds a manifest block of the current format: its head,
+// for a root the file key wrapped under master (bound to the head and the
+// sealed body, so the body is sealed first), then the body sealed under
+// its convergent key. It returns the block and that key. master is nil for
+// an inner node.
+func sealManifest(conv *crypt.Key, kind byte, height int, links []cid.Cid, master *crypt.Key, b *body) ([]byte, crypt.Key) {
+	f := current
 	pt := b.encode()
-	key := crypt.ConvergentKey(conv, pt)
-	var wrapped []byte
-	if wrap != nil {
-		wrapped = wrap(&key)
+	head := appendManifestHead(make([]byte, 0, 8+len(links)*40), f.version, kind, height, links)
+	key := f.manifestKey(conv, kind, head, pt)
+	sealed := crypt.Seal(nil, &key, pt, head)
+	block := make([]byte, 0, len(head)+crypt.WrappedKeySize+len(sealed))
+	block = append(block, head...)
+	if kind == KindRoot {
+		block = append(block, f.wrap(master, &key, head, sealed)...)
 	}
-	head := appendManifestHead(make([]byte, 0, 8+len(links)*40+len(wrapped)+len(pt)+crypt.Overhead), kind, height, links, wrapped)
-	return crypt.Seal(head, &key, pt, head), key
+	return append(block, sealed...), key
 }

@@ -25,10 +25,15 @@ type BlockGetter interface {
 
 // File is an opened file: its root authenticated, its metadata readable.
 type File struct {
-	Root cid.Cid
-	Key  crypt.Key
-	Meta Meta
-	root *node
+	Root   cid.Cid
+	Key    crypt.Key
+	Meta   Meta
+	root   *node
+	format *format
+	// owner, for a file opened by [OpenOwned] whose format's keys do not
+	// cover links (version 1), is the convergence secret that every block
+	// is checked against as it is read; nil otherwise.
+	owner *crypt.Key
 }
 
 // Capability returns the capability that opens f.
@@ -40,29 +45,71 @@ func OpenFile(ctx context.Context, get BlockGetter, root cid.Cid, key crypt.Key)
 	if err != nil {
 		return nil, err
 	}
-	return openRoot(root, m, key)
+	f, _, err := openRoot(root, m, key)
+	return f, err
 }
 
-// OpenOwned opens a file added under master: the root carries its file key
-// wrapped under master. Any other file gives [ErrNeedCapability].
-func OpenOwned(ctx context.Context, get BlockGetter, root cid.Cid, master *crypt.Key) (*File, error) {
+// OpenOwned opens a file added under s: the root carries its file key
+// wrapped under s.Master, and that key is the one s.Convergence derives
+// for the root's content. Any other file, and a root forged by someone who
+// holds one of the owner's capabilities (who knows a file key and can copy
+// the wrapped key into a root of their own), gives [ErrNeedCapability].
+//
+// A version-2 root is proved whole by this: its wrapped key is bound to
+// its head and sealed body, and its file key covers its links. A
+// version-1 root's file key covers only its sealed body, not its links, so
+// the returned File checks every block against s.Convergence as it is
+// read, and [File.VerifyOwned] proves the whole file before its capability
+// is handed out.
+func OpenOwned(ctx context.Context, get BlockGetter, root cid.Cid, s *crypt.Secrets) (*File, error) {
 	m, err := getRoot(ctx, get, root)
 	if err != nil {
 		return nil, err
 	}
-	key, err := crypt.UnwrapKey(master, m.wrapped, rootKeyAD)
+	key, err := m.format.unwrap(&s.Master, m.wrapped, m.format.wrapAD(m.head, m.sealed))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", root, ErrNeedCapability)
 	}
-	return openRoot(root, m, key)
+	f, pt, err := openRoot(root, m, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.format.checkOwned(&s.Convergence, m, pt, &key); err != nil {
+		return nil, fmt.Errorf("open %s: %w", root, err)
+	}
+	if !m.format.keysCoverLinks {
+		conv := s.Convergence
+		f.owner = &conv
+	}
+	return f, nil
 }
 
-func openRoot(root cid.Cid, m *manifestBlock, key crypt.Key) (*File, error) {
-	n, err := m.open(&key)
-	if err != nil {
-		return nil, fmt.Errorf("open root %s: %w", root, err)
+// VerifyOwned proves that every block of a file opened by [OpenOwned] is
+// the owner's, so that its capability may be handed out. For a version-2
+// root, opening it proved that (its file key covers its links, and a link
+// names a block by its hash), and VerifyOwned returns at once. A version-1
+// root forged with the owner's wrapped key, sealed body and file key could
+// link chunks sealed by the forger under the keys that body lists:
+// VerifyOwned reads the whole file, checking every block's key against
+// the owner's convergence secret, and fails with [ErrNeedCapability] at the
+// first that is not the owner's. For a file opened by capability it does
+// nothing.
+func (f *File) VerifyOwned(ctx context.Context, get BlockGetter) error {
+	if f.owner == nil {
+		return nil
 	}
-	return &File{Root: root, Key: key, Meta: *n.body.meta, root: n}, nil
+	if _, err := f.WriteTo(ctx, io.Discard, get, ReadOptions{}); err != nil {
+		return fmt.Errorf("verify %s: %w", f.Root, err)
+	}
+	return nil
+}
+
+func openRoot(root cid.Cid, m *manifestBlock, key crypt.Key) (*File, []byte, error) {
+	n, pt, err := m.open(&key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open root %s: %w", root, err)
+	}
+	return &File{Root: root, Key: key, Meta: *n.body.meta, root: n, format: m.format}, pt, nil
 }
 
 // getRoot fetches and checks a root block.
@@ -155,7 +202,7 @@ func (f *File) WriteTo(ctx context.Context, w io.Writer, get BlockGetter, opt Re
 	})
 	fetchers, fctx := errgroup.WithContext(ctx)
 	for range opt.Window {
-		fetchers.Go(func() error { return fetchChunks(fctx, get, refs, done) })
+		fetchers.Go(func() error { return f.fetchChunks(fctx, get, refs, done) })
 	}
 	g.Go(func() error { defer close(done); return fetchers.Wait() })
 	var written int64
@@ -174,7 +221,7 @@ func (f *File) WriteTo(ctx context.Context, w io.Writer, get BlockGetter, opt Re
 }
 
 // fetchChunks fetches and opens chunks until refs is closed.
-func fetchChunks(ctx context.Context, get BlockGetter, refs <-chan *chunkRef, done chan<- *chunkRef) error {
+func (f *File) fetchChunks(ctx context.Context, get BlockGetter, refs <-chan *chunkRef, done chan<- *chunkRef) error {
 	for {
 		var r *chunkRef
 		select {
@@ -189,7 +236,7 @@ func fetchChunks(ctx context.Context, get BlockGetter, refs <-chan *chunkRef, do
 		if err != nil {
 			return err // getters name the block
 		}
-		if r.data, err = openChunk(data, &r.key, r.size); err != nil {
+		if r.data, err = f.openChunk(data, &r.key, r.size); err != nil {
 			return fmt.Errorf("open chunk %s: %w", r.cid, err)
 		}
 		select {
@@ -200,14 +247,19 @@ func fetchChunks(ctx context.Context, get BlockGetter, refs <-chan *chunkRef, do
 	}
 }
 
-// openChunk authenticates and decrypts a chunk block in place.
-func openChunk(data []byte, key *crypt.Key, size int) ([]byte, error) {
+// openChunk authenticates and decrypts a chunk block of f in place; for a
+// file opened by its owner whose keys do not cover links, it checks the
+// chunk's key against the owner's convergence secret.
+func (f *File) openChunk(data []byte, key *crypt.Key, size int) ([]byte, error) {
 	kind, err := BlockKind(data)
 	if err != nil {
 		return nil, err
 	}
 	if kind != KindChunk {
 		return nil, fmt.Errorf("%w: kind %d where a chunk belongs", ErrMalformed, kind)
+	}
+	if data[0] != f.format.version {
+		return nil, fmt.Errorf("%w: a chunk of format %d in a file of format %d", ErrMalformed, data[0], f.format.version)
 	}
 	ct := data[headerSize:]
 	pt, err := crypt.Open(ct[:0], key, ct, data[:headerSize])
@@ -223,6 +275,11 @@ func openChunk(data []byte, key *crypt.Key, size int) ([]byte, error) {
 	// shorter one; both read the same.
 	if !allZero(pt[size:]) {
 		return nil, fmt.Errorf("%w: chunk holds more than the %d bytes its parent records", ErrMalformed, size)
+	}
+	if f.owner != nil {
+		if want := f.format.chunkKey(f.owner, pt[:size]); !crypt.KeysEqual(&want, key) {
+			return nil, fmt.Errorf("%w: its key is not the one this node derives for its content (forged with a capability)", ErrNeedCapability)
+		}
 	}
 	return pt[:size], nil
 }
@@ -291,7 +348,7 @@ func (f *File) walkChunks(ctx context.Context, get BlockGetter, fn func(*chunkRe
 				index++
 				continue
 			}
-			child, err := openNode(ctx, get, l, &e.key, n.height-1)
+			child, err := f.openNode(ctx, get, l, &e.key, n.height-1)
 			if err != nil {
 				return err
 			}
@@ -325,18 +382,40 @@ func (n *node) checkSizes(want uint64, chunkSize int) error {
 	return nil
 }
 
-// openNode fetches and opens an inner manifest node of the given height.
-func openNode(ctx context.Context, get BlockGetter, c cid.Cid, key *crypt.Key, height int) (*node, error) {
+// openNode fetches and opens an inner manifest node of f of the given
+// height; for a file opened by its owner whose keys do not cover links, it
+// checks the node's key against the owner's convergence secret.
+func (f *File) openNode(ctx context.Context, get BlockGetter, c cid.Cid, key *crypt.Key, height int) (*node, error) {
 	data, err := getVerified(ctx, get, c)
 	if err != nil {
 		return nil, err
 	}
-	n, err := openManifest(data, key, KindNode)
+	n, err := f.openNodeBlock(data, key, height)
 	if err != nil {
 		return nil, fmt.Errorf("open manifest node %s: %w", c, err)
 	}
+	return n, nil
+}
+
+func (f *File) openNodeBlock(data []byte, key *crypt.Key, height int) (*node, error) {
+	m, err := parseManifestBlock(data)
+	if err != nil {
+		return nil, err
+	}
+	if m.kind != KindNode || m.format != f.format {
+		return nil, fmt.Errorf("%w: kind %d of format %d, want kind %d of format %d", ErrMalformed, m.kind, m.format.version, KindNode, f.format.version)
+	}
+	n, pt, err := m.open(key)
+	if err != nil {
+		return nil, err
+	}
 	if n.height != height {
-		return nil, fmt.Errorf("open manifest node %s: %w: height %d, want %d", c, ErrMalformed, n.height, height)
+		return nil, fmt.Errorf("%w: height %d, want %d", ErrMalformed, n.height, height)
+	}
+	if f.owner != nil {
+		if err := m.format.checkOwned(f.owner, m, pt, key); err != nil {
+			return nil, err
+		}
 	}
 	return n, nil
 }

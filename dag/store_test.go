@@ -47,7 +47,7 @@ func testAddToBlockstore(t *testing.T, size int) {
 	require.Equal(t, a.Blocks, stat.Blocks)
 	require.Equal(t, a.Bytes, stat.Bytes)
 
-	f, err := dag.OpenOwned(t.Context(), st, a.Root, &s.Master)
+	f, err := dag.OpenOwned(t.Context(), st, a.Root, s)
 	require.NoError(t, err)
 	var out bytes.Buffer
 	_, err = f.WriteTo(t.Context(), &out, st, dag.ReadOptions{})
@@ -106,7 +106,7 @@ func TestGCKeepsFilesOfEveryHeight(t *testing.T) {
 	require.Empty(t, rep.Missing)
 	require.Empty(t, rep.Corrupt)
 	for _, f := range pinned {
-		of, err := dag.OpenOwned(ctx, st, f.a.Root, &s.Master)
+		of, err := dag.OpenOwned(ctx, st, f.a.Root, s)
 		require.NoError(t, err)
 		var out bytes.Buffer
 		_, err = of.WriteTo(ctx, &out, st, dag.ReadOptions{})

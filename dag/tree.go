@@ -54,7 +54,8 @@ func (t *treeBuilder) flush(h int) {
 
 // finish folds every level into the one above until one level is left,
 // and seals it as the root. It returns the root block and the file key.
-func (t *treeBuilder) finish(meta *Meta, wrap func(*crypt.Key) []byte) (blockstore.Block, crypt.Key) {
+// Its file key is wrapped under master.
+func (t *treeBuilder) finish(meta *Meta, master *crypt.Key) (blockstore.Block, crypt.Key) {
 	if len(t.levels) == 0 {
 		t.levels = append(t.levels, nil)
 	}
@@ -66,7 +67,7 @@ func (t *treeBuilder) finish(meta *Meta, wrap func(*crypt.Key) []byte) (blocksto
 	top := len(t.levels) - 1
 	links := t.levels[top]
 	b := &body{meta: meta, entries: entries(links)}
-	data, key := sealManifest(t.conv, KindRoot, top, cids(links), wrap, b)
+	data, key := sealManifest(t.conv, KindRoot, top, cids(links), master, b)
 	return blockstore.Block{Cid: blockCID(data), Data: data}, key
 }
 

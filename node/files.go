@@ -95,15 +95,15 @@ func (n *Node) openRef(ctx context.Context, src dag.BlockGetter, r dag.Ref) (*da
 	if r.Cap != nil {
 		return dag.OpenFile(ctx, src, r.Root, r.Cap.Key)
 	}
-	return dag.OpenOwned(ctx, src, r.Root, &n.secrets.Master)
+	return dag.OpenOwned(ctx, src, r.Root, &n.secrets)
 }
 
 // source returns where the blocks of root come from, and a function that
-// releases it: the local store offline; online, a fetcher that also asks
-// the peers that provide root.
+// releases it: the local store offline, every block verified; online, a
+// fetcher that also asks the peers that provide root.
 func (n *Node) source(ctx context.Context, root cid.Cid) (dag.BlockGetter, func()) {
 	if n.net == nil {
-		return n.store, func() {}
+		return localBlocks{n.store}, func() {}
 	}
 	f := n.net.fetch.Open(ctx, root)
 	return f, f.Close
@@ -128,7 +128,7 @@ func (n *Node) Ls(ctx context.Context) ([]core.ListEntry, error) {
 		if p.Reason != PinOwner {
 			continue
 		}
-		f, err := dag.OpenOwned(ctx, n.store, p.Root, &n.secrets.Master)
+		f, err := dag.OpenOwned(ctx, n.store, p.Root, &n.secrets)
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", p.Root, err)
 		}
@@ -146,6 +146,9 @@ func (n *Node) Share(ctx context.Context, ref string) (string, error) {
 	src, done := n.source(ctx, r.Root)
 	defer done()
 	f, err := n.openRef(ctx, src, r)
+	if err == nil {
+		err = f.VerifyOwned(ctx, src) // a version-1 root is proved only by reading it
+	}
 	if errors.Is(err, dag.ErrNeedCapability) {
 		return "", fmt.Errorf("share %s: %w", ref, core.ErrNotOwned)
 	}

@@ -11,6 +11,8 @@
 //     the order they were found, those dropped for lying or being
 //     unreachable, and a round-robin cursor. It does no I/O.
 //   - A [Fetcher] is a dag.BlockGetter for one file: the local store first,
-//     then the sources, every block verified against its CID. It owns the
-//     lookup goroutine that feeds its sources; [Fetcher.Close] waits for it.
+//     then the sources, every block verified against its CID, the local
+//     ones too: a damaged local block is fetched from the sources and
+//     rewritten in place ([Rewriter]). It owns the lookup goroutine that
+//     feeds its sources; [Fetcher.Close] waits for it.
 package fetch

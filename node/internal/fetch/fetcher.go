@@ -66,12 +66,60 @@ func (f *Fetcher) Close() {
 	f.wg.Wait()
 }
 
-// Get returns the block c, verified against its CID.
+// Rewriter is the optional ability of a [Config.Local] store to replace a
+// damaged block with a good copy ([blockstore.Store.Rewrite] has it). A
+// Fetcher whose local store has it repairs what it finds damaged.
+type Rewriter interface {
+	Rewrite(ctx context.Context, b blockstore.Block) error
+}
+
+// Get returns the block c, verified against its CID. A local block is
+// checked too: one that fails its CID (a flipped bit on disk) is fetched
+// from the sources like a missing one and, if the local store is a
+// [Rewriter], written back over the damaged copy before Get returns.
 func (f *Fetcher) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	data, err := f.r.cfg.Local.Get(ctx, c)
-	if err == nil || !errors.Is(err, blockstore.ErrNotFound) {
-		return data, err
+	switch {
+	case err == nil:
+		verr := blockstore.VerifyBlock(c, data)
+		if verr == nil {
+			return data, nil
+		}
+		return f.repair(ctx, c, verr)
+	case !errors.Is(err, blockstore.ErrNotFound):
+		return nil, err
 	}
+	return f.fetch(ctx, c)
+}
+
+// repair fetches a good copy of the local block c, which failed its CID
+// with verr, and rewrites it locally. A failed rewrite is logged: the read
+// goes on with the good copy.
+func (f *Fetcher) repair(ctx context.Context, c cid.Cid, verr error) ([]byte, error) {
+	log.Errorw("corrupt block in the local store; fetching a good copy from peers", "cid", c, "err", verr)
+	data, err := f.fetch(ctx, c)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("local block %s is corrupt and no peer sent a good copy (run 'casd repo verify'): %w; %v",
+			c, verr, err)
+	}
+	rw, ok := f.r.cfg.Local.(Rewriter)
+	if !ok {
+		return data, nil
+	}
+	// Rewrite before returning: the caller may open data in place.
+	if err := rw.Rewrite(ctx, blockstore.Block{Cid: c, Data: data}); err != nil {
+		log.Errorw("rewrite corrupt local block", "cid", c, "err", err)
+	} else {
+		log.Warnw("repaired corrupt local block from a peer", "cid", c)
+	}
+	return data, nil
+}
+
+// fetch gets c from the sources, each at most once.
+func (f *Fetcher) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 	var errs []error
 	tried := make(map[peer.ID]bool)
 	for range maxFetchTries {

@@ -1,0 +1,4 @@
+package crypt
+
+// SealKeyFileFrom is sealKeyFile, for known-answer tests.
+var SealKeyFileFrom = sealKeyFile
