@@ -25,7 +25,7 @@ func TestHostileStalledFrames(t *testing.T) {
 	path := writeRandomFile(t, t.TempDir(), "own.bin", 2*mib)
 	root := n.add(t, path)
 	d := startDaemon(t, n)
-	p, victim := newAdversary(t, d)
+	p, victim := newHostile(t, d)
 	pid := d.cmd.Process.Pid
 	before := rssOf(t, pid)
 
@@ -58,7 +58,7 @@ func TestHostileFraming(t *testing.T) {
 	t.Parallel()
 	n := newVictim(t)
 	d := startDaemon(t, n)
-	p, victim := newAdversary(t, d)
+	p, victim := newHostile(t, d)
 	lies := []adversary.PrefixLie{adversary.NonMinimalPrefix, adversary.OverlongPrefix, adversary.NonMinimalPrefix}
 	for i, l := range lies {
 		noErr(t, p.SendBadPrefix(attackCtx(t), victim, l), fmt.Sprintf("lie %d (%v): the victim must reset the stream", i+1, l))
@@ -79,7 +79,7 @@ func TestHostileFraming(t *testing.T) {
 	check(t, err != nil, "after %d framing lies, the liar dialed the victim again and was served", len(lies))
 	t.Logf("the banned liar's dial: %v", err)
 
-	fresh, _ := newAdversary(t, d)
+	fresh, _ := newHostile(t, d)
 	_, err = protocol.HasRoot(ctx, fresh.Host, victim, probe)
 	noErr(t, err, "a fresh peer asks the victim for a root")
 	check(t, !strings.Contains(fmt.Sprint(peerList(t, n, false)), p.ID().String()),

@@ -37,9 +37,9 @@ import (
 // attackTimeout bounds one attack's exchange with the victim.
 const attackTimeout = 2 * time.Minute
 
-// newAdversary starts a hostile peer connected to the daemon d and returns
+// newHostile starts a hostile peer connected to the daemon d and returns
 // it with d's peer ID. It is closed when the test ends.
-func newAdversary(t testing.TB, d *daemon) (*adversary.Peer, peer.ID) {
+func newHostile(t testing.TB, d *daemon) (*adversary.Peer, peer.ID) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), attackTimeout)
 	defer cancel()
@@ -128,7 +128,7 @@ func TestHostileForgedLeafRoot(t *testing.T) {
 	d := startDaemon(t, n)
 	root := n.add(t, path)
 
-	p, victim := newAdversary(t, d)
+	p, victim := newHostile(t, d)
 	ctx := attackCtx(t)
 	m := fetchManifest(t, ctx, p, victim, root)
 	check(t, m.Height == 1 && len(m.Links) == 2, "root of height %d with %d links, want 1 and 2", m.Height, len(m.Links))
@@ -175,7 +175,7 @@ func TestHostileDAGBomb(t *testing.T) {
 	path := writeRandomFile(t, t.TempDir(), "own.bin", 3*mib)
 	d := startDaemon(t, n)
 	root := n.add(t, path)
-	p, victim := newAdversary(t, d)
+	p, victim := newHostile(t, d)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -210,7 +210,7 @@ func TestHostileBadCIDs(t *testing.T) {
 		t.Run(bad.String(), func(t *testing.T) {
 			// Each lie is a strike: three of them ban a peer, so each
 			// case gets a fresh one.
-			p, victim := newAdversary(t, d)
+			p, victim := newHostile(t, d)
 			ctx := attackCtx(t)
 			if ss, err := p.Offer(ctx, victim, c, 1, uint64(len(data))); err == nil {
 				ss.Reset()
@@ -286,7 +286,7 @@ func TestHostileTrickle(t *testing.T) {
 	t.Parallel()
 	n := newVictim(t)
 	d := startDaemon(t, n)
-	p, victim := newAdversary(t, d)
+	p, victim := newHostile(t, d)
 	tr, err := p.TrickleStore(attackCtx(t), victim, 4<<20, 20*time.Second)
 	noErr(t, err, "start the trickle")
 	t.Cleanup(tr.Stop)
@@ -440,7 +440,7 @@ func TestHostileQuotaRace(t *testing.T) {
 	junk := make([]*adversary.Junk, offers)
 	var victim peer.ID
 	for i := range peers {
-		peers[i], victim = newAdversary(t, d)
+		peers[i], victim = newHostile(t, d)
 		junk[i] = adversary.NewJunk(size, mib)
 	}
 	stop := sampleDisk(t, n.repo)
@@ -475,7 +475,7 @@ func TestHostileQuotaTinyBlocks(t *testing.T) {
 	t.Parallel()
 	n := newVictim(t, "Storage.Quota", strconv.Itoa(quota))
 	d := startDaemon(t, n)
-	p, victim := newAdversary(t, d)
+	p, victim := newHostile(t, d)
 	for _, bytes := range []uint64{0, 8 * 100_000} {
 		ss, err := p.Offer(attackCtx(t), victim, adversary.Chunk(8).Cid, 100_000, bytes)
 		if err == nil {
@@ -500,7 +500,7 @@ func TestHostileUnreachableBlocks(t *testing.T) {
 	path := writeRandomFile(t, t.TempDir(), "own.bin", 2*mib)
 	root := n.add(t, path)
 	d := startDaemon(t, n)
-	p, victim := newAdversary(t, d)
+	p, victim := newHostile(t, d)
 	before := blockNames(t, n.repo)
 
 	// 16 blocks of the root fill the victim's first write batch, so they
