@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,16 +35,54 @@ func TestHostileStalledFrames(t *testing.T) {
 	defer cancel()
 	st := p.StallFrames(ctx, victim, streams, size)
 	defer st.Stop()
-	peak := before
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for range 40 { // 2 s of samples with every frame stalled
-		peak = max(peak, rssOf(t, pid))
-		<-tick.C
-	}
+	peak := peakRSS(t, pid, before)
 	t.Logf("victim RSS %d MiB before, peak %d MiB with %d stalled streams accepted (%d frames filled) of %d",
 		before>>20, peak>>20, st.Streams, st.Filled, streams)
 	check(t, peak < before+100*mib, "victim RSS went from %d MiB to %d MiB under %d stalled 4 MiB frames, want < +100 MiB",
+		before>>20, peak>>20, st.Filled)
+	st.Stop()
+	requireIntact(t, n, root, path)
+}
+
+// peakRSS samples the resident memory of process pid for 2 s and returns
+// the largest figure, or floor if larger.
+func peakRSS(t testing.TB, pid int, floor int64) int64 {
+	t.Helper()
+	peak := floor
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for range 40 {
+		peak = max(peak, rssOf(t, pid))
+		<-tick.C
+	}
+	return peak
+}
+
+// TestHostileStalledGets (hostile peers, point 7, the get side): one peer
+// opens 64 get streams, asks each for the victim's 4 MiB chunk, and reads
+// nothing. The victim's resident memory must stay below what it was
+// before plus 100 MiB.
+func TestHostileStalledGets(t *testing.T) {
+	t.Parallel()
+	n := newVictim(t, "Chunker.Size", strconv.Itoa(4<<20))
+	path := writeRandomFile(t, t.TempDir(), "own.bin", 4<<20)
+	root := n.add(t, path)
+	d := startDaemon(t, n)
+	p, victim := newHostile(t, d)
+	m := fetchManifest(t, attackCtx(t), p, victim, root)
+	check(t, m.Height == 0 && len(m.Links) == 1, "root of height %d with %d links, want one chunk", m.Height, len(m.Links))
+	pid := d.cmd.Process.Pid
+	before := rssOf(t, pid)
+
+	const streams = 64
+	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Second) // within the victim's idle timeout
+	defer cancel()
+	st := p.StallGets(ctx, victim, streams, m.Links)
+	defer st.Stop()
+	peak := peakRSS(t, pid, before)
+	t.Logf("victim RSS %d MiB before, peak %d MiB with %d stalled get streams (%d requests sent) of %d",
+		before>>20, peak>>20, st.Streams, st.Filled, streams)
+	check(t, peak < before+100*mib, "victim RSS went from %d MiB to %d MiB under %d stalled gets of a 4 MiB block, want < +100 MiB",
 		before>>20, peak>>20, st.Filled)
 	st.Stop()
 	requireIntact(t, n, root, path)

@@ -187,13 +187,15 @@ func (b BadCID) Of(data []byte) cid.Cid {
 	return cid.NewCidV1(cid.Raw, h)
 }
 
-// Stall is a flood of stalled frames: each stream was given a frame's
-// length prefix and all of it but its last byte, then nothing.
+// Stall is a flood of stalled streams: each was given a frame (or all of
+// a frame but its last byte), then nothing, and nothing is read from it.
 type Stall struct {
-	// Streams counts the store streams the victim accepted an offer on.
+	// Streams counts the streams the victim let open (for a store, on
+	// which it accepted an offer).
 	Streams int
-	// Filled counts the frames of which all but the last byte were
-	// written (the victim read them into its buffers).
+	// Filled counts the streams whose frame was written (for a store,
+	// all of it but the last byte: the victim read that into its
+	// buffers).
 	Filled  int
 	streams []network.Stream
 }
@@ -258,4 +260,38 @@ func deadline(ctx context.Context, d time.Duration) time.Time {
 		return dl
 	}
 	return t
+}
+
+// StallGets opens n /cas/get/1.0 streams to victim, sends on each one
+// GetRequest for want, and reads nothing: a victim that reads each wanted
+// block into memory before writing it holds a block per stream (plus what
+// its muxer buffers) until its write deadline. Streams the victim does not
+// let open within ctx are not counted. Call Stop on the result to reset
+// the streams.
+func (p *Peer) StallGets(ctx context.Context, victim peer.ID, n int, want []cid.Cid) *Stall {
+	frame := Frame(&pb.GetRequest{Want: want})
+	st := &Stall{}
+	var (
+		mu sync.Mutex // guards st
+		wg sync.WaitGroup
+	)
+	for range n {
+		wg.Go(func() {
+			s, err := p.open(ctx, victim, protocol.GetID)
+			if err != nil {
+				return
+			}
+			_, err = s.Write(frame)
+			_ = s.SetDeadline(time.Time{})
+			mu.Lock()
+			defer mu.Unlock()
+			st.Streams++
+			st.streams = append(st.streams, s)
+			if err == nil {
+				st.Filled++
+			}
+		})
+	}
+	wg.Wait()
+	return st
 }
