@@ -34,7 +34,8 @@ type RejectedError struct {
 func (e *RejectedError) Error() string { return "adversary: offer rejected: " + e.Reason }
 
 // StoreStream is a /cas/store/1.0 stream on which the victim accepted an
-// offer. It is not safe for concurrent use, except Reset.
+// offer. Send and End must not run concurrently with each other; AwaitReset
+// (which only reads) and Reset may run beside them.
 type StoreStream struct {
 	s network.Stream
 	w msgio.Writer
@@ -53,7 +54,9 @@ func (p *Peer) Offer(ctx context.Context, victim peer.ID, root cid.Cid, blocks, 
 		return nil, err
 	}
 	ss := &StoreStream{s: s, w: msgio.NewVarintWriter(s), r: msgio.NewVarintReaderSize(s, protocol.MaxRequestSize)}
+	stop := ss.bound(ctx)
 	reply, err := ss.offer(o)
+	stop()
 	if err != nil {
 		_ = s.Reset()
 		return nil, fmt.Errorf("adversary: offer %s to %s: %w", root, victim, err)
@@ -62,7 +65,6 @@ func (p *Peer) Offer(ctx context.Context, victim peer.ID, root cid.Cid, blocks, 
 		_ = s.Reset()
 		return nil, &RejectedError{Reason: reply.Reason}
 	}
-	_ = s.SetDeadline(time.Time{})
 	return ss, nil
 }
 
