@@ -302,16 +302,19 @@ func TestHostileTrickle(t *testing.T) {
 	gcStart := time.Now()
 	t.Cleanup(tr.Stop) // before the wait for gc, which the trickle may hold up
 
-	// An add while that gc waits for the trickle's guard must not queue
-	// behind it. Three seconds is ample for the gc command to connect and
-	// start waiting; the add is measured the same if it has not.
-	<-time.After(3 * time.Second)
-	path2 := writeRandomFile(t, t.TempDir(), "newer.bin", 3*mib)
-	res, took = n.timed(t, time.Minute, "add", path2)
-	n.requireOK(t, res)
-	t.Logf("add of 3 MiB while gc waits on the trickle: %v", took.Round(time.Millisecond))
-	check(t, took < 5*time.Second, "add took %v while gc waited on a trickling store, want < 5s", took)
-	root2 := strings.Fields(res.out())[1]
+	// Adds while that gc waits for the trickle's guard must not queue
+	// behind it: add files, each in < 5 s, until the gc has been pending
+	// for 3 s (ample for the command to connect and start waiting).
+	var added [][2]string // root, path
+	for i := 0; len(added) < 2 || time.Since(gcStart) < 3*time.Second; i++ {
+		p := writeRandomFile(t, t.TempDir(), fmt.Sprintf("newer-%d.bin", i), 3*mib)
+		res, took := n.timed(t, time.Minute, "add", p)
+		n.requireOK(t, res)
+		t.Logf("add %d of 3 MiB, %v after repo gc was started: %v", i+1,
+			time.Since(gcStart).Round(time.Millisecond), took.Round(time.Millisecond))
+		check(t, took < 5*time.Second, "add took %v while gc waited on a trickling store, want < 5s", took)
+		added = append(added, [2]string{strings.Fields(res.out())[1], p})
+	}
 
 	limit := time.NewTimer(time.Until(tr.Accepted.Add(60 * time.Second)))
 	defer limit.Stop()
@@ -334,7 +337,9 @@ func TestHostileTrickle(t *testing.T) {
 	n.requireOK(t, g.res)
 	t.Logf("repo gc under the trickle: %v", g.took.Round(time.Millisecond))
 	requireIntact(t, n, root, path)
-	requireIntact(t, n, root2, path2)
+	for _, a := range added {
+		requireIntact(t, n, a[0], a[1])
+	}
 }
 
 // refused reports whether err is the victim's refusal or reset.
