@@ -73,7 +73,11 @@ func spawnDaemon(t testing.TB, n *node) *daemon {
 
 	// Not CommandContext: the test's context ends before its cleanups run,
 	// and the cleanup must stop the daemon with SIGTERM, not SIGKILL.
-	cmd := exec.Command(casdBin, "daemon")
+	bin := casdBin
+	if n.bin != "" {
+		bin = n.bin
+	}
+	cmd := exec.Command(bin, "daemon")
 	level := "info"
 	if v := os.Getenv("CASD_TEST_LOG_LEVEL"); v != "" {
 		level = v // e.g. "info,casd/node=debug" to debug a failure

@@ -49,6 +49,9 @@ type node struct {
 	home string // $HOME of the commands
 	work string // default working directory of the commands
 	id   string // peer identity printed by init
+	// bin, if set, is the casd binary its daemon runs instead of casdBin
+	// (see measuredBin).
+	bin string
 
 	mu         sync.Mutex // guards transcript
 	transcript []string

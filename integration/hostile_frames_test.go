@@ -19,10 +19,12 @@ import (
 // length prefix (4 MiB) and all of the frame but its last byte, and
 // stalls. The victim's resident memory must stay below what it was before
 // plus 100 MiB: frame buffers are reserved through the resource manager,
-// which refuses most of them.
+// which refuses most of them. The victim runs a binary built without the
+// race detector (measuredBin), whose memory is what a user's daemon holds.
 func TestHostileStalledFrames(t *testing.T) {
 	t.Parallel()
 	n := newVictim(t)
+	n.bin = measuredBin(t)
 	path := writeRandomFile(t, t.TempDir(), "own.bin", 2*mib)
 	root := n.add(t, path)
 	d := startDaemon(t, n)
@@ -61,10 +63,13 @@ func peakRSS(t testing.TB, pid int, floor int64) int64 {
 // TestHostileStalledGets (hostile peers, point 7, the get side): one peer
 // opens 64 get streams, asks each for the victim's 4 MiB chunk, and reads
 // nothing. The victim's resident memory must stay below what it was
-// before plus 100 MiB.
+// before plus 100 MiB: the victim reserves each block it sends through the
+// resource manager, which refuses most of them (the victim runs
+// measuredBin).
 func TestHostileStalledGets(t *testing.T) {
 	t.Parallel()
 	n := newVictim(t, "Chunker.Size", strconv.Itoa(4<<20))
+	n.bin = measuredBin(t)
 	path := writeRandomFile(t, t.TempDir(), "own.bin", 4<<20)
 	root := n.add(t, path)
 	d := startDaemon(t, n)

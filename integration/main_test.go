@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -57,21 +58,62 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	casdBin = filepath.Join(tmp, "casd")
-	args := []string{"build", "-o", casdBin}
-	if raceEnabled {
+	if err := buildCasd(root, casdBin, raceEnabled); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		return 1
+	}
+	binDir = tmp
+	return m.Run()
+}
+
+// buildCasd builds ./cmd/casd of the module at root into out.
+func buildCasd(root, out string, race bool) error {
+	args := []string{"build", "-o", out}
+	if race {
 		args = append(args, "-race")
 	}
 	args = append(args, "./cmd/casd")
 	build := exec.Command("go", args...)
 	build.Dir = root
-	var out bytes.Buffer
-	build.Stdout = &out
-	build.Stderr = &out
+	var log bytes.Buffer
+	build.Stdout = &log
+	build.Stderr = &log
 	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "integration: go %s: %v\n%s", strings.Join(args, " "), err, out.String())
-		return 1
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, log.String())
 	}
-	return m.Run()
+	return nil
+}
+
+// binDir holds the binaries TestMain built; empty when CASD_BIN names one.
+var binDir string
+
+var measured struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// measuredBin returns a casd binary built without the race detector, for
+// the tests that measure a daemon's resident memory: under -race every
+// byte a daemon touches costs several more of shadow memory, which is not
+// what a user's daemon holds. It is casdBin when that is not a race build
+// (or was given by CASD_BIN), and is built once otherwise.
+func measuredBin(t testing.TB) string {
+	t.Helper()
+	if !raceEnabled || binDir == "" {
+		return casdBin
+	}
+	measured.once.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			measured.err = err
+			return
+		}
+		measured.bin = filepath.Join(binDir, "casd-norace")
+		measured.err = buildCasd(root, measured.bin, false)
+	})
+	noErr(t, measured.err, "build casd without -race")
+	return measured.bin
 }
 
 // moduleRoot returns the directory holding go.mod, asking the go command and

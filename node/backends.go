@@ -233,6 +233,13 @@ func (b getBackend) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return data, nil
 }
 
+// GetSize returns the size of a local block, so that /cas/get reserves
+// exactly what it sends (protocol.BlockSizer). A block whose size is wrong
+// on disk is found corrupt by Get, after the reservation.
+func (b getBackend) GetSize(ctx context.Context, c cid.Cid) (int, error) {
+	return b.store.GetSize(ctx, c)
+}
+
 // Complete reports whether this node holds root whole and pinned: blocks
 // that GC may remove do not make a replica.
 func (b getBackend) Complete(ctx context.Context, root cid.Cid) (bool, error) {

@@ -34,6 +34,7 @@ type watchedBackend struct {
 var (
 	_ protocol.GetBackend       = watchedBackend{}
 	_ protocol.ChallengeBackend = watchedBackend{}
+	_ protocol.BlockSizer       = watchedBackend{}
 )
 
 // Get returns a verified local block, and reports it served.

@@ -68,21 +68,25 @@ func (s *Service) handleGet(str network.Stream) {
 	}
 }
 
+// BlockSizer is implemented by a [GetBackend] that can tell a block's size
+// without reading it. The server then reserves, in the stream's resource
+// scope, exactly what it is about to send; otherwise it reserves
+// [blockstore.MaxBlockSize] per block.
+type BlockSizer interface {
+	// GetSize returns the size of the block c, or an error wrapping
+	// blockstore.ErrNotFound.
+	GetSize(ctx context.Context, c cid.Cid) (int, error)
+}
+
+// sendPriority is the priority at which a server reserves a block it
+// sends: low, like a store's frames, so that a reader who asks and then
+// never reads (the block then sits in the server's memory, its write
+// stalled by flow control) holds at most 40% of what the limits give it.
+const sendPriority = network.ReservationPriorityLow
+
 func (s *Service) serveGet(ctx context.Context, c *conn, req *pb.GetRequest) error {
 	for _, w := range req.Want {
-		data, err := s.cfg.get.Get(ctx, w)
-		switch {
-		case err == nil:
-			err = c.send(&pb.Block{Cid: w, Data: data})
-		case errors.Is(err, blockstore.ErrNotFound):
-			err = c.send(&pb.Missing{Cid: w})
-		default:
-			if ctx.Err() == nil {
-				log.Warnw("get: backend error", "cid", w, "err", err)
-			}
-			return fmt.Errorf("get %s: %w", w, err)
-		}
-		if err != nil {
+		if err := s.serveWant(ctx, c, w); err != nil {
 			return err
 		}
 	}
@@ -98,6 +102,40 @@ func (s *Service) serveGet(ctx context.Context, c *conn, req *pb.GetRequest) err
 		done.RootComplete = ok
 	}
 	return c.send(&done)
+}
+
+// serveWant sends the block w, or Missing, with the block's memory
+// reserved in the stream's scope from before it is read until it is sent.
+// A refused reservation resets the stream (not a strike: the peer may
+// just be busy with other reads).
+func (s *Service) serveWant(ctx context.Context, c *conn, w cid.Cid) error {
+	n := blockstore.MaxBlockSize
+	if sz, ok := s.cfg.get.(BlockSizer); ok {
+		size, err := sz.GetSize(ctx, w)
+		switch {
+		case errors.Is(err, blockstore.ErrNotFound):
+			return c.send(&pb.Missing{Cid: w})
+		case err != nil:
+			return fmt.Errorf("size of %s: %w", w, err)
+		}
+		n = size
+	}
+	if err := c.s.Scope().ReserveMemory(n, sendPriority); err != nil {
+		return fmt.Errorf("reserve %d bytes to send %s: %w", n, w, err)
+	}
+	defer c.free(n)
+	data, err := s.cfg.get.Get(ctx, w)
+	switch {
+	case err == nil:
+		return c.send(&pb.Block{Cid: w, Data: data})
+	case errors.Is(err, blockstore.ErrNotFound):
+		return c.send(&pb.Missing{Cid: w})
+	default:
+		if ctx.Err() == nil {
+			log.Warnw("get: backend error", "cid", w, "err", err)
+		}
+		return fmt.Errorf("get %s: %w", w, err)
+	}
 }
 
 // GetSession is a client of /cas/get/1.0 that keeps one stream to a peer

@@ -335,3 +335,54 @@ func TestStoreExpectedSetMemory(t *testing.T) {
 		t.Fatalf("peer struck for the receiver's memory: %q", got)
 	}
 }
+
+// TestGetStalledReads mounts point 7 on the serving side: one peer opens
+// 64 get streams, each asks for a maximal (4 MiB) block and never reads
+// it, so that each block would sit in the server's memory, its write
+// stalled by flow control. The server reserves a block in the stream's
+// scope before it reads it, at low priority: the reservations stop at 40%
+// of what casd's limits give one peer on /cas/get/1.0, the streams beyond
+// are reset (no strike), and another peer is still served.
+func TestGetStalledReads(t *testing.T) {
+	const streams = 64
+	client, server := casdHostPair(t)
+	backend := newMemBackend()
+	big := makeBlocks(t, 1, blockstore.MaxBlockSize, "stalled-get")[0]
+	backend.add(big)
+	_, st := startService(t, server, backend)
+
+	refused := 0
+	for range streams {
+		r := openRaw(t, client, server.ID(), protocol.GetID)
+		if err := r.send(&pb.GetRequest{Want: []cid.Cid{big.Cid}}); err != nil {
+			t.Fatal(err)
+		}
+		// The server either reserved the block and is writing it (the
+		// first byte arrives; reading it does not open the flow-control
+		// window) or refused and reset the stream before writing.
+		if _, err := r.s.Read(make([]byte, 1)); err != nil {
+			refused++
+		}
+	}
+	held := protoMemory(t, server, protocol.GetID)
+	t.Logf("%d of %d stalled reads refused; %.1f MiB reserved", refused, streams, float64(held)/(1<<20))
+	if limit := int64(casdWindow * 4 / 10); held > limit {
+		t.Fatalf("%d bytes reserved, over 40%% of the %d-byte limit", held, int64(casdWindow))
+	}
+	if refused == 0 || (streams-refused)*blockstore.MaxBlockSize > casdWindow*4/10 {
+		t.Fatalf("%d of %d streams held a 4 MiB block, over 40%% of the %d-byte limit",
+			streams-refused, streams, casdWindow)
+	}
+	if got := st.of(client.ID()); len(got) != 0 {
+		t.Fatalf("refused reservations struck the peer: %q", got)
+	}
+	other := newHost(t)
+	if err := other.Connect(context.Background(), peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	if _, err := protocol.Fetch(context.Background(), other, server.ID(), cid.Undef, []cid.Cid{big.Cid},
+		func(b blockstore.Block) error { got = b.Data; return nil }); err != nil || len(got) != len(big.Data) {
+		t.Fatalf("another peer's fetch: %d bytes, %v", len(got), err)
+	}
+}

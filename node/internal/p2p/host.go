@@ -3,10 +3,11 @@ package p2p
 import (
 	"errors"
 	"fmt"
-	corecm "github.com/libp2p/go-libp2p/core/connmgr"
 	"io"
 	"slices"
 	"time"
+
+	corecm "github.com/libp2p/go-libp2p/core/connmgr"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
