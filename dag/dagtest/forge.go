@@ -232,15 +232,68 @@ func sealChunk(version byte, key *crypt.Key, content []byte) blockstore.Block {
 // forgeBody encodes a root's body: metadata, then the one chunk's key and
 // size, then zero padding to a multiple of 512 bytes (at least one byte).
 func forgeBody(name string, content []byte, chunkKey *crypt.Key) []byte {
+	return encodeBody(name, uint64(len(content)), []entry{{*chunkKey, uint64(len(content))}})
+}
+
+// entry is what a manifest body records of one link: its key and size.
+type entry struct {
+	key  crypt.Key
+	size uint64
+}
+
+// encodeBody encodes a root's body: metadata with the file size size, the
+// entries, then zero padding to a multiple of 512 bytes (at least one
+// byte).
+func encodeBody(name string, size uint64, entries []entry) []byte {
 	b := binary.AppendUvarint(nil, defaultChunkSize)
-	b = binary.AppendUvarint(b, uint64(len(content)))
+	b = binary.AppendUvarint(b, size)
 	b = binary.AppendUvarint(b, 0o644)
 	b = binary.AppendUvarint(b, uint64(len(name)))
 	b = append(b, name...)
 	b = binary.AppendUvarint(b, 0) // no media type
-	b = append(b, chunkKey[:]...)
-	b = binary.AppendUvarint(b, uint64(len(content)))
+	for _, e := range entries {
+		b = append(b, e.key[:]...)
+		b = binary.AppendUvarint(b, e.size)
+	}
 	return append(b, make([]byte, (len(b)+1+511)/512*512-len(b))...)
+}
+
+// ForgeSizes mounts the lying-manifest attack (issue 7, point 9) as any
+// stranger can: it seals, in format version 2, a file of one root of
+// height 0 over chunks whose entries record their true lengths, while the
+// root's metadata says the file has size bytes. With size below the
+// chunks' sum, a reader that trusted the entries would write past the
+// file's size. It returns the chunks, then the root, and the file key
+// (the capability's). Each chunk must be 1 to 256 KiB.
+func ForgeSizes(name string, size uint64, chunks ...[]byte) ([]blockstore.Block, crypt.Key, error) {
+	var (
+		blocks  []blockstore.Block
+		entries []entry
+	)
+	head := []byte{2, kindRoot}
+	head = binary.AppendUvarint(head, 0) // height 0: the links are chunks
+	head = binary.AppendUvarint(head, uint64(len(chunks)))
+	for i, content := range chunks {
+		if len(content) == 0 || len(content) > maxContent {
+			return nil, crypt.Key{}, fmt.Errorf("forge: chunk %d of %d bytes, want 1 to %d", i, len(content), maxContent)
+		}
+		chunk, key := forgeChunk(2, content)
+		blocks = append(blocks, chunk)
+		entries = append(entries, entry{key, uint64(len(content))})
+		head = binary.AppendUvarint(head, uint64(chunk.Cid.ByteLen()))
+		head = append(head, chunk.Cid.Bytes()...)
+	}
+	fileKey := crypt.Key(sha256.Sum256(append([]byte("forged file key\x00"), head...)))
+	// No owner opens this file, so its wrapped key is any 60 bytes: the
+	// capability carries the file key.
+	wrapped := make([]byte, crypt.WrappedKeySize)
+	sealed := crypt.Seal(nil, &fileKey, encodeBody(name, size, entries), head)
+	data := append(append(append([]byte{}, head...), wrapped...), sealed...)
+	c, err := cidOf(data)
+	if err != nil {
+		return nil, crypt.Key{}, err
+	}
+	return append(blocks, blockstore.Block{Cid: c, Data: data}), fileKey, nil
 }
 
 func cidOf(data []byte) (cid.Cid, error) {
