@@ -465,14 +465,24 @@ func (s *Store) commit(p blockPath, tmp string, size int64) (string, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}
-	// Register the pending directory fsync before the name appears, so that
-	// anyone who sees the file also sees that it may not be durable yet.
+	if err := s.renameLocked(p, tmp, size, old); err != nil {
+		return "", err
+	}
+	return p.shard, nil
+}
+
+// renameLocked renames tmp to p's file, which held old bytes (-1: none),
+// with p's stripe lock held, and updates the counters. It registers the
+// pending directory fsync before the name appears, so that anyone who sees
+// the file also sees that it may not be durable yet; on success the
+// caller passes p's shard to syncShards, which releases it.
+func (s *Store) renameLocked(p blockPath, tmp string, size, old int64) error {
 	s.pendingMu.Lock()
 	s.pending[p.shard]++
 	s.pendingMu.Unlock()
-	if err := os.Rename(tmp, final); err != nil {
+	if err := os.Rename(tmp, s.file(p)); err != nil {
 		s.donePending(p.shard)
-		return "", err
+		return err
 	}
 	if old >= 0 {
 		s.bytes.Add(size - old)
@@ -480,7 +490,7 @@ func (s *Store) commit(p blockPath, tmp string, size int64) (string, error) {
 		s.blocks.Add(1)
 		s.bytes.Add(size)
 	}
-	return p.shard, nil
+	return nil
 }
 
 func (s *Store) donePending(shard string) {

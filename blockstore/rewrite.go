@@ -63,18 +63,5 @@ func (s *Store) replace(p blockPath, tmp string, size int64) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	s.pendingMu.Lock()
-	s.pending[p.shard]++
-	s.pendingMu.Unlock()
-	if err := os.Rename(tmp, final); err != nil {
-		s.donePending(p.shard)
-		return err
-	}
-	if old >= 0 {
-		s.bytes.Add(size - old)
-	} else {
-		s.blocks.Add(1)
-		s.bytes.Add(size)
-	}
-	return nil
+	return s.renameLocked(p, tmp, size, old)
 }
