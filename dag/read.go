@@ -23,6 +23,36 @@ type BlockGetter interface {
 	Get(ctx context.Context, c cid.Cid) ([]byte, error)
 }
 
+// Repairer is the optional ability of a [BlockGetter] to repair what it
+// gets from a local store. Get may then return a local block unchecked: a
+// chunk is authenticated when it is opened, a manifest block checked
+// against its CID, and a block that fails either is handed to Repair. If
+// the copy of c that Get returns is damaged (it does not match c), Repair
+// returns a good copy from elsewhere, verified against c, with ok true, or
+// an error naming the damaged block; if that copy is intact, it returns ok
+// false, and the failure is the file's own.
+type Repairer interface {
+	Repair(ctx context.Context, c cid.Cid) (data []byte, ok bool, err error)
+}
+
+// repair asks get, if it is a [Repairer], for a good copy of c, which
+// failed with cause; without one, or when the copy was intact, cause
+// stands.
+func repair(ctx context.Context, get BlockGetter, c cid.Cid, cause error) ([]byte, error) {
+	r, ok := get.(Repairer)
+	if !ok {
+		return nil, cause
+	}
+	data, repaired, err := r.Repair(ctx, c)
+	switch {
+	case err != nil:
+		return nil, err
+	case !repaired:
+		return nil, cause
+	}
+	return data, nil
+}
+
 // File is an opened file: its root authenticated, its metadata readable.
 type File struct {
 	Root   cid.Cid
@@ -135,15 +165,16 @@ func getRoot(ctx context.Context, get BlockGetter, root cid.Cid) (*manifestBlock
 	return m, nil
 }
 
-// getVerified fetches a block and checks it against its CID. Manifest
-// blocks are small, so this costs little and names a corrupt block exactly.
+// getVerified fetches a block and checks it against its CID, repairing a
+// damaged one if get can ([Repairer]). Manifest blocks are small, so this
+// costs little and names a corrupt block exactly.
 func getVerified(ctx context.Context, get BlockGetter, c cid.Cid) ([]byte, error) {
 	data, err := get.Get(ctx, c)
 	if err != nil {
 		return nil, err // getters name the block
 	}
 	if err := blockstore.VerifyBlock(c, data); err != nil {
-		return nil, err
+		return repair(ctx, get, c, err)
 	}
 	return data, nil
 }
@@ -232,12 +263,9 @@ func (f *File) fetchChunks(ctx context.Context, get BlockGetter, refs <-chan *ch
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		data, err := get.Get(ctx, r.cid)
-		if err != nil {
-			return err // getters name the block
-		}
-		if r.data, err = f.openChunk(data, &r.key, r.size); err != nil {
-			return fmt.Errorf("open chunk %s: %w", r.cid, err)
+		var err error
+		if r.data, err = f.getChunk(ctx, get, r); err != nil {
+			return err
 		}
 		select {
 		case done <- r:
@@ -245,6 +273,27 @@ func (f *File) fetchChunks(ctx context.Context, get BlockGetter, refs <-chan *ch
 			return ctx.Err()
 		}
 	}
+}
+
+// getChunk gets and opens the chunk r. A chunk that does not open is
+// handed to get's [Repairer], if any, and a good copy opened instead.
+func (f *File) getChunk(ctx context.Context, get BlockGetter, r *chunkRef) ([]byte, error) {
+	data, err := get.Get(ctx, r.cid)
+	if err != nil {
+		return nil, err // getters name the block
+	}
+	pt, err := f.openChunk(data, &r.key, r.size)
+	if err == nil {
+		return pt, nil
+	}
+	err = fmt.Errorf("open chunk %s: %w", r.cid, err)
+	if data, err = repair(ctx, get, r.cid, err); err != nil {
+		return nil, err
+	}
+	if pt, err = f.openChunk(data, &r.key, r.size); err != nil {
+		return nil, fmt.Errorf("open chunk %s: %w", r.cid, err)
+	}
+	return pt, nil
 }
 
 // openChunk authenticates and decrypts a chunk block of f in place; for a
