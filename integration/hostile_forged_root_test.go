@@ -146,11 +146,7 @@ type stranger struct {
 
 func newAdversary(t *testing.T, d *daemon) *stranger {
 	t.Helper()
-	p, err := adversary.New(t.Context(), adversary.Options{})
-	noErr(t, err)
-	t.Cleanup(func() { noErr(t, p.Close()) })
-	id, err := p.Connect(t.Context(), d.tcpAddr(t))
-	noErr(t, err)
+	p, id := newHostile(t, d)
 	return &stranger{Peer: p, victim: id}
 }
 

@@ -32,8 +32,9 @@ func offerFor(t *testing.T, server host.Host, bs []blockstore.Block) *pb.StoreOf
 	return o
 }
 
-// acceptedStore opens a raw store stream and has o accepted.
-func acceptedStore(t *testing.T, client, server host.Host, o *pb.StoreOffer) *rawStream {
+// offerStore opens a raw store stream, sends o and returns the stream and
+// the server's reply.
+func offerStore(t *testing.T, client, server host.Host, o *pb.StoreOffer) (*rawStream, *pb.StoreReply) {
 	t.Helper()
 	r := openRaw(t, client, server.ID(), protocol.StoreID)
 	if err := r.send(o); err != nil {
@@ -43,8 +44,19 @@ func acceptedStore(t *testing.T, client, server host.Host, o *pb.StoreOffer) *ra
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reply, ok := m.(*pb.StoreReply); !ok || !reply.Accept {
-		t.Fatalf("offer not accepted: %+v", m)
+	reply, ok := m.(*pb.StoreReply)
+	if !ok {
+		t.Fatalf("got %+v, want a StoreReply", m)
+	}
+	return r, reply
+}
+
+// acceptedStore opens a raw store stream and has o accepted.
+func acceptedStore(t *testing.T, client, server host.Host, o *pb.StoreOffer) *rawStream {
+	t.Helper()
+	r, reply := offerStore(t, client, server, o)
+	if !reply.Accept {
+		t.Fatalf("offer not accepted: %+v", reply)
 	}
 	return r
 }
@@ -211,15 +223,7 @@ func TestStoreChargesPerBlock(t *testing.T) {
 			o := &pb.StoreOffer{Root: makeBlock(t, []byte("root")).Cid, Blocks: tc.blocks, Bytes: tc.bytes,
 				Expiry: time.Now().Add(time.Minute).Unix()}
 			protocol.SignOffer(newKey(t), server.ID(), o)
-			r := openRaw(t, client, server.ID(), protocol.StoreID)
-			if err := r.send(o); err != nil {
-				t.Fatal(err)
-			}
-			m, err := r.recv()
-			if err != nil {
-				t.Fatal(err)
-			}
-			reply := m.(*pb.StoreReply)
+			r, reply := offerStore(t, client, server, o)
 			if reply.Accept != tc.accept || !strings.Contains(reply.Reason, tc.reason) {
 				t.Fatalf("reply %+v, want accept %v reason %q", reply, tc.accept, tc.reason)
 			}

@@ -511,17 +511,9 @@ func TestStoreOfferBytes(t *testing.T) {
 			o := &pb.StoreOffer{Root: makeBlock(t, []byte("root")).Cid, Blocks: 1, Bytes: tc.bytes,
 				Expiry: time.Now().Add(time.Minute).Unix()}
 			protocol.SignOffer(newKey(t), server.ID(), o)
-			r := openRaw(t, client, server.ID(), protocol.StoreID)
-			if err := r.send(o); err != nil {
-				t.Fatal(err)
-			}
-			m, err := r.recv()
-			if err != nil {
-				t.Fatal(err)
-			}
-			reply, ok := m.(*pb.StoreReply)
-			if !ok || reply.Accept != tc.accept {
-				t.Fatalf("reply %+v, want Accept %v", m, tc.accept)
+			r, reply := offerStore(t, client, server, o)
+			if reply.Accept != tc.accept {
+				t.Fatalf("reply %+v, want Accept %v", reply, tc.accept)
 			}
 			if !tc.accept && !strings.Contains(reply.Reason, "too large") {
 				t.Fatalf("reason %q", reply.Reason)
