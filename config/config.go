@@ -155,19 +155,22 @@ const (
 	DefaultStorageQuota      = 10 << 30
 	DefaultMaxPinsPerOwner   = 10_000
 	DefaultCollectInterval   = 30 * time.Second
-	DefaultCheckInterval     = time.Hour
-	DefaultAuditInterval     = 24 * time.Hour
-	DefaultLease             = 720 * time.Hour
-	// LocalCheckInterval and LocalAuditInterval are the local profile's
-	// (a test network on one machine, where repair must be seen at once).
-	LocalCheckInterval = 3 * time.Second
-	LocalAuditInterval = 10 * time.Second
-	// MinCheckInterval and MinLease bound what Validate accepts.
-	MinCheckInterval = time.Second
-	MinLease         = 10 * time.Second
 	DefaultConnMgrLowWater   = 32
 	DefaultConnMgrHighWater  = 96
 	DefaultConnMgrGrace      = 20 * time.Second
+	DefaultCheckInterval     = time.Hour
+	DefaultAuditInterval     = 24 * time.Hour
+	DefaultLease             = 720 * time.Hour
+)
+
+// The repair loop's intervals of the local profile (a test network on one
+// machine, where repair must show at once), and the bounds Validate puts
+// on the loop's durations.
+const (
+	LocalCheckInterval = 3 * time.Second
+	LocalAuditInterval = 10 * time.Second
+	MinCheckInterval   = time.Second
+	MinLease           = 10 * time.Second
 )
 
 // DefaultConfig returns a new config for profile ("" means "default"). Its
@@ -185,15 +188,15 @@ func DefaultConfig(profile string) (*Config, error) {
 			},
 			Announce: []string{},
 		},
-		Bootstrap:   []string{},
-		Discovery:   Discovery{MDNS: true},
+		Bootstrap: []string{},
+		Discovery: Discovery{MDNS: true},
 		Replication: Replication{
 			Factor:        DefaultReplicationFactor,
 			CheckInterval: Duration{DefaultCheckInterval},
 			AuditInterval: Duration{DefaultAuditInterval},
 			Lease:         Duration{DefaultLease},
 		},
-		Chunker:     Chunker{Size: DefaultChunkSize},
+		Chunker: Chunker{Size: DefaultChunkSize},
 		Storage: Storage{
 			Quota:           DefaultStorageQuota,
 			MaxPinsPerOwner: DefaultMaxPinsPerOwner,
