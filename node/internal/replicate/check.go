@@ -54,52 +54,89 @@ func (r *Replicator) Check(ctx context.Context, root cid.Cid) (core.RepairReport
 
 // checkLocked is Check with root's lock held.
 func (r *Replicator) checkLocked(ctx context.Context, root cid.Cid, st *rootState) (core.RepairReport, error) {
-	rep := core.RepairReport{Cid: root.String(), Goal: r.cfg.Goal, Live: []string{}, Added: []string{}, Dropped: []string{}}
 	if err := r.mustOwn(ctx, root); err != nil {
 		if errors.Is(err, core.ErrNotMine) && r.isPending(root) {
 			r.markPending(ctx, root, false) // its file is gone: nothing to retry
 		}
-		return rep, err
+		return core.RepairReport{}, err
 	}
 	known := r.known(st)
-	live, failed, err := r.lightAudits(ctx, root, r.gather(ctx, root, known))
-	if err == nil {
-		err = ctx.Err() // a cancelled check judges nobody
-	}
+	live, failed, err := r.judge(ctx, root, r.gather(ctx, root, known))
 	if err != nil {
-		return rep, fmt.Errorf("check %s: %w", root, err)
+		return core.RepairReport{}, fmt.Errorf("check %s: %w", root, err)
 	}
-	r.treeAudits(ctx, root, live, failed)
-	r.renewAll(ctx, root, live, failed)
-	if ctx.Err() != nil {
-		return rep, fmt.Errorf("check %s: %w", root, ctx.Err())
-	}
+	var added []peer.ID
 	if missing := r.cfg.Goal - len(live); missing > 0 {
-		added, err := r.place(ctx, root, missing, exclude(live, failed))
-		if err != nil {
-			log.Warnw("place missing replicas", "cid", root, "err", err)
-		}
-		for p, rep2 := range added {
-			live[p] = rep2
-			rep.Added = append(rep.Added, p.String())
-		}
+		added = r.replace(ctx, root, missing, live, failed)
 	}
 	for p := range failed {
 		r.cfg.Hints.Drop(root, p)
+	}
+	r.record(st, live, r.now())
+	r.markPending(ctx, root, len(live) < r.cfg.Goal)
+	rep := report(root, r.cfg.Goal, live, added, failed, known)
+	log.Debugw("checked", "cid", root, "live", len(rep.Live), "added", len(rep.Added), "dropped", len(rep.Dropped))
+	return rep, nil
+}
+
+// judge runs the light audits of cands, then the tree audits that are due
+// and the renewals, and returns the replicas that passed everything and
+// those that failed something. An error (this node cannot judge, or ctx
+// ended) judges nobody.
+func (r *Replicator) judge(ctx context.Context, root cid.Cid, cands map[peer.ID]replica) (live, failed map[peer.ID]replica, err error) {
+	live, failed, err = r.lightAudits(ctx, root, cands)
+	if err == nil {
+		err = ctx.Err() // a cancelled audit is no failure of the replica
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	r.treeAudits(ctx, root, live, failed)
+	r.renewAll(ctx, root, live, failed)
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	return live, failed, nil
+}
+
+// replace places root on missing new peers, none in live or failed, adds
+// them to live and renews the leases of those that held root already (no
+// lease known). It returns the peers added and still live.
+func (r *Replicator) replace(ctx context.Context, root cid.Cid, missing int, live, failed map[peer.ID]replica) []peer.ID {
+	placed, err := r.place(ctx, root, missing, exclude(live, failed))
+	if err != nil {
+		log.Warnw("place missing replicas", "cid", root, "err", err)
+	}
+	maps.Copy(live, placed)
+	r.renewAll(ctx, root, live, failed)
+	var added []peer.ID
+	for p := range placed {
+		if _, ok := live[p]; ok {
+			added = append(added, p)
+		}
+	}
+	return added
+}
+
+// report is the outcome of a check of root: the live replicas, those
+// added, and those known before that failed.
+func report(root cid.Cid, goal int, live map[peer.ID]replica, added []peer.ID, failed, known map[peer.ID]replica) core.RepairReport {
+	rep := core.RepairReport{Cid: root.String(), Goal: goal, Live: []string{}, Added: []string{}, Dropped: []string{}}
+	for p := range live {
+		rep.Live = append(rep.Live, p.String())
+	}
+	for _, p := range added {
+		rep.Added = append(rep.Added, p.String())
+	}
+	for p := range failed {
 		if _, ok := known[p]; ok {
 			rep.Dropped = append(rep.Dropped, p.String())
 		}
 	}
-	r.record(st, live, r.now())
-	r.markPending(ctx, root, len(live) < r.cfg.Goal)
-	for p := range live {
-		rep.Live = append(rep.Live, p.String())
-	}
 	slices.Sort(rep.Live)
 	slices.Sort(rep.Added)
 	slices.Sort(rep.Dropped)
-	log.Debugw("checked", "cid", root, "live", len(live), "added", len(rep.Added), "dropped", len(rep.Dropped))
-	return rep, nil
+	return rep
 }
 
 // mustOwn returns nil if root is pinned here as the node's own file.

@@ -75,10 +75,11 @@ func (r *Replicator) known(st *rootState) map[peer.ID]replica {
 }
 
 // record replaces root's replicas by live (at most goal+maxExtraReplicas
-// of them, the longest known first) and stamps the check's time.
+// of them: those tree-audited first, the longest ago first, as the
+// longest proven) and stamps the check's time unless checked is zero.
 func (r *Replicator) record(st *rootState, live map[peer.ID]replica, checked time.Time) {
 	ids := slices.Collect(maps.Keys(live))
-	slices.SortFunc(ids, func(a, b peer.ID) int { return live[a].lastTreeAudit.Compare(live[b].lastTreeAudit) })
+	slices.SortFunc(ids, func(a, b peer.ID) int { return longerProven(live[a], live[b]) })
 	keep := make(map[peer.ID]replica, len(ids))
 	for _, p := range ids[:min(len(ids), r.cfg.Goal+maxExtraReplicas)] {
 		keep[p] = live[p]
@@ -89,6 +90,20 @@ func (r *Replicator) record(st *rootState, live map[peer.ID]replica, checked tim
 	if !checked.IsZero() {
 		st.lastCheck = checked
 	}
+}
+
+// longerProven orders replicas by their last tree audit, oldest first,
+// those never tree-audited last.
+func longerProven(a, b replica) int {
+	switch za, zb := a.lastTreeAudit.IsZero(), b.lastTreeAudit.IsZero(); {
+	case za && zb:
+		return 0
+	case za:
+		return 1
+	case zb:
+		return -1
+	}
+	return a.lastTreeAudit.Compare(b.lastTreeAudit)
 }
 
 // Forget drops what the replicator knows of root (its file was removed).
