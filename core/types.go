@@ -93,7 +93,7 @@ type StatusInfo struct {
 	// LastCheck is when the owner's repair loop last checked the file's
 	// replicas; zero on a node that does not own it, or before the first
 	// check.
-	LastCheck time.Time `json:"lastCheck,omitempty"`
+	LastCheck time.Time `json:"lastCheck,omitzero"`
 	// Holders describes each peer of Replicas. On the owner's node it
 	// comes from the repair loop's state; elsewhere it only repeats the
 	// claims.
@@ -106,11 +106,11 @@ type HolderInfo struct {
 	// Verified reports that the peer passed a storage challenge on the file.
 	Verified bool `json:"verified"`
 	// LastAudit is the time of its last passed single-block challenge.
-	LastAudit time.Time `json:"lastAudit,omitempty"`
+	LastAudit time.Time `json:"lastAudit,omitzero"`
 	// LastTreeAudit is the time of its last passed proof over the whole tree.
-	LastTreeAudit time.Time `json:"lastTreeAudit,omitempty"`
+	LastTreeAudit time.Time `json:"lastTreeAudit,omitzero"`
 	// LeaseExpires is when the lease the owner granted it ends.
-	LeaseExpires time.Time `json:"leaseExpires,omitempty"`
+	LeaseExpires time.Time `json:"leaseExpires,omitzero"`
 }
 
 // RepairReport is the outcome of one check of a root's replicas (Repair).

@@ -311,11 +311,14 @@ func (r *Replicator) renewAll(ctx context.Context, root cid.Cid, live, failed ma
 		mu sync.Mutex // guards live and failed
 		wg sync.WaitGroup
 	)
-	workers := make(chan struct{}, checkParallel)
+	var due []peer.ID // collected first: the workers change live
 	for p, rep := range live {
-		if rep.lease.Sub(now) >= r.cfg.Lease/2 {
-			continue
+		if rep.lease.Sub(now) < r.cfg.Lease/2 {
+			due = append(due, p)
 		}
+	}
+	workers := make(chan struct{}, checkParallel)
+	for _, p := range due {
 		workers <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-workers }()
@@ -323,6 +326,7 @@ func (r *Replicator) renewAll(ctx context.Context, root cid.Cid, live, failed ma
 			err := r.renew(ctx, p, root, expiry)
 			mu.Lock()
 			defer mu.Unlock()
+			rep := live[p]
 			var refused *protocol.RemoteError
 			switch {
 			case err == nil:
