@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"slices"
 	"sync"
 	"testing"
@@ -134,6 +135,15 @@ func (b *countingBackend) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		data[len(data)/2] ^= 1
 	}
 	return data, err
+}
+
+// HeldFor answers tree challenges for the owners whose replica pin of
+// root is here, as a casd node does.
+func (b *countingBackend) HeldFor(ctx context.Context, owner ed25519.PublicKey, root cid.Cid) (bool, error) {
+	pins, err := b.store.PinsOf(ctx, root)
+	return slices.ContainsFunc(pins, func(p blockstore.Pin) bool {
+		return p.Reason == protocol.ReplicaPinPrefix+hex.EncodeToString(owner)
+	}), err
 }
 
 func (b *countingBackend) renewals() int {
