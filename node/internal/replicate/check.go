@@ -60,6 +60,8 @@ func (r *Replicator) checkLocked(ctx context.Context, root cid.Cid, st *rootStat
 		}
 		return core.RepairReport{}, err
 	}
+	near, stop := r.lookAhead(ctx, root)
+	defer stop()
 	known := r.known(st)
 	live, failed, err := r.judge(ctx, root, r.gather(ctx, root, known))
 	if err != nil {
@@ -67,7 +69,7 @@ func (r *Replicator) checkLocked(ctx context.Context, root cid.Cid, st *rootStat
 	}
 	var added []peer.ID
 	if missing := r.cfg.Goal - len(live); missing > 0 {
-		added = r.replace(ctx, root, missing, live, failed)
+		added = r.replace(ctx, root, missing, near(), live, failed)
 	}
 	for p := range failed {
 		r.cfg.Hints.Drop(root, p)
@@ -99,11 +101,30 @@ func (r *Replicator) judge(ctx context.Context, root cid.Cid, cands map[peer.ID]
 	return live, failed, nil
 }
 
-// replace places root on missing new peers, none in live or failed, adds
-// them to live and renews the leases of those that held root already (no
-// lease known). It returns the peers added and still live.
-func (r *Replicator) replace(ctx context.Context, root cid.Cid, missing int, live, failed map[peer.ID]replica) []peer.ID {
-	placed, err := r.place(ctx, root, missing, exclude(live, failed))
+// lookAhead starts the lookup of the peers closest to root while the
+// audits run, so that a replacement does not wait for it after them.
+// near waits for its result; stop cancels it if still running, and waits.
+func (r *Replicator) lookAhead(ctx context.Context, root cid.Cid) (near func() []peer.ID, stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	res := make(chan []peer.ID, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { res <- r.closest(ctx, root) })
+	var (
+		once sync.Once
+		got  []peer.ID
+	)
+	near = func() []peer.ID {
+		once.Do(func() { got = <-res })
+		return got
+	}
+	return near, func() { cancel(); wg.Wait() }
+}
+
+// replace places root on missing new peers of near, none in live or
+// failed, adds them to live and renews the leases of those that held root
+// already (no lease known). It returns the peers added and still live.
+func (r *Replicator) replace(ctx context.Context, root cid.Cid, missing int, near []peer.ID, live, failed map[peer.ID]replica) []peer.ID {
+	placed, err := r.place(ctx, root, missing, near, exclude(live, failed))
 	if err != nil {
 		log.Warnw("place missing replicas", "cid", root, "err", err)
 	}

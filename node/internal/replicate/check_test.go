@@ -456,7 +456,7 @@ func TestPlacementSkips(t *testing.T) {
 		require.NoError(t, err)
 		require.ElementsMatch(t, []peer.ID{hs[1].h.ID(), hs[3].h.ID()}, cands)
 	}
-	placed, err := r.place(t.Context(), o.root, 2, skip)
+	placed, err := r.place(t.Context(), o.root, 2, nil, skip)
 	require.NoError(t, err)
 	require.Len(t, placed, 2)
 	for p := range placed {

@@ -153,8 +153,9 @@ func (r *Replicator) Close() error {
 // Replicate announces root and pushes it to peers that accept it (see
 // [placementOrder]), until the goal is met, granting each a lease. It
 // returns the peers that hold the whole file and proved it, and remembers
-// them for the checks; fewer than the goal is not an error, but leaves
-// root pending for the repair loop.
+// them for the checks (a placement counts as a check: [Replicator.Status]
+// answers from it); fewer than the goal is not an error, but leaves root
+// pending for the repair loop.
 func (r *Replicator) Replicate(ctx context.Context, root cid.Cid) ([]string, error) {
 	r.cfg.Announce(root)
 	if r.cfg.Goal == 0 {
@@ -170,14 +171,14 @@ func (r *Replicator) Replicate(ctx context.Context, root cid.Cid) ([]string, err
 		rep, err := r.checkLocked(ctx, root, st)
 		return rep.Live, err
 	}
-	placed, err := r.place(ctx, root, r.cfg.Goal, nil)
+	placed, err := r.place(ctx, root, r.cfg.Goal, nil, nil)
 	got := []string{}
 	for p, rep := range placed {
 		known[p] = rep
 		got = append(got, p.String())
 	}
 	slices.Sort(got)
-	r.record(st, known, time.Time{})
+	r.record(st, known, r.now()) // each placed replica just passed a challenge
 	if err != nil {
 		return got, err
 	}
@@ -210,15 +211,26 @@ func (r *Replicator) Pending() []cid.Cid {
 // of [placementOrder], from the DHT's closest peers and the connected
 // peers, without those in skip.
 func (r *Replicator) candidates(ctx context.Context, root cid.Cid, goal int, skip map[peer.ID]bool) ([]peer.ID, error) {
-	ps := slices.DeleteFunc(r.closest(ctx, root), func(p peer.ID) bool { return skip[p] })
+	return r.candidatesFrom(r.closest(ctx, root), goal, skip)
+}
+
+// candidatesFrom orders near, the closest peers to a root, for placement,
+// without those in skip.
+func (r *Replicator) candidatesFrom(near []peer.ID, goal int, skip map[peer.ID]bool) ([]peer.ID, error) {
+	ps := slices.DeleteFunc(slices.Clone(near), func(p peer.ID) bool { return skip[p] })
 	return placementOrder(ps, goal, r.cfg.Proven.Has, r.cfg.Rand)
 }
 
 // closest returns the DHT's closest peers to root and the connected peers,
-// once each, never this node, closest first by XOR distance.
+// once each, never this node, closest first by XOR distance. The DHT's
+// lookup gets closestTimeout: it can hang on peers gone silent (a QUIC
+// connection looks alive until its idle timeout), and the peers it found
+// by then are used.
 func (r *Replicator) closest(ctx context.Context, root cid.Cid) []peer.ID {
 	key := string(root.Hash())
-	ps, err := r.cfg.Closest.GetClosestPeers(ctx, key)
+	lctx, cancel := context.WithTimeout(ctx, r.closestTimeout())
+	ps, err := r.cfg.Closest.GetClosestPeers(lctx, key)
+	cancel()
 	if err != nil {
 		log.Debugw("closest peers", "cid", root, "err", err)
 	}
@@ -230,11 +242,18 @@ func (r *Replicator) closest(ctx context.Context, root cid.Cid) []peer.ID {
 	return kb.SortClosestPeers(ps, kb.ConvertKey(key))
 }
 
-// place stores root on up to goal peers not in skip, trying candidates in
-// order, goal at a time, and returns those that hold it whole and proved
-// it: each stamped audited, its lease the one granted (unknown for a peer
-// that held root already), its tree audit due an audit interval from now.
-func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int, skip map[peer.ID]bool) (map[peer.ID]replica, error) {
+// closestTimeout bounds the DHT's lookup of the peers closest to a root:
+// the check interval, within [2s, 10s].
+func (r *Replicator) closestTimeout() time.Duration {
+	return min(10*time.Second, max(2*time.Second, r.cfg.CheckInterval))
+}
+
+// place stores root on up to goal peers not in skip, taken from near (the
+// closest peers; nil looks them up), trying candidates in order, goal at a
+// time, and returns those that hold it whole and proved it: each stamped
+// audited, its lease the one granted (unknown for a peer that held root
+// already), its tree audit due an audit interval from now.
+func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int, near []peer.ID, skip map[peer.ID]bool) (map[peer.ID]replica, error) {
 	blocks, bytes, err := r.treeSize(ctx, root)
 	if err != nil {
 		return nil, err
@@ -243,7 +262,10 @@ func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int, skip map
 		mu  sync.Mutex // guards got
 		got = make(map[peer.ID]replica)
 	)
-	cands, err := r.candidates(ctx, root, goal, skip)
+	if near == nil {
+		near = r.closest(ctx, root)
+	}
+	cands, err := r.candidatesFrom(near, goal, skip)
 	if err != nil {
 		return nil, fmt.Errorf("place %s: %w", root, err)
 	}
