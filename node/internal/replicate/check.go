@@ -105,6 +105,9 @@ func (r *Replicator) judge(ctx context.Context, root cid.Cid, cands map[peer.ID]
 // audits run, so that a replacement does not wait for it after them.
 // near waits for its result; stop cancels it if still running, and waits.
 func (r *Replicator) lookAhead(ctx context.Context, root cid.Cid) (near func() []peer.ID, stop func()) {
+	if r.cfg.Goal == 0 { // nothing is ever placed
+		return func() []peer.ID { return nil }, func() {}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	res := make(chan []peer.ID, 1)
 	var wg sync.WaitGroup
