@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -179,9 +180,12 @@ func (b *storeBackend) Complete(ctx context.Context, root cid.Cid) (bool, error)
 	return complete(ctx, b.store, root)
 }
 
-// Pin pins a replica, records it for the transfer in flight, and queues
-// its announcement.
-func (b *storeBackend) Pin(ctx context.Context, root cid.Cid, reason string) error {
+// Pin pins a replica of owner, records it for the transfer in flight, and
+// queues its announcement. The lease is not recorded yet: the block store
+// keeps no expiry until pins carry one (blockstore.PinUntil), so the
+// replica is held until removed.
+func (b *storeBackend) Pin(ctx context.Context, root cid.Cid, owner ed25519.PublicKey, _ time.Time) error {
+	reason := replicaReason(owner)
 	if err := b.store.Pin(ctx, root, reason); err != nil {
 		return err
 	}
@@ -191,6 +195,30 @@ func (b *storeBackend) Pin(ctx context.Context, root cid.Cid, reason string) err
 	}
 	b.mu.Unlock()
 	b.announce(root)
+	return nil
+}
+
+// Renew accepts a renewal of a replica held for owner; one not held is
+// refused with protocol.ErrNotHeld. Like Pin, it records no lease yet.
+func (b *storeBackend) Renew(ctx context.Context, owner ed25519.PublicKey, root cid.Cid, _ time.Time) error {
+	reason := replicaReason(owner)
+	pins, err := b.store.PinsOf(ctx, root)
+	if err != nil {
+		return fmt.Errorf("renew %s: %w", root, err)
+	}
+	if !slices.ContainsFunc(pins, func(p blockstore.Pin) bool { return p.Reason == reason }) {
+		return fmt.Errorf("renew %s: %w", root, protocol.ErrNotHeld)
+	}
+	return nil
+}
+
+// Remove unpins owner's replica of root and asks for a GC, which frees
+// its blocks unless another pin holds them.
+func (b *storeBackend) Remove(ctx context.Context, owner ed25519.PublicKey, root cid.Cid) error {
+	if err := b.store.Unpin(ctx, root, replicaReason(owner)); err != nil {
+		return fmt.Errorf("remove replica: %w", err)
+	}
+	b.collect()
 	return nil
 }
 

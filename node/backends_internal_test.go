@@ -78,7 +78,7 @@ func TestReplicaPinAnnounces(t *testing.T) {
 	b := &storeBackend{store: store, quota: 1 << 30, announce: func(c cid.Cid) { announced = append(announced, c) }}
 	blk := blockstoretest.NewBlock([]byte("a replica"))
 	require.NoError(t, store.Put(t.Context(), blk))
-	require.NoError(t, b.Pin(t.Context(), blk.Cid, "replica:test"))
+	require.NoError(t, b.Pin(t.Context(), blk.Cid, ownerKey(t), time.Now().Add(time.Hour)))
 	require.Equal(t, []cid.Cid{blk.Cid}, announced)
 	pins, err := store.PinsOf(t.Context(), blk.Cid)
 	require.NoError(t, err)
@@ -176,7 +176,7 @@ func storeReplica(t *testing.T, b *storeBackend, owner ed25519.PublicKey, blk bl
 	}
 	defer release()
 	require.NoError(t, b.PutMany(t.Context(), []blockstore.Block{blk}))
-	return b.Pin(t.Context(), blk.Cid, replicaReason(owner))
+	return b.Pin(t.Context(), blk.Cid, owner, time.Now().Add(time.Hour))
 }
 
 // TestReservePinCap (hostile peers, point 8): an owner holds at most
@@ -258,7 +258,7 @@ func TestAbortedStoreRequestsCollection(t *testing.T) {
 	r2, err := b.Reserve(t.Context(), owner, root.Cid, 1)
 	require.NoError(t, err)
 	require.NoError(t, b.PutMany(t.Context(), []blockstore.Block{root}))
-	require.NoError(t, b.Pin(t.Context(), root.Cid, replicaReason(owner)))
+	require.NoError(t, b.Pin(t.Context(), root.Cid, owner, time.Now().Add(time.Hour)))
 	r1()
 	r2()
 	require.Equal(t, 2, requests)
@@ -381,7 +381,7 @@ func TestCollectionSparesTransfersInFlight(t *testing.T) {
 		ok, err := b.Complete(ctx, root)
 		require.NoError(t, err)
 		require.True(t, ok, "blocks of the store in flight were swept")
-		require.NoError(t, b.Pin(ctx, root, replicaReason(owner)))
+		require.NoError(t, b.Pin(ctx, root, owner, time.Now().Add(time.Hour)))
 		release()
 		requireSweptJunkOnly(t, n, r)
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -46,7 +47,7 @@ func newHolder(t *testing.T, pin bool) *holderFixture {
 	f.backend.add(f.root, f.chunk)
 	f.backend.setTree(f.root.Cid, f.chunk.Cid)
 	if pin {
-		if err := f.backend.Pin(context.Background(), f.root.Cid, "replica:test"); err != nil {
+		if err := f.backend.Pin(context.Background(), f.root.Cid, testOwner, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -117,7 +118,7 @@ func TestChallengeNotHeld(t *testing.T) {
 		b := newMemBackend()
 		chunk := makeBlock(t, []byte("chunk"))
 		b.add(chunk)
-		_ = b.Pin(context.Background(), chunk.Cid, "owner")
+		_ = b.Pin(context.Background(), chunk.Cid, testOwner, time.Now().Add(time.Hour))
 		startService(t, server, b)
 		err := protocol.Audit(context.Background(), client, server.ID(), chunk.Cid, chunk)
 		if !errors.Is(err, protocol.ErrNotHeld) {
@@ -293,7 +294,7 @@ func BenchmarkAudit(b *testing.B) {
 	root := makeBlock(b, []byte("root"))
 	chunk := makeBlocks(b, 1, benchBlockSize, "audit")[0]
 	backend.add(root, chunk)
-	_ = backend.Pin(context.Background(), root.Cid, "owner")
+	_ = backend.Pin(context.Background(), root.Cid, testOwner, time.Now().Add(time.Hour))
 	svc := protocol.New(server, protocol.WithGetBackend(pinnedBackend{backend}))
 	svc.Start()
 	b.Cleanup(func() { _ = svc.Close() })

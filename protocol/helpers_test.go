@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	logging "github.com/ipfs/go-log/v2"
@@ -73,7 +74,7 @@ type memBackend struct {
 	mu       sync.Mutex
 	blocks   map[cid.Cid][]byte
 	tree     map[cid.Cid][]cid.Cid
-	pins     map[cid.Cid]string
+	pins     map[cid.Cid]memPin
 	reserved int64
 	releases int   // reservations not yet released
 	quota    int64 // 0: unlimited
@@ -102,7 +103,7 @@ func newMemBackend() *memBackend {
 	return &memBackend{
 		blocks:  map[cid.Cid][]byte{},
 		tree:    map[cid.Cid][]cid.Cid{},
-		pins:    map[cid.Cid]string{},
+		pins:    map[cid.Cid]memPin{},
 		entered: make(chan struct{}, 1),
 	}
 }
@@ -127,7 +128,13 @@ func (m *memBackend) count() int {
 	return len(m.blocks)
 }
 
-func (m *memBackend) pin(root cid.Cid) (string, bool) {
+// memPin is a replica pin of a memBackend.
+type memPin struct {
+	owner ed25519.PublicKey
+	lease time.Time
+}
+
+func (m *memBackend) pin(root cid.Cid) (memPin, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.pins[root]
@@ -211,10 +218,35 @@ func (m *memBackend) PutMany(_ context.Context, bs []blockstore.Block) error {
 	return nil
 }
 
-func (m *memBackend) Pin(_ context.Context, root cid.Cid, reason string) error {
+func (m *memBackend) Pin(_ context.Context, root cid.Cid, owner ed25519.PublicKey, lease time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.pins[root] = reason
+	m.pins[root] = memPin{owner: slices.Clone(owner), lease: lease}
+	return nil
+}
+
+// Renew extends the lease of owner's pin of root, never shortening it.
+func (m *memBackend) Renew(_ context.Context, owner ed25519.PublicKey, root cid.Cid, lease time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.pins[root]
+	if !ok || !p.owner.Equal(owner) {
+		return fmt.Errorf("renew %s: %w", root, protocol.ErrNotHeld)
+	}
+	if lease.After(p.lease) {
+		p.lease = lease
+		m.pins[root] = p
+	}
+	return nil
+}
+
+// Remove drops owner's pin of root, if any.
+func (m *memBackend) Remove(_ context.Context, owner ed25519.PublicKey, root cid.Cid) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.pins[root]; ok && p.owner.Equal(owner) {
+		delete(m.pins, root)
+	}
 	return nil
 }
 
@@ -347,3 +379,6 @@ func (m *memBackend) outstanding() int {
 	defer m.mu.Unlock()
 	return m.releases
 }
+
+// testOwner is an owner public key for pins that tests make directly.
+var testOwner = ed25519.PublicKey(make([]byte, ed25519.PublicKeySize))

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
@@ -42,8 +41,16 @@ type StoreBackend interface {
 	// Complete reports whether every block of the tree under root is
 	// present.
 	Complete(ctx context.Context, root cid.Cid) (bool, error)
-	// Pin pins root (and so its tree) under reason.
-	Pin(ctx context.Context, root cid.Cid, reason string) error
+	// Pin pins root (and so its tree) as a replica held for owner until
+	// lease; the holder drops it then, unless renewed.
+	Pin(ctx context.Context, root cid.Cid, owner ed25519.PublicKey, lease time.Time) error
+	// Renew extends owner's replica of root to lease, never shortening
+	// it. An error (for a root not held, one wrapping [ErrNotHeld]) is
+	// sent to the peer as the refusal reason.
+	Renew(ctx context.Context, owner ed25519.PublicKey, root cid.Cid, lease time.Time) error
+	// Remove drops owner's replica of root. Removing what is not held is
+	// not an error.
+	Remove(ctx context.Context, owner ed25519.PublicKey, root cid.Cid) error
 }
 
 // Store stream limits.
@@ -98,15 +105,21 @@ const ReplicaPinPrefix = "replica:"
 const offerDomain = "casd/store/1.0\x00"
 
 // offerMessage is what the owner signs:
-// domain || receiver peer ID bytes || root CID bytes || be64(Bytes) || be64(Expiry).
+// domain || receiver peer ID bytes || root CID bytes || be64(Bytes) || be64(Expiry),
+// then || be64(Lease) only when Lease is not 0, so that an offer without a
+// lease signs the bytes it signed before leases existed.
 func offerMessage(receiver peer.ID, o *pb.StoreOffer) []byte {
 	root := o.Root.KeyString()
-	b := make([]byte, 0, len(offerDomain)+len(receiver)+len(root)+16)
+	b := make([]byte, 0, len(offerDomain)+len(receiver)+len(root)+24)
 	b = append(b, offerDomain...)
 	b = append(b, receiver...)
 	b = append(b, root...)
 	b = binary.BigEndian.AppendUint64(b, o.Bytes)
-	return binary.BigEndian.AppendUint64(b, uint64(o.Expiry))
+	b = binary.BigEndian.AppendUint64(b, uint64(o.Expiry))
+	if o.Lease != 0 {
+		b = binary.BigEndian.AppendUint64(b, uint64(o.Lease))
+	}
+	return b
 }
 
 // SignOffer sets o.Owner to the public key of priv and o.Sig to the
@@ -181,6 +194,10 @@ func (s *Service) serveStore(ctx context.Context, str network.Stream, c *conn) e
 	if err != nil {
 		return reject(c, err.Error())
 	}
+	lease, err := leaseFor(offer.Lease, time.Now())
+	if err != nil {
+		return reject(c, "bad offer: "+err.Error())
+	}
 	owner := ed25519.PublicKey(offer.Owner)
 	release, err := s.cfg.store.Reserve(ctx, owner, offer.Root, charge)
 	if err != nil {
@@ -196,6 +213,7 @@ func (s *Service) serveStore(ctx context.Context, str network.Stream, c *conn) e
 		return err
 	}
 	r := newStoreRecv(s, c, offer, deadline)
+	r.lease = lease
 	defer r.drop()
 	return r.run(ctx)
 }
@@ -226,6 +244,7 @@ type storeRecv struct {
 	c        *conn
 	offer    *pb.StoreOffer
 	deadline time.Time // the stream's lifetime ends
+	lease    time.Time // granted to the replica, passed to Pin
 	want     *expectSet
 	floor    *rateFloor
 
@@ -371,8 +390,7 @@ func (r *storeRecv) end(ctx context.Context) error {
 			return fmt.Errorf("pin %s: %w: the store stream's lifetime ended at %s", root,
 				ErrOfferExpired, r.deadline.UTC().Format(time.RFC3339))
 		}
-		reason := ReplicaPinPrefix + hex.EncodeToString(r.offer.Owner)
-		if err := r.s.cfg.store.Pin(ctx, root, reason); err != nil {
+		if err := r.s.cfg.store.Pin(ctx, root, ed25519.PublicKey(r.offer.Owner), r.lease); err != nil {
 			return fmt.Errorf("pin %s: %w", root, err)
 		}
 	}
@@ -400,9 +418,15 @@ type StoreResult struct {
 // store and is returned wrapped. Cancelling ctx resets the stream; every
 // message must also make progress within [DefaultIdleTimeout], and the
 // receiver resets a stream that outlives the offer's expiry (50 minutes
-// ahead) or falls below its minimum rate ([WithMinStoreRate]).
+// ahead) or falls below its minimum rate ([WithMinStoreRate]). The offer
+// states the lease of [WithLease], or none (the receiver grants
+// [DefaultLease]).
 func Store(ctx context.Context, h host.Host, p peer.ID, owner ed25519.PrivateKey, root cid.Cid,
-	blocks iter.Seq2[blockstore.Block, error], totalBlocks, totalBytes uint64) (res StoreResult, err error) {
+	blocks iter.Seq2[blockstore.Block, error], totalBlocks, totalBytes uint64, opts ...StoreOption) (res StoreResult, err error) {
+	var so storeOptions
+	for _, o := range opts {
+		o(&so)
+	}
 	if len(owner) != ed25519.PrivateKeySize {
 		return res, fmt.Errorf("store: owner key of %d bytes", len(owner))
 	}
@@ -414,6 +438,9 @@ func Store(ctx context.Context, h host.Host, p peer.ID, owner ed25519.PrivateKey
 		Blocks: totalBlocks,
 		Bytes:  totalBytes,
 		Expiry: time.Now().Add(offerLifetime).Unix(),
+	}
+	if !so.lease.IsZero() {
+		offer.Lease = so.lease.Unix()
 	}
 	SignOffer(owner, p, offer)
 
@@ -437,6 +464,21 @@ func Store(ctx context.Context, h host.Host, p peer.ID, owner ed25519.PrivateKey
 		return res, fmt.Errorf("store %s to %s: %w", root, p, err)
 	}
 	return res, nil
+}
+
+// StoreOption configures one [Store].
+type StoreOption func(*storeOptions)
+
+type storeOptions struct {
+	lease time.Time // zero: none stated
+}
+
+// WithLease states in the offer the lease expiry the owner grants the
+// replica (signed with the offer). The receiver clamps it to
+// [MaxLease] from its clock, and refuses one already past. Without it the
+// receiver grants [DefaultLease].
+func WithLease(expiry time.Time) StoreOption {
+	return func(o *storeOptions) { o.lease = expiry }
 }
 
 func storeOn(c *conn, offer *pb.StoreOffer, blocks iter.Seq2[blockstore.Block, error]) (StoreResult, error) {

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/hex"
+
 	"errors"
 	"iter"
 	"math"
@@ -88,13 +88,13 @@ func TestStore(t *testing.T) {
 			if backend.count() != len(send) {
 				t.Fatalf("backend holds %d blocks, want %d", backend.count(), len(send))
 			}
-			reason, pinned := backend.pin(bs[0].Cid)
+			got, pinned := backend.pin(bs[0].Cid)
 			if pinned != tc.wantComplete {
 				t.Fatalf("pinned = %v, want %v", pinned, tc.wantComplete)
 			}
 			pub := owner.Public().(ed25519.PublicKey)
-			if pinned && reason != "replica:"+hex.EncodeToString(pub) {
-				t.Fatalf("pin reason %q", reason)
+			if pinned && !got.owner.Equal(pub) {
+				t.Fatalf("pinned for owner %x, want %x", got.owner, pub)
 			}
 			if err := svc.Close(); err != nil { // waits for the handler
 				t.Fatal(err)

@@ -1,6 +1,7 @@
 package pb_test
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -16,6 +17,7 @@ import (
 func badCidMessages() map[string]pb.Message {
 	good := blockstoretest.NewBlock([]byte("good")).Cid
 	ms := make(map[string]pb.Message)
+	owner, sig := bytes.Repeat([]byte{3}, pb.OwnerKeySize), bytes.Repeat([]byte{4}, pb.SigSize)
 	for _, bad := range blockstoretest.BadCids([]byte("data")) {
 		c := bad.Cid
 		ms[bad.Name+"/GetRequest.Root"] = &pb.GetRequest{Root: c, Want: []cid.Cid{good}}
@@ -25,6 +27,9 @@ func badCidMessages() map[string]pb.Message {
 		ms[bad.Name+"/StoreOffer.Root"] = &pb.StoreOffer{Root: c, Blocks: 1, Bytes: 4}
 		ms[bad.Name+"/Challenge.Root"] = &pb.Challenge{Root: c, Cid: good}
 		ms[bad.Name+"/Challenge.Cid"] = &pb.Challenge{Root: good, Cid: c}
+		ms[bad.Name+"/Lease.Root"] = &pb.Lease{Root: c, Owner: owner, Sig: sig}
+		ms[bad.Name+"/Remove.Root"] = &pb.Remove{Root: c, Owner: owner, Sig: sig}
+		ms[bad.Name+"/TreeChallenge.Root"] = &pb.TreeChallenge{Root: c, Owner: owner, Sig: sig}
 	}
 	return ms
 }
@@ -70,6 +75,12 @@ func FuzzBadCids(f *testing.F) {
 			cids = []cid.Cid{m.Root}
 		case *pb.Challenge:
 			cids = []cid.Cid{m.Root, m.Cid}
+		case *pb.Lease:
+			cids = []cid.Cid{m.Root}
+		case *pb.Remove:
+			cids = []cid.Cid{m.Root}
+		case *pb.TreeChallenge:
+			cids = []cid.Cid{m.Root}
 		}
 		for _, c := range cids {
 			if c.Defined() {

@@ -153,6 +153,9 @@ type StoreOffer struct {
 	Bytes  uint64 // their total size
 	Expiry int64  // unix seconds
 	Sig    []byte // Ed25519 signature
+	// Lease is the expiry, in unix seconds, of the lease the owner grants
+	// the replica; 0 states none (the receiver applies its default).
+	Lease int64
 }
 
 // Type implements [Message].
@@ -175,13 +178,13 @@ func (m *StoreOffer) UnmarshalBody(b []byte) error {
 		return err
 	}
 	*m = StoreOffer{Root: root, Owner: nilIfEmpty(w.Owner), Blocks: w.Blocks,
-		Bytes: w.Bytes, Expiry: w.Expiry, Sig: nilIfEmpty(w.Sig)}
+		Bytes: w.Bytes, Expiry: w.Expiry, Sig: nilIfEmpty(w.Sig), Lease: w.Lease}
 	return nil
 }
 
 func (m *StoreOffer) toWire() *wire.StoreOffer {
 	return &wire.StoreOffer{Root: cidBytes(m.Root), Owner: m.Owner, Blocks: m.Blocks,
-		Bytes: m.Bytes, Expiry: m.Expiry, Sig: m.Sig}
+		Bytes: m.Bytes, Expiry: m.Expiry, Sig: m.Sig, Lease: m.Lease}
 }
 
 // StoreReply answers a [StoreOffer].

@@ -1,6 +1,7 @@
 // Package pb holds the wire messages of the casd stream protocols
-// /cas/get/1.0 and /cas/store/1.0, including the storage challenge
-// ([Challenge], [Proof]) of /cas/get/1.0.
+// /cas/get/1.0 and /cas/store/1.0, including the storage challenges
+// ([Challenge], [TreeChallenge], [Proof]) of /cas/get/1.0 and the owner's
+// lease renewals and removals ([Lease], [Remove]) of /cas/store/1.0.
 //
 // cas.proto defines their encoding (protocol buffers, proto3) and
 // docs/wire.md the protocols. Each frame on a stream carries one
@@ -26,7 +27,10 @@
 // that does not parse or is not CIDv1 raw sha2-256 (see
 // [blockstore.CheckCid]), a string that is not UTF-8, an empty want or
 // more than [MaxWant] wants, a [Challenge] without both CIDs or whose
-// nonce is not [NonceSize] bytes, a [Proof] that is not [ProofSize] bytes.
+// nonce is not [NonceSize] bytes, a [Proof] that is not [ProofSize] bytes,
+// a [Lease], [Remove] or [TreeChallenge] without a root, with an owner key
+// that is not [OwnerKeySize] bytes or a signature that is not [SigSize]
+// bytes, a [TreeChallenge] whose nonce is not [NonceSize] bytes.
 // A singular field that appears twice takes its last value, which alone is
 // checked. Decoded byte slices may alias the input
 // buffer (those of a [Block] and of an [Envelope] do); the caller must not
@@ -57,29 +61,35 @@ type Type uint64
 // The message types, numbered by MessageType in cas.proto. Zero is never
 // valid, so an empty frame is an error.
 const (
-	TypeGetRequest = Type(wire.MessageType_MESSAGE_TYPE_GET_REQUEST)
-	TypeBlock      = Type(wire.MessageType_MESSAGE_TYPE_BLOCK)
-	TypeMissing    = Type(wire.MessageType_MESSAGE_TYPE_MISSING)
-	TypeDone       = Type(wire.MessageType_MESSAGE_TYPE_DONE)
-	TypeStoreOffer = Type(wire.MessageType_MESSAGE_TYPE_STORE_OFFER)
-	TypeStoreReply = Type(wire.MessageType_MESSAGE_TYPE_STORE_REPLY)
-	TypeStoreEnd   = Type(wire.MessageType_MESSAGE_TYPE_STORE_END)
-	TypeStoreAck   = Type(wire.MessageType_MESSAGE_TYPE_STORE_ACK)
-	TypeChallenge  = Type(wire.MessageType_MESSAGE_TYPE_CHALLENGE)
-	TypeProof      = Type(wire.MessageType_MESSAGE_TYPE_PROOF)
+	TypeGetRequest    = Type(wire.MessageType_MESSAGE_TYPE_GET_REQUEST)
+	TypeBlock         = Type(wire.MessageType_MESSAGE_TYPE_BLOCK)
+	TypeMissing       = Type(wire.MessageType_MESSAGE_TYPE_MISSING)
+	TypeDone          = Type(wire.MessageType_MESSAGE_TYPE_DONE)
+	TypeStoreOffer    = Type(wire.MessageType_MESSAGE_TYPE_STORE_OFFER)
+	TypeStoreReply    = Type(wire.MessageType_MESSAGE_TYPE_STORE_REPLY)
+	TypeStoreEnd      = Type(wire.MessageType_MESSAGE_TYPE_STORE_END)
+	TypeStoreAck      = Type(wire.MessageType_MESSAGE_TYPE_STORE_ACK)
+	TypeChallenge     = Type(wire.MessageType_MESSAGE_TYPE_CHALLENGE)
+	TypeProof         = Type(wire.MessageType_MESSAGE_TYPE_PROOF)
+	TypeLease         = Type(wire.MessageType_MESSAGE_TYPE_LEASE)
+	TypeRemove        = Type(wire.MessageType_MESSAGE_TYPE_REMOVE)
+	TypeTreeChallenge = Type(wire.MessageType_MESSAGE_TYPE_TREE_CHALLENGE)
 )
 
 var typeNames = [...]string{
-	TypeGetRequest: "GetRequest",
-	TypeBlock:      "Block",
-	TypeMissing:    "Missing",
-	TypeDone:       "Done",
-	TypeStoreOffer: "StoreOffer",
-	TypeStoreReply: "StoreReply",
-	TypeStoreEnd:   "StoreEnd",
-	TypeStoreAck:   "StoreAck",
-	TypeChallenge:  "Challenge",
-	TypeProof:      "Proof",
+	TypeGetRequest:    "GetRequest",
+	TypeBlock:         "Block",
+	TypeMissing:       "Missing",
+	TypeDone:          "Done",
+	TypeStoreOffer:    "StoreOffer",
+	TypeStoreReply:    "StoreReply",
+	TypeStoreEnd:      "StoreEnd",
+	TypeStoreAck:      "StoreAck",
+	TypeChallenge:     "Challenge",
+	TypeProof:         "Proof",
+	TypeLease:         "Lease",
+	TypeRemove:        "Remove",
+	TypeTreeChallenge: "TreeChallenge",
 }
 
 // String returns the message name of t.
@@ -126,6 +136,12 @@ func New(t Type) Message {
 		return new(Challenge)
 	case TypeProof:
 		return new(Proof)
+	case TypeLease:
+		return new(Lease)
+	case TypeRemove:
+		return new(Remove)
+	case TypeTreeChallenge:
+		return new(TreeChallenge)
 	default:
 		return nil
 	}

@@ -26,6 +26,7 @@ func testCid(tb testing.TB, s string) cid.Cid {
 func sampleMessages(tb testing.TB) map[string]pb.Message {
 	tb.Helper()
 	a, b := testCid(tb, "a"), testCid(tb, "b")
+	owner, sig := bytes.Repeat([]byte{3}, pb.OwnerKeySize), bytes.Repeat([]byte{4}, pb.SigSize)
 	return map[string]pb.Message{
 		"GetRequest":       &pb.GetRequest{Root: a, Want: []cid.Cid{a, b}, WantRootComplete: true},
 		"GetRequest/empty": &pb.GetRequest{},
@@ -35,6 +36,8 @@ func sampleMessages(tb testing.TB) map[string]pb.Message {
 		"Done/false":       &pb.Done{},
 		"StoreOffer": &pb.StoreOffer{Root: a, Owner: bytes.Repeat([]byte{1}, 32), Blocks: 3,
 			Bytes: 1 << 40, Expiry: -5, Sig: bytes.Repeat([]byte{2}, 64)},
+		"StoreOffer/lease": &pb.StoreOffer{Root: a, Owner: bytes.Repeat([]byte{1}, 32), Blocks: 3,
+			Bytes: 7, Expiry: 5, Sig: bytes.Repeat([]byte{2}, 64), Lease: 1 << 40},
 		"StoreReply":           &pb.StoreReply{Reason: "over quota: ünïcode"},
 		"StoreEnd":             &pb.StoreEnd{},
 		"StoreAck":             &pb.StoreAck{Stored: 12, Complete: true},
@@ -42,6 +45,12 @@ func sampleMessages(tb testing.TB) map[string]pb.Message {
 		"Challenge/zero nonce": &pb.Challenge{Root: a, Cid: a},
 		"Proof":                &pb.Proof{Proof: [pb.ProofSize]byte{9, 31: 8}},
 		"Proof/zero":           &pb.Proof{},
+		"Lease":                &pb.Lease{Root: a, Owner: owner, Expiry: 1 << 33, Sig: sig},
+		"Lease/zero expiry":    &pb.Lease{Root: a, Owner: owner, Sig: sig},
+		"Remove":               &pb.Remove{Root: b, Owner: owner, Time: -7, Sig: sig},
+		"TreeChallenge": &pb.TreeChallenge{Root: a, Nonce: [pb.NonceSize]byte{4, 31: 5},
+			Owner: owner, Time: 1 << 31, Sig: sig},
+		"TreeChallenge/zero nonce": &pb.TreeChallenge{Root: a, Owner: owner, Sig: sig},
 	}
 }
 
@@ -122,28 +131,34 @@ func TestMalformed(t *testing.T) {
 		tooMany.Want = append(tooMany.Want, testCid(t, string(rune(i))))
 	}
 	cases := map[string][]byte{
-		"empty":                 nil,
-		"truncated varint":      {0x08, 0x80},
-		"unknown type":          env(99, nil),
-		"bytes past end":        env(pb.TypeBlock, []byte{0x0a, 0x10, 1, 2}),
-		"bad cid":               env(pb.TypeMissing, []byte{0x0a, 0x03, 1, 2, 3}),
-		"wrong wire type":       env(pb.TypeDone, []byte{0x0a, 0x00}),
-		"field zero":            env(pb.TypeStoreEnd, []byte{0x00, 0x00}),
-		"stray end group":       env(pb.TypeStoreAck, []byte{0x7c}),
-		"empty want":            env(pb.TypeGetRequest, []byte{0x12, 0x00}),
-		"too many wants":        pb.Marshal(tooMany),
-		"reason not utf8":       env(pb.TypeStoreReply, []byte{0x12, 0x02, 0xff, 0xfe}),
-		"block cid as int":      env(pb.TypeBlock, protowire.AppendVarint([]byte{0x08}, 1)),
-		"envelope body junk":    env(pb.TypeStoreOffer, []byte{0xff}),
-		"cid trailing bytes":    env(pb.TypeMissing, protowire.AppendBytes([]byte{0x0a}, append(c.Bytes(), 0))),
-		"challenge no root":     pb.Marshal(&pb.Challenge{Cid: c}),
-		"challenge no cid":      pb.Marshal(&pb.Challenge{Root: c}),
-		"challenge short nonce": env(pb.TypeChallenge, challengeBody(c, make([]byte, pb.NonceSize-1))),
-		"challenge long nonce":  env(pb.TypeChallenge, challengeBody(c, make([]byte, pb.NonceSize+1))),
-		"challenge no nonce":    env(pb.TypeChallenge, challengeBody(c, nil)),
-		"proof empty":           env(pb.TypeProof, nil),
-		"proof short":           env(pb.TypeProof, protowire.AppendBytes([]byte{0x0a}, make([]byte, pb.ProofSize-1))),
-		"proof long":            env(pb.TypeProof, protowire.AppendBytes([]byte{0x0a}, make([]byte, pb.ProofSize+1))),
+		"empty":                      nil,
+		"truncated varint":           {0x08, 0x80},
+		"unknown type":               env(99, nil),
+		"bytes past end":             env(pb.TypeBlock, []byte{0x0a, 0x10, 1, 2}),
+		"bad cid":                    env(pb.TypeMissing, []byte{0x0a, 0x03, 1, 2, 3}),
+		"wrong wire type":            env(pb.TypeDone, []byte{0x0a, 0x00}),
+		"field zero":                 env(pb.TypeStoreEnd, []byte{0x00, 0x00}),
+		"stray end group":            env(pb.TypeStoreAck, []byte{0x7c}),
+		"empty want":                 env(pb.TypeGetRequest, []byte{0x12, 0x00}),
+		"too many wants":             pb.Marshal(tooMany),
+		"reason not utf8":            env(pb.TypeStoreReply, []byte{0x12, 0x02, 0xff, 0xfe}),
+		"block cid as int":           env(pb.TypeBlock, protowire.AppendVarint([]byte{0x08}, 1)),
+		"envelope body junk":         env(pb.TypeStoreOffer, []byte{0xff}),
+		"cid trailing bytes":         env(pb.TypeMissing, protowire.AppendBytes([]byte{0x0a}, append(c.Bytes(), 0))),
+		"challenge no root":          pb.Marshal(&pb.Challenge{Cid: c}),
+		"challenge no cid":           pb.Marshal(&pb.Challenge{Root: c}),
+		"challenge short nonce":      env(pb.TypeChallenge, challengeBody(c, make([]byte, pb.NonceSize-1))),
+		"challenge long nonce":       env(pb.TypeChallenge, challengeBody(c, make([]byte, pb.NonceSize+1))),
+		"challenge no nonce":         env(pb.TypeChallenge, challengeBody(c, nil)),
+		"tree challenge short nonce": env(pb.TypeTreeChallenge, treeChallengeBody(c, make([]byte, pb.NonceSize-1))),
+		"tree challenge long nonce":  env(pb.TypeTreeChallenge, treeChallengeBody(c, make([]byte, pb.NonceSize+1))),
+		"tree challenge no nonce":    env(pb.TypeTreeChallenge, treeChallengeBody(c, nil)),
+		"proof empty":                env(pb.TypeProof, nil),
+		"proof short":                env(pb.TypeProof, protowire.AppendBytes([]byte{0x0a}, make([]byte, pb.ProofSize-1))),
+		"proof long":                 env(pb.TypeProof, protowire.AppendBytes([]byte{0x0a}, make([]byte, pb.ProofSize+1))),
+	}
+	for name, m := range signedMalformed(c) {
+		cases[name] = pb.Marshal(m)
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -153,6 +168,44 @@ func TestMalformed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// signedMalformed returns owner-signed messages (Lease, Remove,
+// TreeChallenge) each with one field of the wrong size or missing.
+func signedMalformed(c cid.Cid) map[string]pb.Message {
+	owner, sig := bytes.Repeat([]byte{3}, pb.OwnerKeySize), bytes.Repeat([]byte{4}, pb.SigSize)
+	short := func(b []byte) []byte { return b[:len(b)-1] }
+	long := func(b []byte) []byte { return append(bytes.Clone(b), 0) }
+	ms := map[string]pb.Message{}
+	for _, f := range []struct {
+		name       string
+		root       cid.Cid
+		owner, sig []byte
+	}{
+		{"no root", cid.Undef, owner, sig},
+		{"no owner", c, nil, sig},
+		{"short owner", c, short(owner), sig},
+		{"long owner", c, long(owner), sig},
+		{"no sig", c, owner, nil},
+		{"short sig", c, owner, short(sig)},
+		{"long sig", c, owner, long(sig)},
+	} {
+		ms["lease "+f.name] = &pb.Lease{Root: f.root, Owner: f.owner, Expiry: 9, Sig: f.sig}
+		ms["remove "+f.name] = &pb.Remove{Root: f.root, Owner: f.owner, Time: 9, Sig: f.sig}
+		ms["tree challenge "+f.name] = &pb.TreeChallenge{Root: f.root, Owner: f.owner, Time: 9, Sig: f.sig}
+	}
+	return ms
+}
+
+// treeChallengeBody encodes a TreeChallenge of root c with the given
+// nonce bytes, of any length, and a well-formed owner key and signature.
+func treeChallengeBody(c cid.Cid, nonce []byte) []byte {
+	b := protowire.AppendBytes([]byte{0x0a}, c.Bytes())
+	if nonce != nil {
+		b = protowire.AppendBytes(append(b, 0x12), nonce)
+	}
+	b = protowire.AppendBytes(append(b, 0x1a), bytes.Repeat([]byte{3}, pb.OwnerKeySize))
+	return protowire.AppendBytes(append(b, 0x2a), bytes.Repeat([]byte{4}, pb.SigSize))
 }
 
 // challengeBody encodes a Challenge of root and cid c with the given
@@ -230,6 +283,14 @@ func FuzzChallenge(f *testing.F) {
 
 func FuzzProof(f *testing.F) { fuzzRoundTrip[pb.Proof](f, sampleMessages(f)["Proof"]) }
 
+func FuzzLease(f *testing.F) { fuzzRoundTrip[pb.Lease](f, sampleMessages(f)["Lease"]) }
+
+func FuzzRemove(f *testing.F) { fuzzRoundTrip[pb.Remove](f, sampleMessages(f)["Remove"]) }
+
+func FuzzTreeChallenge(f *testing.F) {
+	fuzzRoundTrip[pb.TreeChallenge](f, sampleMessages(f)["TreeChallenge"], sampleMessages(f)["TreeChallenge/zero nonce"])
+}
+
 // FuzzUnmarshal covers the envelope and the dispatch on its type.
 func FuzzUnmarshal(f *testing.F) {
 	for _, m := range sampleMessages(f) {
@@ -277,7 +338,10 @@ func TestTypeString(t *testing.T) {
 		{pb.TypeStoreAck, "StoreAck"},
 		{pb.TypeChallenge, "Challenge"},
 		{pb.TypeProof, "Proof"},
-		{pb.TypeProof + 1, "Type(11)"},
+		{pb.TypeLease, "Lease"},
+		{pb.TypeRemove, "Remove"},
+		{pb.TypeTreeChallenge, "TreeChallenge"},
+		{pb.TypeTreeChallenge + 1, "Type(14)"},
 		{1 << 40, "Type(1099511627776)"},
 	}
 	for _, tc := range cases {

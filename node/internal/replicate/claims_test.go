@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -84,8 +85,22 @@ func (h honest) PutMany(ctx context.Context, bs []blockstore.Block) error {
 	return h.store.PutMany(ctx, bs)
 }
 
-func (h honest) Pin(ctx context.Context, root cid.Cid, reason string) error {
-	return h.store.Pin(ctx, root, reason)
+func (h honest) Pin(ctx context.Context, root cid.Cid, owner ed25519.PublicKey, _ time.Time) error {
+	return h.store.Pin(ctx, root, protocol.ReplicaPinPrefix+hex.EncodeToString(owner))
+}
+
+func (h honest) Renew(ctx context.Context, owner ed25519.PublicKey, root cid.Cid, _ time.Time) error {
+	pins, err := h.store.PinsOf(ctx, root)
+	for _, p := range pins {
+		if p.Reason == protocol.ReplicaPinPrefix+hex.EncodeToString(owner) {
+			return err
+		}
+	}
+	return errors.Join(err, protocol.ErrNotHeld)
+}
+
+func (h honest) Remove(ctx context.Context, owner ed25519.PublicKey, root cid.Cid) error {
+	return h.store.Unpin(ctx, root, protocol.ReplicaPinPrefix+hex.EncodeToString(owner))
 }
 
 func startHonest(t *testing.T) (host.Host, *blockstore.Store) {

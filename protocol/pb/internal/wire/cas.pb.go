@@ -36,17 +36,20 @@ const (
 type MessageType int32
 
 const (
-	MessageType_MESSAGE_TYPE_UNSPECIFIED MessageType = 0 // never valid
-	MessageType_MESSAGE_TYPE_GET_REQUEST MessageType = 1
-	MessageType_MESSAGE_TYPE_BLOCK       MessageType = 2
-	MessageType_MESSAGE_TYPE_MISSING     MessageType = 3
-	MessageType_MESSAGE_TYPE_DONE        MessageType = 4
-	MessageType_MESSAGE_TYPE_STORE_OFFER MessageType = 5
-	MessageType_MESSAGE_TYPE_STORE_REPLY MessageType = 6
-	MessageType_MESSAGE_TYPE_STORE_END   MessageType = 7
-	MessageType_MESSAGE_TYPE_STORE_ACK   MessageType = 8
-	MessageType_MESSAGE_TYPE_CHALLENGE   MessageType = 9
-	MessageType_MESSAGE_TYPE_PROOF       MessageType = 10
+	MessageType_MESSAGE_TYPE_UNSPECIFIED    MessageType = 0 // never valid
+	MessageType_MESSAGE_TYPE_GET_REQUEST    MessageType = 1
+	MessageType_MESSAGE_TYPE_BLOCK          MessageType = 2
+	MessageType_MESSAGE_TYPE_MISSING        MessageType = 3
+	MessageType_MESSAGE_TYPE_DONE           MessageType = 4
+	MessageType_MESSAGE_TYPE_STORE_OFFER    MessageType = 5
+	MessageType_MESSAGE_TYPE_STORE_REPLY    MessageType = 6
+	MessageType_MESSAGE_TYPE_STORE_END      MessageType = 7
+	MessageType_MESSAGE_TYPE_STORE_ACK      MessageType = 8
+	MessageType_MESSAGE_TYPE_CHALLENGE      MessageType = 9
+	MessageType_MESSAGE_TYPE_PROOF          MessageType = 10
+	MessageType_MESSAGE_TYPE_LEASE          MessageType = 11
+	MessageType_MESSAGE_TYPE_REMOVE         MessageType = 12
+	MessageType_MESSAGE_TYPE_TREE_CHALLENGE MessageType = 13
 )
 
 // Enum value maps for MessageType.
@@ -63,19 +66,25 @@ var (
 		8:  "MESSAGE_TYPE_STORE_ACK",
 		9:  "MESSAGE_TYPE_CHALLENGE",
 		10: "MESSAGE_TYPE_PROOF",
+		11: "MESSAGE_TYPE_LEASE",
+		12: "MESSAGE_TYPE_REMOVE",
+		13: "MESSAGE_TYPE_TREE_CHALLENGE",
 	}
 	MessageType_value = map[string]int32{
-		"MESSAGE_TYPE_UNSPECIFIED": 0,
-		"MESSAGE_TYPE_GET_REQUEST": 1,
-		"MESSAGE_TYPE_BLOCK":       2,
-		"MESSAGE_TYPE_MISSING":     3,
-		"MESSAGE_TYPE_DONE":        4,
-		"MESSAGE_TYPE_STORE_OFFER": 5,
-		"MESSAGE_TYPE_STORE_REPLY": 6,
-		"MESSAGE_TYPE_STORE_END":   7,
-		"MESSAGE_TYPE_STORE_ACK":   8,
-		"MESSAGE_TYPE_CHALLENGE":   9,
-		"MESSAGE_TYPE_PROOF":       10,
+		"MESSAGE_TYPE_UNSPECIFIED":    0,
+		"MESSAGE_TYPE_GET_REQUEST":    1,
+		"MESSAGE_TYPE_BLOCK":          2,
+		"MESSAGE_TYPE_MISSING":        3,
+		"MESSAGE_TYPE_DONE":           4,
+		"MESSAGE_TYPE_STORE_OFFER":    5,
+		"MESSAGE_TYPE_STORE_REPLY":    6,
+		"MESSAGE_TYPE_STORE_END":      7,
+		"MESSAGE_TYPE_STORE_ACK":      8,
+		"MESSAGE_TYPE_CHALLENGE":      9,
+		"MESSAGE_TYPE_PROOF":          10,
+		"MESSAGE_TYPE_LEASE":          11,
+		"MESSAGE_TYPE_REMOVE":         12,
+		"MESSAGE_TYPE_TREE_CHALLENGE": 13,
 	}
 )
 
@@ -374,6 +383,7 @@ type StoreOffer struct {
 	Bytes         uint64                 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`   // total data bytes of those blocks (quota reserved)
 	Expiry        int64                  `protobuf:"varint,5,opt,name=expiry,proto3" json:"expiry,omitempty"` // unix seconds
 	Sig           []byte                 `protobuf:"bytes,6,opt,name=sig,proto3" json:"sig,omitempty"`        // Ed25519 signature, 64 bytes
+	Lease         int64                  `protobuf:"varint,7,opt,name=lease,proto3" json:"lease,omitempty"`   // unix seconds: lease expiry granted; 0 = none stated
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -448,6 +458,13 @@ func (x *StoreOffer) GetSig() []byte {
 		return x.Sig
 	}
 	return nil
+}
+
+func (x *StoreOffer) GetLease() int64 {
+	if x != nil {
+		return x.Lease
+	}
+	return 0
 }
 
 // StoreReply answers a StoreOffer.
@@ -701,6 +718,226 @@ func (x *Proof) GetProof() []byte {
 	return nil
 }
 
+// Lease renews the lease of a replica: first and only client message of a
+// /cas/store/1.0 stream; answered by StoreReply. docs/wire.md defines the
+// signed bytes.
+type Lease struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Root          []byte                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`      // CID of the replicated root
+	Owner         []byte                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`    // Ed25519 public key of the owner, 32 bytes
+	Expiry        int64                  `protobuf:"varint,3,opt,name=expiry,proto3" json:"expiry,omitempty"` // unix seconds: the new lease expiry
+	Sig           []byte                 `protobuf:"bytes,4,opt,name=sig,proto3" json:"sig,omitempty"`        // Ed25519 signature, 64 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lease) Reset() {
+	*x = Lease{}
+	mi := &file_cas_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lease) ProtoMessage() {}
+
+func (x *Lease) ProtoReflect() protoreflect.Message {
+	mi := &file_cas_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lease.ProtoReflect.Descriptor instead.
+func (*Lease) Descriptor() ([]byte, []int) {
+	return file_cas_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Lease) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *Lease) GetOwner() []byte {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+func (x *Lease) GetExpiry() int64 {
+	if x != nil {
+		return x.Expiry
+	}
+	return 0
+}
+
+func (x *Lease) GetSig() []byte {
+	if x != nil {
+		return x.Sig
+	}
+	return nil
+}
+
+// Remove asks the receiver to drop its replica: first and only client
+// message of a /cas/store/1.0 stream; answered by StoreReply.
+type Remove struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Root          []byte                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`   // CID of the replicated root
+	Owner         []byte                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"` // Ed25519 public key of the owner, 32 bytes
+	Time          int64                  `protobuf:"varint,3,opt,name=time,proto3" json:"time,omitempty"`  // unix seconds: when the owner signed
+	Sig           []byte                 `protobuf:"bytes,4,opt,name=sig,proto3" json:"sig,omitempty"`     // Ed25519 signature, 64 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Remove) Reset() {
+	*x = Remove{}
+	mi := &file_cas_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Remove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Remove) ProtoMessage() {}
+
+func (x *Remove) ProtoReflect() protoreflect.Message {
+	mi := &file_cas_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Remove.ProtoReflect.Descriptor instead.
+func (*Remove) Descriptor() ([]byte, []int) {
+	return file_cas_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Remove) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *Remove) GetOwner() []byte {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+func (x *Remove) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *Remove) GetSig() []byte {
+	if x != nil {
+		return x.Sig
+	}
+	return nil
+}
+
+// TreeChallenge asks on /cas/get/1.0 for one proof over every block of
+// root's tree; answered by Proof or Missing{cid}. docs/wire.md defines the
+// proof.
+type TreeChallenge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Root          []byte                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`   // CID of a root the server holds for owner
+	Nonce         []byte                 `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"` // 32 fresh random bytes
+	Owner         []byte                 `protobuf:"bytes,3,opt,name=owner,proto3" json:"owner,omitempty"` // Ed25519 public key of the owner, 32 bytes
+	Time          int64                  `protobuf:"varint,4,opt,name=time,proto3" json:"time,omitempty"`  // unix seconds: when the owner signed
+	Sig           []byte                 `protobuf:"bytes,5,opt,name=sig,proto3" json:"sig,omitempty"`     // Ed25519 signature, 64 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TreeChallenge) Reset() {
+	*x = TreeChallenge{}
+	mi := &file_cas_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TreeChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TreeChallenge) ProtoMessage() {}
+
+func (x *TreeChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_cas_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TreeChallenge.ProtoReflect.Descriptor instead.
+func (*TreeChallenge) Descriptor() ([]byte, []int) {
+	return file_cas_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TreeChallenge) GetRoot() []byte {
+	if x != nil {
+		return x.Root
+	}
+	return nil
+}
+
+func (x *TreeChallenge) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *TreeChallenge) GetOwner() []byte {
+	if x != nil {
+		return x.Owner
+	}
+	return nil
+}
+
+func (x *TreeChallenge) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *TreeChallenge) GetSig() []byte {
+	if x != nil {
+		return x.Sig
+	}
+	return nil
+}
+
 var File_cas_proto protoreflect.FileDescriptor
 
 const file_cas_proto_rawDesc = "" +
@@ -722,7 +959,7 @@ const file_cas_proto_rawDesc = "" +
 	"\aMissing\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\"+\n" +
 	"\x04Done\x12#\n" +
-	"\rroot_complete\x18\x01 \x01(\bR\frootComplete\"\x8e\x01\n" +
+	"\rroot_complete\x18\x01 \x01(\bR\frootComplete\"\xa4\x01\n" +
 	"\n" +
 	"StoreOffer\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\fR\x04root\x12\x14\n" +
@@ -730,7 +967,8 @@ const file_cas_proto_rawDesc = "" +
 	"\x06blocks\x18\x03 \x01(\x04R\x06blocks\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x04R\x05bytes\x12\x16\n" +
 	"\x06expiry\x18\x05 \x01(\x03R\x06expiry\x12\x10\n" +
-	"\x03sig\x18\x06 \x01(\fR\x03sig\"<\n" +
+	"\x03sig\x18\x06 \x01(\fR\x03sig\x12\x14\n" +
+	"\x05lease\x18\a \x01(\x03R\x05lease\"<\n" +
 	"\n" +
 	"StoreReply\x12\x16\n" +
 	"\x06accept\x18\x01 \x01(\bR\x06accept\x12\x16\n" +
@@ -745,7 +983,23 @@ const file_cas_proto_rawDesc = "" +
 	"\x03cid\x18\x02 \x01(\fR\x03cid\x12\x14\n" +
 	"\x05nonce\x18\x03 \x01(\fR\x05nonce\"\x1d\n" +
 	"\x05Proof\x12\x14\n" +
-	"\x05proof\x18\x01 \x01(\fR\x05proof*\xba\x02\n" +
+	"\x05proof\x18\x01 \x01(\fR\x05proof\"[\n" +
+	"\x05Lease\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\fR\x04root\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\fR\x05owner\x12\x16\n" +
+	"\x06expiry\x18\x03 \x01(\x03R\x06expiry\x12\x10\n" +
+	"\x03sig\x18\x04 \x01(\fR\x03sig\"X\n" +
+	"\x06Remove\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\fR\x04root\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\fR\x05owner\x12\x12\n" +
+	"\x04time\x18\x03 \x01(\x03R\x04time\x12\x10\n" +
+	"\x03sig\x18\x04 \x01(\fR\x03sig\"u\n" +
+	"\rTreeChallenge\x12\x12\n" +
+	"\x04root\x18\x01 \x01(\fR\x04root\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x14\n" +
+	"\x05owner\x18\x03 \x01(\fR\x05owner\x12\x12\n" +
+	"\x04time\x18\x04 \x01(\x03R\x04time\x12\x10\n" +
+	"\x03sig\x18\x05 \x01(\fR\x03sig*\x8c\x03\n" +
 	"\vMessageType\x12\x1c\n" +
 	"\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18MESSAGE_TYPE_GET_REQUEST\x10\x01\x12\x16\n" +
@@ -758,7 +1012,10 @@ const file_cas_proto_rawDesc = "" +
 	"\x16MESSAGE_TYPE_STORE_ACK\x10\b\x12\x1a\n" +
 	"\x16MESSAGE_TYPE_CHALLENGE\x10\t\x12\x16\n" +
 	"\x12MESSAGE_TYPE_PROOF\x10\n" +
-	"B0Z.github.com/casd/casd/protocol/pb/internal/wireb\x06proto3"
+	"\x12\x16\n" +
+	"\x12MESSAGE_TYPE_LEASE\x10\v\x12\x17\n" +
+	"\x13MESSAGE_TYPE_REMOVE\x10\f\x12\x1f\n" +
+	"\x1bMESSAGE_TYPE_TREE_CHALLENGE\x10\rB0Z.github.com/casd/casd/protocol/pb/internal/wireb\x06proto3"
 
 var (
 	file_cas_proto_rawDescOnce sync.Once
@@ -773,20 +1030,23 @@ func file_cas_proto_rawDescGZIP() []byte {
 }
 
 var file_cas_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cas_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_cas_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_cas_proto_goTypes = []any{
-	(MessageType)(0),   // 0: casd.pb.MessageType
-	(*Envelope)(nil),   // 1: casd.pb.Envelope
-	(*GetRequest)(nil), // 2: casd.pb.GetRequest
-	(*Block)(nil),      // 3: casd.pb.Block
-	(*Missing)(nil),    // 4: casd.pb.Missing
-	(*Done)(nil),       // 5: casd.pb.Done
-	(*StoreOffer)(nil), // 6: casd.pb.StoreOffer
-	(*StoreReply)(nil), // 7: casd.pb.StoreReply
-	(*StoreEnd)(nil),   // 8: casd.pb.StoreEnd
-	(*StoreAck)(nil),   // 9: casd.pb.StoreAck
-	(*Challenge)(nil),  // 10: casd.pb.Challenge
-	(*Proof)(nil),      // 11: casd.pb.Proof
+	(MessageType)(0),      // 0: casd.pb.MessageType
+	(*Envelope)(nil),      // 1: casd.pb.Envelope
+	(*GetRequest)(nil),    // 2: casd.pb.GetRequest
+	(*Block)(nil),         // 3: casd.pb.Block
+	(*Missing)(nil),       // 4: casd.pb.Missing
+	(*Done)(nil),          // 5: casd.pb.Done
+	(*StoreOffer)(nil),    // 6: casd.pb.StoreOffer
+	(*StoreReply)(nil),    // 7: casd.pb.StoreReply
+	(*StoreEnd)(nil),      // 8: casd.pb.StoreEnd
+	(*StoreAck)(nil),      // 9: casd.pb.StoreAck
+	(*Challenge)(nil),     // 10: casd.pb.Challenge
+	(*Proof)(nil),         // 11: casd.pb.Proof
+	(*Lease)(nil),         // 12: casd.pb.Lease
+	(*Remove)(nil),        // 13: casd.pb.Remove
+	(*TreeChallenge)(nil), // 14: casd.pb.TreeChallenge
 }
 var file_cas_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -808,7 +1068,7 @@ func file_cas_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cas_proto_rawDesc), len(file_cas_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
