@@ -242,6 +242,8 @@ func TestRepairAfterReplicaLoss(t *testing.T) {
 	check(t, !st.LastCheck.IsZero() && st.LastCheck.After(start.Add(-time.Second)), "status lastCheck %v is not after the kill at %v", st.LastCheck, start)
 	requireConsistent(t, st)
 
+	requireRepairReport(t, on, root, st.live())
+
 	holders := c.indexes(t, st.live())
 	check(t, slices.Contains(holders, survivor[0]), "the surviving original %d is no longer counted: %+v", survivor[0], st)
 	var added []int
@@ -259,6 +261,35 @@ func TestRepairAfterReplicaLoss(t *testing.T) {
 	got := c.nodes[reader[0]].cat(t, capability)
 	requireSameBytes(t, data, got, "cat by capability from the new replicas alone")
 	t.Logf("node %d read %d bytes from the new replicas %v alone", reader[0], len(got), added)
+}
+
+// repairJSON is one element of `casd repair --json`.
+type repairJSON struct {
+	CID     string   `json:"cid"`
+	Goal    int      `json:"goal"`
+	Live    []string `json:"live"`
+	Added   []string `json:"added"`
+	Dropped []string `json:"dropped"`
+}
+
+// requireRepairReport runs `casd repair root` on n, in JSON and in text,
+// on a root that meets its goal with the replicas live: both exit 0, and
+// report those replicas and nothing added or dropped.
+func requireRepairReport(t testing.TB, n *node, root string, live []string) {
+	t.Helper()
+	res := n.run(t, "repair", "--json", root)
+	n.requireOK(t, res)
+	var reps []repairJSON
+	noErr(t, json.Unmarshal(res.stdout, &reps), fmt.Sprintf("decode %s", res))
+	check(t, len(reps) == 1, "repair --json of one root lists %d reports: %s", len(reps), res)
+	r := reps[0]
+	check(t, r.CID == root && r.Goal == replicationGoal && len(r.Added) == 0 && len(r.Dropped) == 0,
+		"repair of a root at its goal: %+v", r)
+	check(t, slices.Equal(slices.Sorted(slices.Values(r.Live)), live), "repair reports live %q, status %q", r.Live, live)
+	res = n.run(t, "repair", root)
+	n.requireOK(t, res)
+	want := fmt.Sprintf("%s %d/%d replicas (+0 new)\n", root, replicationGoal, replicationGoal)
+	check(t, res.out() == want, "repair printed %q, want %q", res.out(), want)
 }
 
 // TestAuditCatchesDeletedBlock (issue 8, audits): a replica that lost one
