@@ -188,6 +188,9 @@ func TestEndpoints(t *testing.T) {
 		}},
 		{"status", func() (any, error) { return c.Status(ctx, file) },
 			&core.StatusInfo{Cid: file, Goal: 3, Replicas: []string{"12D3KooWa", "12D3KooWb"}}},
+		{"repair one", func() (any, error) { return c.Repair(ctx, file) }, []core.RepairReport{repairOf(file)}},
+		{"repair all", func() (any, error) { return c.Repair(ctx, "") },
+			[]core.RepairReport{repairOf("bafka"), repairOf("bafkb")}},
 	}
 	for _, tc := range values {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,6 +202,15 @@ func TestEndpoints(t *testing.T) {
 	nw.mu.Lock()
 	require.Equal(t, []bool{false, true}, nw.peersAll)
 	nw.mu.Unlock()
+
+	t.Run("rm", func(t *testing.T) {
+		require.NoError(t, c.Remove(ctx, file))
+		_, _, err := catAll(ctx, c, file)
+		require.Equal(t, core.KindNotFound, core.KindOf(err), "removed")
+		err = c.Remove(ctx, file)
+		require.Equal(t, core.KindNotFound, core.KindOf(err))
+		require.EqualError(t, err, "rm "+file+": node: not one of this node's files")
+	})
 
 	t.Run("not found", func(t *testing.T) {
 		_, _, err := catAll(ctx, c, "bafknothere")

@@ -296,6 +296,16 @@ func answer[T any](err error, v T) (T, error) {
 
 // fakeNetwork fakes the network concern with fixed answers, and records
 // what it is asked. err, if set, is what Connect returns.
+func (f *fakeStore) Remove(_ context.Context, cid string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.files[cid]; !ok {
+		return fmt.Errorf("rm %s: %w", cid, core.ErrNotMine)
+	}
+	delete(f.files, cid)
+	return nil
+}
+
 type fakeNetwork struct {
 	err error
 
@@ -337,6 +347,19 @@ func (f *fakeNetwork) Peers(_ context.Context, all bool) ([]core.PeerInfo, error
 
 func (f *fakeNetwork) Status(_ context.Context, cid string) (*core.StatusInfo, error) {
 	return &core.StatusInfo{Cid: cid, Goal: 3, Replicas: []string{"12D3KooWa", "12D3KooWb"}}, nil
+}
+
+// Repair reports a check of cid, or of two roots when cid is empty.
+func (f *fakeNetwork) Repair(_ context.Context, cid string) ([]core.RepairReport, error) {
+	if cid == "" {
+		return []core.RepairReport{repairOf("bafka"), repairOf("bafkb")}, nil
+	}
+	return []core.RepairReport{repairOf(cid)}, nil
+}
+
+func repairOf(cid string) core.RepairReport {
+	return core.RepairReport{Cid: cid, Goal: 3, Live: []string{"12D3KooWa", "12D3KooWc"},
+		Added: []string{"12D3KooWc"}, Dropped: []string{"12D3KooWb"}}
 }
 
 // fakeNode is every concern in one value, as a *node.Node is.

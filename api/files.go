@@ -12,7 +12,7 @@ import (
 	"github.com/casd/casd/core"
 )
 
-// The files concern: add, cat, ls, share, refs ([core.Files]).
+// The files concern: add, cat, ls, share, refs, rm ([core.Files]).
 
 // filesEndpoints are the endpoints of f, by path under /api/v0/.
 func filesEndpoints(f core.Files) map[string]http.HandlerFunc {
@@ -23,6 +23,7 @@ func filesEndpoints(f core.Files) map[string]http.HandlerFunc {
 		"refs":  s.refs,
 		"ls":    jsonEndpoint(noArg(f.Ls)),
 		"share": jsonEndpoint(withArg(s.share)),
+		"rm":    jsonEndpoint(withArg(s.remove)),
 	}
 }
 
@@ -118,6 +119,11 @@ type shareResponse struct {
 func (s filesServer) share(ctx context.Context, ref string) (shareResponse, error) {
 	capa, err := s.f.Share(ctx, ref)
 	return shareResponse{Capability: capa}, err
+}
+
+// remove answers {} on success.
+func (s filesServer) remove(ctx context.Context, ref string) (struct{}, error) {
+	return struct{}{}, s.f.Remove(ctx, ref)
 }
 
 // errAddDone ends the pipe of an add's body once the request is over.
@@ -241,4 +247,10 @@ func (c *Client) Refs(ctx context.Context, ref string, fn func(cid string) error
 		}
 		return fn(l.Cid)
 	})
+}
+
+// Remove deletes one of the node's files and asks its replicas to drop it.
+func (c *Client) Remove(ctx context.Context, cid string) error {
+	_, err := callJSON[struct{}](ctx, c, "rm", query("arg", cid))
+	return err
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/casd/casd/core"
 )
 
-// The network concern: id, connect, peers, status ([core.Network]).
+// The network concern: id, connect, peers, status, repair ([core.Network]).
 
 // networkEndpoints are the endpoints of n, by path under /api/v0/.
 func networkEndpoints(n core.Network) map[string]http.HandlerFunc {
@@ -18,6 +18,7 @@ func networkEndpoints(n core.Network) map[string]http.HandlerFunc {
 		"connect": jsonEndpoint(withArg(s.connect)),
 		"peers":   jsonEndpoint(s.peers),
 		"status":  jsonEndpoint(withArg(n.Status)),
+		"repair":  jsonEndpoint(s.repair),
 	}
 }
 
@@ -42,6 +43,12 @@ func (s networkServer) peers(ctx context.Context, r *http.Request) ([]core.PeerI
 	return s.n.Peers(ctx, all)
 }
 
+// repair reads the optional argument "arg": a CID, or none for every
+// owned root.
+func (s networkServer) repair(ctx context.Context, r *http.Request) ([]core.RepairReport, error) {
+	return s.n.Repair(ctx, r.URL.Query().Get("arg"))
+}
+
 // ID describes the daemon's peer.
 func (c *Client) ID(ctx context.Context) (*core.IDInfo, error) {
 	return callJSON[*core.IDInfo](ctx, c, "id", nil)
@@ -61,4 +68,10 @@ func (c *Client) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
 // Status reports the replication of one of the node's files.
 func (c *Client) Status(ctx context.Context, cid string) (*core.StatusInfo, error) {
 	return callJSON[*core.StatusInfo](ctx, c, "status", query("arg", cid))
+}
+
+// Repair makes the daemon check the replicas of cid (of every owned root
+// when cid is empty) now, and waits for the reports.
+func (c *Client) Repair(ctx context.Context, cid string) ([]core.RepairReport, error) {
+	return callJSON[[]core.RepairReport](ctx, c, "repair", query("arg", cid))
 }

@@ -27,10 +27,10 @@ var log = logging.Logger("casd/api")
 // [core.KindBusy], "api: this daemon does not serve <concern>", after the
 // request's arguments are checked.
 type Backends struct {
-	Files   core.Files   // add, cat, ls, share, refs
+	Files   core.Files   // add, cat, ls, share, refs, rm
 	Blocks  core.Blocks  // block/get, block/stat
 	Repo    core.Repo    // repo/verify, repo/gc, repo/stat
-	Network core.Network // id, connect, peers, status
+	Network core.Network // id, connect, peers, status, repair
 }
 
 // Server serves [Backends] over HTTP. Create it with [NewServer] or
@@ -285,5 +285,9 @@ func (u unserved) ID(context.Context) (*core.IDInfo, error)               { retu
 func (u unserved) Connect(context.Context, string) error                  { return u.err() }
 func (u unserved) Peers(context.Context, bool) ([]core.PeerInfo, error)   { return nil, u.err() }
 func (u unserved) Status(context.Context, string) (*core.StatusInfo, error) {
+	return nil, u.err()
+}
+func (u unserved) Remove(context.Context, string) error { return u.err() }
+func (u unserved) Repair(context.Context, string) ([]core.RepairReport, error) {
 	return nil, u.err()
 }

@@ -65,9 +65,23 @@ type Discovery struct {
 	MDNS bool
 }
 
-// Replication configures how many peers hold each root besides the owner.
+// Replication configures how many peers hold each root besides the owner,
+// and how the owner keeps them: a light check of every replica each
+// CheckInterval, a full audit of each replica's whole tree each
+// AuditInterval, and the lease it grants (and renews) on each replica.
+// A zero (or absent, in a config file written before the key existed)
+// duration means its default.
 type Replication struct {
 	Factor int // 0..20; 0 keeps files local only
+	// CheckInterval is the period of the repair loop's light check: at
+	// least 1s; the loop jitters it by ±20%.
+	CheckInterval Duration
+	// AuditInterval is the least time between two full (tree) audits of
+	// one replica, jittered like CheckInterval.
+	AuditInterval Duration
+	// Lease is how long a replica is granted; the owner renews it when
+	// less than half is left. At least 10s.
+	Lease Duration
 }
 
 // Chunker configures how files are split.
@@ -144,6 +158,19 @@ const (
 	DefaultConnMgrLowWater   = 32
 	DefaultConnMgrHighWater  = 96
 	DefaultConnMgrGrace      = 20 * time.Second
+	DefaultCheckInterval     = time.Hour
+	DefaultAuditInterval     = 24 * time.Hour
+	DefaultLease             = 720 * time.Hour
+)
+
+// The repair loop's intervals of the local profile (a test network on one
+// machine, where repair must show at once), and the bounds Validate puts
+// on the loop's durations.
+const (
+	LocalCheckInterval = 3 * time.Second
+	LocalAuditInterval = 10 * time.Second
+	MinCheckInterval   = time.Second
+	MinLease           = 10 * time.Second
 )
 
 // DefaultConfig returns a new config for profile ("" means "default"). Its
@@ -161,10 +188,15 @@ func DefaultConfig(profile string) (*Config, error) {
 			},
 			Announce: []string{},
 		},
-		Bootstrap:   []string{},
-		Discovery:   Discovery{MDNS: true},
-		Replication: Replication{Factor: DefaultReplicationFactor},
-		Chunker:     Chunker{Size: DefaultChunkSize},
+		Bootstrap: []string{},
+		Discovery: Discovery{MDNS: true},
+		Replication: Replication{
+			Factor:        DefaultReplicationFactor,
+			CheckInterval: Duration{DefaultCheckInterval},
+			AuditInterval: Duration{DefaultAuditInterval},
+			Lease:         Duration{DefaultLease},
+		},
+		Chunker: Chunker{Size: DefaultChunkSize},
 		Storage: Storage{
 			Quota:           DefaultStorageQuota,
 			MaxPinsPerOwner: DefaultMaxPinsPerOwner,
@@ -197,6 +229,8 @@ func DefaultConfig(profile string) (*Config, error) {
 		c.Swarm.NATPortMap = false
 		c.Swarm.HolePunching = false
 		c.Swarm.RelayService = false
+		c.Replication.CheckInterval.Duration = LocalCheckInterval
+		c.Replication.AuditInterval.Duration = LocalAuditInterval
 	default:
 		return nil, fmt.Errorf("config: unknown profile %q (valid: %s)", profile, strings.Join(Profiles, ", "))
 	}
@@ -329,6 +363,15 @@ func (c *Config) normalize() {
 	if c.Storage.CollectInterval.Duration == 0 {
 		c.Storage.CollectInterval.Duration = DefaultCollectInterval
 	}
+	r := &c.Replication
+	for _, d := range []struct {
+		v   *Duration
+		def time.Duration
+	}{{&r.CheckInterval, DefaultCheckInterval}, {&r.AuditInterval, DefaultAuditInterval}, {&r.Lease, DefaultLease}} {
+		if d.v.Duration == 0 {
+			d.v.Duration = d.def
+		}
+	}
 }
 
 // Clone returns a deep copy of c.
@@ -389,6 +432,9 @@ func (c *Config) Validate() error {
 	if f := c.Replication.Factor; f < 0 || f > MaxReplicationFactor {
 		return fmt.Errorf("config: Replication.Factor: %d out of range 0..%d", f, MaxReplicationFactor)
 	}
+	if err := c.Replication.validate(); err != nil {
+		return err
+	}
 	if s := c.Chunker.Size; s < MinChunkSize || s > MaxChunkSize || s&(s-1) != 0 {
 		return fmt.Errorf("config: Chunker.Size: %d must be a power of two between %d (256 KiB) and %d (4 MiB)", s, MinChunkSize, MaxChunkSize)
 	}
@@ -410,6 +456,21 @@ func (c *Config) Validate() error {
 	}
 	if cm.GracePeriod.Duration < 0 {
 		return fmt.Errorf("config: Swarm.ConnMgr.GracePeriod: %s must not be negative", cm.GracePeriod)
+	}
+	return nil
+}
+
+// validate checks the durations of the repair loop. Zero passes: it
+// means the default (see normalize).
+func (r *Replication) validate() error {
+	if d := r.CheckInterval.Duration; d != 0 && d < MinCheckInterval {
+		return fmt.Errorf("config: Replication.CheckInterval: %s must be at least %s", d, MinCheckInterval)
+	}
+	if d := r.AuditInterval.Duration; d < 0 {
+		return fmt.Errorf("config: Replication.AuditInterval: %s must be positive", d)
+	}
+	if d := r.Lease.Duration; d != 0 && d < MinLease {
+		return fmt.Errorf("config: Replication.Lease: %s must be at least %s", d, MinLease)
 	}
 	return nil
 }

@@ -41,11 +41,12 @@ func TestDefaultConfigProfiles(t *testing.T) {
 		profile                                 string
 		swarm                                   []string
 		mdns, natPortMap, holePunching, relaySv bool
+		check, audit                            time.Duration
 	}{
-		{"", wideListen, true, true, true, false},
-		{"default", wideListen, true, true, true, false},
-		{"server", wideListen, false, false, true, true},
-		{"local", []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0/ws"}, false, false, false, false},
+		{"", wideListen, true, true, true, false, time.Hour, 24 * time.Hour},
+		{"default", wideListen, true, true, true, false, time.Hour, 24 * time.Hour},
+		{"server", wideListen, false, false, true, true, time.Hour, 24 * time.Hour},
+		{"local", []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0/ws"}, false, false, false, false, 3 * time.Second, 10 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run("profile="+tt.profile, func(t *testing.T) {
@@ -58,6 +59,9 @@ func TestDefaultConfigProfiles(t *testing.T) {
 			equal(t, tt.relaySv, c.Swarm.RelayService)
 			isTrue(t, c.Bootstrap != nil && len(c.Bootstrap) == 0, "Bootstrap = %#v, want empty non-nil", c.Bootstrap)
 			equal(t, 3, c.Replication.Factor)
+			equal(t, tt.check, c.Replication.CheckInterval.Duration)
+			equal(t, tt.audit, c.Replication.AuditInterval.Duration)
+			equal(t, 720*time.Hour, c.Replication.Lease.Duration)
 			equal(t, 1<<20, c.Chunker.Size)
 			equal(t, int64(10<<30), c.Storage.Quota)
 			equal(t, 10_000, c.Storage.MaxPinsPerOwner)
@@ -86,7 +90,7 @@ func TestDefaultConfigJSON(t *testing.T) {
 	want := `{"Identity":{"PeerID":""},` +
 		`"Addresses":{"Swarm":["/ip4/0.0.0.0/tcp/4001","/ip6/::/tcp/4001","/ip4/0.0.0.0/udp/4001/quic-v1","/ip6/::/udp/4001/quic-v1","/ip4/0.0.0.0/tcp/4002/ws"],"Announce":[]},` +
 		`"Bootstrap":[],"Discovery":{"MDNS":true},` +
-		`"Replication":{"Factor":3},` +
+		`"Replication":{"Factor":3,"CheckInterval":"1h","AuditInterval":"24h","Lease":"720h"},` +
 		`"Chunker":{"Size":1048576},"Storage":{"Quota":10737418240,"MaxPinsPerOwner":10000,"CollectInterval":"30s"},` +
 		`"Swarm":{"ConnMgr":{"LowWater":32,"HighWater":96,"GracePeriod":"20s"},"RelayService":false,"NATPortMap":true,"HolePunching":true}}`
 	equal(t, want, got)
@@ -189,6 +193,11 @@ func TestSet(t *testing.T) {
 		{name: "quota zero", key: "Storage.Quota", value: "0"},
 		{name: "pin cap", key: "Storage.MaxPinsPerOwner", value: "3"},
 		{name: "collect interval", key: "Storage.CollectInterval", value: `"1s"`},
+		{name: "check interval", key: "Replication.CheckInterval", value: `"1s"`},
+		{name: "audit interval", key: "Replication.AuditInterval", value: `"1m"`},
+		{name: "lease", key: "Replication.Lease", value: `"10s"`},
+		{name: "zero check interval is the default", key: "Replication.CheckInterval", value: `"0s"`, want: `"1h"`},
+		{name: "replication without the durations", key: "Replication", value: `{"Factor":2}`, want: `{"Factor":2,"CheckInterval":"1h","AuditInterval":"24h","Lease":"720h"}`},
 		{name: "swarm list", key: "Addresses.Swarm", value: `["/ip4/0.0.0.0/tcp/5001","/ip4/0.0.0.0/udp/5001/quic-v1"]`},
 		{name: "empty list", key: "Addresses.Announce", value: `[]`},
 		{name: "announce", key: "Addresses.Announce", value: `["/dns4/example.com/tcp/4001"]`},
@@ -241,6 +250,10 @@ func TestSet(t *testing.T) {
 		{name: "quota negative", key: "Storage.Quota", value: "-1", errContains: []string{"Storage.Quota"}},
 		{name: "pin cap negative", key: "Storage.MaxPinsPerOwner", value: "-1", errContains: []string{"Storage.MaxPinsPerOwner"}},
 		{name: "collect interval negative", key: "Storage.CollectInterval", value: `"-1s"`, errContains: []string{"Storage.CollectInterval"}},
+		{name: "check interval short", key: "Replication.CheckInterval", value: `"999ms"`, errContains: []string{"Replication.CheckInterval", "at least 1s"}},
+		{name: "check interval negative", key: "Replication.CheckInterval", value: `"-1h"`, errContains: []string{"Replication.CheckInterval"}},
+		{name: "audit interval negative", key: "Replication.AuditInterval", value: `"-1s"`, errContains: []string{"Replication.AuditInterval", "positive"}},
+		{name: "lease short", key: "Replication.Lease", value: `"9s"`, errContains: []string{"Replication.Lease", "at least 10s"}},
 		{name: "negative grace", key: "Swarm.ConnMgr.GracePeriod", value: `"-1s"`, errContains: []string{"Swarm.ConnMgr.GracePeriod"}},
 		{name: "low above high", key: "Swarm.ConnMgr.LowWater", value: "97", errContains: []string{"Swarm.ConnMgr.LowWater", "HighWater"}},
 		{name: "low water negative", key: "Swarm.ConnMgr.LowWater", value: "-1", errContains: []string{"Swarm.ConnMgr.LowWater", "out of range"}},

@@ -22,6 +22,10 @@ type Files interface {
 	Ls(ctx context.Context) ([]ListEntry, error)
 	Share(ctx context.Context, ref string) (string, error)
 	Refs(ctx context.Context, ref string, fn func(cid string) error) error
+	// Remove deletes one of this node's files: it unpins it, asks every
+	// replica it knows to drop it (online), and collects the garbage.
+	// A root this node does not own is an error of kind [KindNotFound].
+	Remove(ctx context.Context, ref string) error
 }
 
 // Blocks is the raw, encrypted blocks of the local store. A block that is
@@ -46,6 +50,10 @@ type Network interface {
 	Connect(ctx context.Context, addr string) error
 	Peers(ctx context.Context, all bool) ([]PeerInfo, error)
 	Status(ctx context.Context, cid string) (*StatusInfo, error)
+	// Repair checks the replicas of one of this node's files (of every
+	// one when cid is empty) now, and places new ones where fewer than
+	// the goal are live. It returns one report per root checked.
+	Repair(ctx context.Context, cid string) ([]RepairReport, error)
 }
 
 // Backend is every concern: what the CLI's commands run on, a running

@@ -35,7 +35,7 @@ func KindOf(err error) Kind {
 	switch {
 	case isAny(err, ErrBadInput, dag.ErrBadRef, dag.ErrBadCapability, dag.ErrBadName, config.ErrUnknownKey, blockstore.ErrTooLarge, blockstore.ErrBadCid):
 		return KindBadInput
-	case isAny(err, blockstore.ErrNotFound):
+	case isAny(err, blockstore.ErrNotFound, ErrNotMine):
 		return KindNotFound
 	case isAny(err, dag.ErrUnauthenticated, dag.ErrMalformed, dag.ErrNotFile, dag.ErrNeedCapability, blockstore.ErrCorrupt, ErrNotOwned):
 		return KindIntegrity

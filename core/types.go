@@ -90,6 +90,39 @@ type StatusInfo struct {
 	// does not hold the file itself (a reader with a bare capability): it
 	// cannot check, and lists the peers' claims as made.
 	Verified bool `json:"verified"`
+	// LastCheck is when the owner's repair loop last checked the file's
+	// replicas; zero on a node that does not own it, or before the first
+	// check.
+	LastCheck time.Time `json:"lastCheck,omitzero"`
+	// Holders describes each peer of Replicas. On the owner's node it
+	// comes from the repair loop's state; elsewhere it only repeats the
+	// claims.
+	Holders []HolderInfo `json:"holders"`
+}
+
+// HolderInfo is one peer that holds a file, as its owner knows it.
+type HolderInfo struct {
+	ID string `json:"id"`
+	// Verified reports that the peer passed a storage challenge on the file.
+	Verified bool `json:"verified"`
+	// LastAudit is the time of its last passed single-block challenge.
+	LastAudit time.Time `json:"lastAudit,omitzero"`
+	// LastTreeAudit is the time of its last passed proof over the whole tree.
+	LastTreeAudit time.Time `json:"lastTreeAudit,omitzero"`
+	// LeaseExpires is when the lease the owner granted it ends.
+	LeaseExpires time.Time `json:"leaseExpires,omitzero"`
+}
+
+// RepairReport is the outcome of one check of a root's replicas (Repair).
+type RepairReport struct {
+	Cid  string `json:"cid"`
+	Goal int    `json:"goal"`
+	// Live are the replicas that passed the check, new ones included.
+	Live []string `json:"live"`
+	// Added are the replicas placed by this check.
+	Added []string `json:"added"`
+	// Dropped are the replicas that failed the check and no longer count.
+	Dropped []string `json:"dropped"`
 }
 
 // AddOptions are the per-call options of Add.
@@ -108,6 +141,9 @@ var (
 	ErrOffline = errors.New("node: this command needs the daemon (run 'casd daemon')")
 	// ErrNotOwned is returned by Share for a file this node cannot open.
 	ErrNotOwned = errors.New("node: not one of this node's files")
+	// ErrNotMine is returned by Remove and Repair for a root that this
+	// node neither pins as its own file nor can open with its keys.
+	ErrNotMine = errors.New("node: not one of this node's files")
 	// ErrBadInput is returned for a malformed argument (CID, multiaddr).
 	ErrBadInput = errors.New("node: bad input")
 	// ErrUnderReplicated describes an add whose file reached fewer replicas

@@ -13,6 +13,7 @@ import (
 	"github.com/casd/casd/config"
 	"github.com/casd/casd/core"
 	"github.com/casd/casd/dag"
+	"github.com/casd/casd/node/internal/replicate"
 )
 
 // Add stores r as a file of this node: encrypted blocks in the local store,
@@ -205,6 +206,52 @@ func parseCID(s string) (cid.Cid, error) {
 		return cid.Undef, fmt.Errorf("%w: %q is not a CID: %v", core.ErrBadInput, s, err)
 	}
 	return c, nil
+}
+
+// Remove deletes one of this node's files: it unpins the root (its owner
+// and pending pins) and, online, asks every replica it knows or finds to
+// drop it (see replicate.Replicator.Remove) and asks the collector for a
+// GC; offline it collects at once, and the replicas free the file when
+// their leases end. A root not pinned here as the node's own file is an
+// error wrapping [core.ErrNotMine].
+func (n *Node) Remove(ctx context.Context, ref string) error {
+	root, err := parseCID(ref)
+	if err != nil {
+		return err
+	}
+	if err := n.mustOwn(ctx, root); err != nil {
+		return fmt.Errorf("rm %s: %w", root, err)
+	}
+	for _, reason := range []string{PinOwner, replicate.PinPending} {
+		if err := n.store.Unpin(ctx, root, reason); err != nil {
+			return fmt.Errorf("rm %s: unpin: %w", root, err)
+		}
+	}
+	if n.net == nil {
+		if _, err := n.RepoGC(ctx); err != nil {
+			return fmt.Errorf("rm %s: %w", root, err)
+		}
+		return nil
+	}
+	removed := n.net.repl.Remove(ctx, root)
+	n.net.collect.Request()
+	log.Infow("removed", "cid", root, "replicas asked to drop it", len(removed))
+	return nil
+}
+
+// mustOwn returns nil if root is pinned here as the node's own file, and
+// an error wrapping [core.ErrNotMine] if not.
+func (n *Node) mustOwn(ctx context.Context, root cid.Cid) error {
+	pins, err := n.store.PinsOf(ctx, root)
+	if err != nil {
+		return fmt.Errorf("pins of %s: %w", root, err)
+	}
+	for _, p := range pins {
+		if p.Reason == PinOwner {
+			return nil
+		}
+	}
+	return core.ErrNotMine
 }
 
 // RepoVerify rehashes every block and walks every pin. Bad blocks are in

@@ -86,6 +86,8 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 		Host: h, Closest: stack.DHT, Store: n.store,
 		Owner: crypt.OwnerKey(&n.secrets.Master), Goal: cfg.Replication.Factor,
 		Hints: nw.hints, Holds: nw.fetch.Holds, Audit: audit, Proven: proven, Announce: nw.announce.Provide,
+		CheckInterval: cfg.Replication.CheckInterval.Duration, AuditInterval: cfg.Replication.AuditInterval.Duration,
+		Lease: cfg.Replication.Lease.Duration, Lookup: nw.fetch.FindHolders, Strike: nw.strike,
 	})
 	if err != nil {
 		return nil, errors.Join(err, stack.Close())

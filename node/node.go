@@ -11,12 +11,13 @@ import (
 	"github.com/casd/casd/config"
 	"github.com/casd/casd/core"
 	"github.com/casd/casd/crypt"
+	"github.com/casd/casd/node/internal/replicate"
 )
 
 // PinOwner is the pin reason of every file added on this node. While a
 // file has fewer replicas than its goal it also carries a pin of reason
 // replicate.PinPending.
-const PinOwner = "owner"
+const PinOwner = replicate.PinOwner
 
 // DefaultAgentVersion is what a node calls itself when [Options] name no
 // agent version.

@@ -63,10 +63,13 @@ func (n *Node) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
 	return out, nil
 }
 
-// Status asks the root's holders (hints, providers, and the connected
-// peers) whether they hold the whole file right now, and, if this node
-// holds it, checks each claim with a storage challenge (see
-// fetch.Retriever.Holders). The node itself never counts.
+// Status describes the replicas of a root. On the owner's node, once the
+// repair loop checked the root, it answers from the loop's state: the
+// replicas that passed the last check, with the times of their audits and
+// their leases. Otherwise it asks the root's holders (hints, providers,
+// and the connected peers) whether they hold the whole file right now,
+// and, if this node holds it, checks each claim with a storage challenge
+// (see fetch.Retriever.Holders). The node itself never counts.
 func (n *Node) Status(ctx context.Context, c string) (*core.StatusInfo, error) {
 	if n.net == nil {
 		return nil, core.ErrOffline
@@ -75,14 +78,20 @@ func (n *Node) Status(ctx context.Context, c string) (*core.StatusInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	replicas := []string{}
+	if info, ok := n.net.repl.Status(ref); ok && n.mustOwn(ctx, ref) == nil {
+		return &info, nil
+	}
+	replicas, holderInfo := []string{}, []core.HolderInfo{}
 	holders, verified := n.net.fetch.Holders(ctx, ref, statusTimeout)
 	for _, p := range holders {
 		replicas = append(replicas, p.String())
 	}
 	slices.Sort(replicas)
+	for _, p := range replicas {
+		holderInfo = append(holderInfo, core.HolderInfo{ID: p, Verified: verified})
+	}
 	return &core.StatusInfo{Cid: ref.String(), Goal: n.repo.Config.Replication.Factor, Replicas: replicas,
-		Verified: verified}, nil
+		Verified: verified, Holders: holderInfo}, nil
 }
 
 // statusTimeout bounds how long a connected peer may take to tell

@@ -27,8 +27,10 @@ const ChallengeDomain = "casd/challenge/1.0\x00"
 
 var (
 	// ErrNotHeld means a challenged peer answered that it does not hold
-	// the block, or not under a pinned root.
-	ErrNotHeld = errors.New("protocol: peer does not hold the block")
+	// the block, or not under a pinned root (a [pb.Missing] answer to a
+	// challenge or a tree challenge), or that a holder refuses to renew
+	// a replica it does not hold.
+	ErrNotHeld = errors.New("protocol: not held")
 	// ErrBadProof means a challenged peer answered a proof that does not
 	// match the block.
 	ErrBadProof = errors.New("protocol: wrong storage proof")

@@ -1,14 +1,18 @@
 package protocol
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/protocol/pb"
 )
 
@@ -160,13 +164,19 @@ func checkTime(what string, t int64, now time.Time) error {
 	return nil
 }
 
-// leaseFor returns the lease expiry a holder grants for the stated unix
-// expiry at now: [DefaultLease] from now if none is stated (0), at most
-// [MaxLease] from now. A stated expiry not after now is an error.
+// leaseFor returns the lease expiry a holder grants an offer stating the
+// unix expiry stated at now: [DefaultLease] from now if none is stated
+// (0), else as [clampLease].
 func leaseFor(stated int64, now time.Time) (time.Time, error) {
 	if stated == 0 {
 		return now.Add(DefaultLease), nil
 	}
+	return clampLease(stated, now)
+}
+
+// clampLease returns the unix expiry stated, at most [MaxLease] from now.
+// An expiry not after now is an error.
+func clampLease(stated int64, now time.Time) (time.Time, error) {
 	exp := time.Unix(stated, 0)
 	if !exp.After(now) {
 		return time.Time{}, fmt.Errorf("lease expired at %s", exp.UTC().Format(time.RFC3339))
@@ -175,4 +185,139 @@ func leaseFor(stated int64, now time.Time) (time.Time, error) {
 		return limit, nil
 	}
 	return exp, nil
+}
+
+// serveLease answers a renewal: a forged one is refused and struck; a
+// genuine one extends the owner's replica to its expiry, clamped to
+// MaxLease, if the backend holds it.
+func (s *Service) serveLease(ctx context.Context, p peer.ID, c *conn, l *pb.Lease) error {
+	if err := VerifyLease(s.h.ID(), l); err != nil {
+		s.strikeForged(p, "store", err)
+		return reject(c, err.Error())
+	}
+	lease, err := clampLease(l.Expiry, time.Now())
+	if err != nil {
+		return reject(c, "lease: "+err.Error())
+	}
+	if err := s.cfg.store.Renew(ctx, ed25519.PublicKey(l.Owner), l.Root, lease); err != nil {
+		log.Debugw("renewal refused", "peer", p, "root", l.Root, "err", err)
+		return reject(c, err.Error())
+	}
+	log.Debugw("lease renewed", "peer", p, "root", l.Root, "until", lease)
+	return c.send(&pb.StoreReply{Accept: true})
+}
+
+// serveRemove answers a removal: a forged one is refused and struck, a
+// stale one only refused; a genuine one drops the owner's replica.
+func (s *Service) serveRemove(ctx context.Context, p peer.ID, c *conn, r *pb.Remove) error {
+	if err := VerifyRemove(s.h.ID(), r, time.Now()); err != nil {
+		s.strikeForged(p, "store", err)
+		return reject(c, err.Error())
+	}
+	if err := s.cfg.store.Remove(ctx, ed25519.PublicKey(r.Owner), r.Root); err != nil {
+		if ctx.Err() == nil {
+			log.Warnw("remove: backend error", "root", r.Root, "err", err)
+		}
+		return reject(c, "remove failed: "+err.Error())
+	}
+	log.Debugw("replica removed", "peer", p, "root", r.Root)
+	return c.send(&pb.StoreReply{Accept: true})
+}
+
+// strikeForged strikes p if err is a bad signature (a stale time is not
+// the peer's fault).
+func (s *Service) strikeForged(p peer.ID, op string, err error) {
+	if errors.Is(err, ErrBadSignature) && s.cfg.strike != nil {
+		s.cfg.strike(p, op+": "+err.Error())
+	}
+}
+
+// Renew asks p to extend the lease of its replica of root, held for the
+// owner of priv, to expiry (p clamps it to [MaxLease] from its clock). A
+// refusal (p does not hold root for this owner, or expiry is past) is a
+// [*RemoteError] wrapping [ErrRejected]. Deadlines are those of [Store]:
+// ctx, and [DefaultIdleTimeout] per message.
+func Renew(ctx context.Context, h host.Host, p peer.ID, owner ed25519.PrivateKey, root cid.Cid, expiry time.Time) error {
+	if err := checkOwner(owner, root); err != nil {
+		return fmt.Errorf("renew: %w", err)
+	}
+	l := &pb.Lease{Root: root, Expiry: expiry.Unix()}
+	SignLease(owner, p, l)
+	if err := storeRequest(ctx, h, p, l); err != nil {
+		return fmt.Errorf("renew %s on %s: %w", root, p, err)
+	}
+	return nil
+}
+
+// Remove asks p to drop its replica of root, held for the owner of priv.
+// p accepts a removal of what it does not hold; it refuses one whose
+// signed time (now) lies more than [MaxClockSkew] from its clock, with a
+// [*RemoteError]. Deadlines are those of [Renew].
+func Remove(ctx context.Context, h host.Host, p peer.ID, owner ed25519.PrivateKey, root cid.Cid) error {
+	if err := checkOwner(owner, root); err != nil {
+		return fmt.Errorf("remove: %w", err)
+	}
+	r := &pb.Remove{Root: root, Time: time.Now().Unix()}
+	SignRemove(owner, p, r)
+	if err := storeRequest(ctx, h, p, r); err != nil {
+		return fmt.Errorf("remove %s from %s: %w", root, p, err)
+	}
+	return nil
+}
+
+// checkOwner checks the arguments every owner-signed request shares.
+func checkOwner(owner ed25519.PrivateKey, root cid.Cid) error {
+	if len(owner) != ed25519.PrivateKeySize {
+		return fmt.Errorf("owner key of %d bytes", len(owner))
+	}
+	if err := blockstore.CheckCid(root); err != nil {
+		return fmt.Errorf("root: %w", err)
+	}
+	return nil
+}
+
+// storeRequest sends m as the only message of a new /cas/store/1.0
+// stream to p and reads the StoreReply. Cancelling ctx resets the stream,
+// as does any failure.
+func storeRequest(ctx context.Context, h host.Host, p peer.ID, m pb.Message) (err error) {
+	str, err := h.NewStream(ctx, p, StoreID)
+	if err != nil {
+		return fmt.Errorf("open store stream: %w", err)
+	}
+	c := newConn(str, DefaultIdleTimeout)
+	c.limit, _ = ctx.Deadline()
+	stop := context.AfterFunc(ctx, func() { _ = str.Reset() })
+	err = requestOn(c, m)
+	stop()
+	if ctx.Err() != nil && err != nil && !errors.Is(err, ctx.Err()) {
+		// The stream's deadline (ctx's) may fire before ctx's AfterFunc.
+		err = errors.Join(ctx.Err(), err)
+	}
+	if err != nil {
+		_ = str.Reset()
+		return err
+	}
+	_ = str.Close()
+	return nil
+}
+
+func requestOn(c *conn, m pb.Message) error {
+	if err := c.send(m); err != nil {
+		return err
+	}
+	if err := c.s.CloseWrite(); err != nil {
+		return fmt.Errorf("close write: %w", err)
+	}
+	r, err := c.recv(MaxRequestSize)
+	if err != nil {
+		return fmt.Errorf("read reply: %w", eofUnexpected(err))
+	}
+	reply, ok := r.(*pb.StoreReply)
+	if !ok {
+		return unexpected(r, "StoreReply")
+	}
+	if !reply.Accept {
+		return &RemoteError{Reason: reply.Reason}
+	}
+	return nil
 }

@@ -179,16 +179,28 @@ func reject(c *conn, reason string) error {
 	return c.send(&pb.StoreReply{Reason: strings.ToValidUTF8(reason, "?")})
 }
 
+// serveStore dispatches on the stream's first message: an offer (a
+// transfer follows), a lease renewal or a removal (answered at once).
 func (s *Service) serveStore(ctx context.Context, str network.Stream, c *conn) error {
-	p := str.Conn().RemotePeer()
 	m, err := c.recv(MaxRequestSize)
 	if err != nil {
 		return fmt.Errorf("read offer: %w", eofUnexpected(err))
 	}
-	offer, ok := m.(*pb.StoreOffer)
-	if !ok {
-		return unexpected(m, "StoreOffer")
+	switch m := m.(type) {
+	case *pb.StoreOffer:
+		return s.serveOffer(ctx, str, c, m)
+	case *pb.Lease:
+		return s.serveLease(ctx, str.Conn().RemotePeer(), c, m)
+	case *pb.Remove:
+		return s.serveRemove(ctx, str.Conn().RemotePeer(), c, m)
+	default:
+		return unexpected(m, "StoreOffer, Lease or Remove")
 	}
+}
+
+// serveOffer answers an offer and, if accepted, receives its blocks.
+func (s *Service) serveOffer(ctx context.Context, str network.Stream, c *conn, offer *pb.StoreOffer) error {
+	p := str.Conn().RemotePeer()
 	log.Debugw("store offer", "peer", p, "root", offer.Root, "blocks", offer.Blocks, "bytes", offer.Bytes)
 	charge, err := s.checkOffer(p, offer)
 	if err != nil {
@@ -223,9 +235,7 @@ func (s *Service) serveStore(ctx context.Context, str network.Stream, c *conn) e
 // strike; a stale one, or one too large to charge, is only refused.
 func (s *Service) checkOffer(p peer.ID, offer *pb.StoreOffer) (charge int64, err error) {
 	if err := VerifyOffer(s.h.ID(), offer, time.Now()); err != nil {
-		if errors.Is(err, ErrBadSignature) && s.cfg.strike != nil {
-			s.cfg.strike(p, "store: "+err.Error())
-		}
+		s.strikeForged(p, "store", err)
 		return 0, err
 	}
 	if offer.Blocks > MaxOfferBlocks {

@@ -119,6 +119,8 @@ func newRootCmd(g *globalOpts) *cobra.Command {
 		newConnectCmd(g),
 		newPeersCmd(g),
 		newStatusCmd(g),
+		newRepairCmd(g),
+		newRmCmd(g),
 		newVersionCmd(g),
 		newDaemonCmd(g),
 	)

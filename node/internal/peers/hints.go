@@ -56,3 +56,20 @@ func (h *Hints) Of(root cid.Cid) []peer.ID {
 	ps, _ := h.roots.Get(root.KeyString())
 	return slices.Clone(ps)
 }
+
+// Drop forgets that p holds root (it failed a check, or dropped root).
+func (h *Hints) Drop(root cid.Cid, p peer.ID) {
+	k := root.KeyString()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ps, ok := h.roots.Get(k)
+	if !ok || !slices.Contains(ps, p) {
+		return
+	}
+	ps = slices.DeleteFunc(slices.Clone(ps), func(q peer.ID) bool { return q == p })
+	if len(ps) == 0 {
+		h.roots.Remove(k)
+		return
+	}
+	h.roots.Add(k, ps)
+}

@@ -103,3 +103,20 @@ func TestHintsRootsBounded(t *testing.T) {
 	require.Empty(t, h.Of(first), "the least recently used root is kept past the bound")
 	require.Equal(t, []peer.ID{testPeer(1)}, h.Of(kept))
 }
+
+// TestHintsDrop: a dropped peer is no longer a hint of that root, and
+// stays one of another root; dropping the last forgets the root.
+func TestHintsDrop(t *testing.T) {
+	h := peers.NewHints()
+	a, b := testRoot(t, 0), testRoot(t, 1)
+	p1, p2 := testPeer(1), testPeer(2)
+	h.Add(a, p1)
+	h.Add(a, p2)
+	h.Add(b, p1)
+	h.Drop(a, p1)
+	h.Drop(a, testPeer(9)) // not a hint: no change
+	require.Equal(t, []peer.ID{p2}, h.Of(a))
+	require.Equal(t, []peer.ID{p1}, h.Of(b))
+	h.Drop(a, p2)
+	require.Empty(t, h.Of(a))
+}

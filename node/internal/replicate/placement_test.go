@@ -74,7 +74,7 @@ func TestPlacementNotCapturable(t *testing.T) {
 	withHonest := 0
 	drawn := map[peer.ID]int{}
 	for range runs {
-		cands, err := r.candidates(t.Context(), root, 3)
+		cands, err := r.candidates(t.Context(), root, 3, nil)
 		require.NoError(t, err)
 		require.Len(t, cands, 20)
 		first := cands[:3]
@@ -106,7 +106,7 @@ func TestPlacementPrefersProven(t *testing.T) {
 	r := placementReplicator(t, append(slices.Clone(ground), honest...), proven, nil)
 	for seed := range 200 {
 		r.cfg.Rand = mrand.NewChaCha8([32]byte{byte(seed)})
-		cands, err := r.candidates(t.Context(), root, 3)
+		cands, err := r.candidates(t.Context(), root, 3, nil)
 		require.NoError(t, err)
 		first := cands[:3]
 		require.Equal(t, ground[0], first[0])

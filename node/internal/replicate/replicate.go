@@ -1,16 +1,7 @@
-// Package replicate keeps a node's files on the peers that hold them for
-// it. Placement ([Replicator.Replicate]) pushes a root over /cas/store/1.0
-// to peers that accept it, until the replication goal is met: half of the
-// goal taken from the peers closest to its CID, the rest at random,
-// preferring peers that proved holding files before. A peer's claim to
-// hold a root (it already holds it, or acknowledged it whole) counts only
-// once it answers a storage challenge ([Auditor]). A root left short of
-// its goal is pending, recorded as a pin of reason [PinPending] so that a
-// restart goes on with it, and the retry loop tries again every retry
-// interval. Repair and scheduled audits belong here too.
 package replicate
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -29,12 +20,17 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/config"
 	"github.com/casd/casd/dag"
 	"github.com/casd/casd/node/internal/peers"
 	"github.com/casd/casd/protocol"
 )
 
 var log = golog.Logger("casd/replicate")
+
+// PinOwner is the pin reason of the node's own files: the roots it keeps
+// replicated.
+const PinOwner = "owner"
 
 // PinPending is the pin reason of a root with fewer replicas than its goal.
 // The pin keeps nothing alive that the owner's pin does not.
@@ -78,22 +74,39 @@ type Config struct {
 	Rand io.Reader
 	// Announce queues a root for a provider record; it must not block.
 	Announce func(root cid.Cid)
-	// RetryInterval is the period of the retry loop; zero means
+	// RetryInterval is how often the roots short of their goal are
+	// checked again, when it is shorter than CheckInterval; zero means
 	// DefaultRetryInterval.
 	RetryInterval time.Duration
+	// CheckInterval is the period (jittered ±20%) of the check of every
+	// owned root; AuditInterval the least time (jittered) between two tree
+	// audits of a replica; Lease the lease granted to, and renewed on,
+	// each replica. Zero means config's defaults.
+	CheckInterval, AuditInterval, Lease time.Duration
+	// Lookup calls found for the peers that claim to hold root (the
+	// hints, then the DHT's providers; fetch.Retriever.FindHolders); only
+	// confirmed claims are used, and each must pass a challenge. Nil
+	// looks up nothing.
+	Lookup func(ctx context.Context, root cid.Cid, found func(p peer.ID, confirmed bool))
+	// Strike counts a failed tree audit against a peer; nil strikes
+	// nobody.
+	Strike func(p peer.ID, reason string)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
-// Replicator places roots and retries those short of their goal. Start
-// launches the retry loop; Close stops it and waits. Replicate runs in its
-// caller's goroutine and may be called concurrently.
+// Replicator places roots and keeps them replicated. Start launches the
+// repair loop; Close stops it and waits. Replicate, Check and Remove run
+// in their caller's goroutine and may be called concurrently.
 type Replicator struct {
 	cfg    Config
 	ctx    context.Context // the replicator's lifetime; cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the retry loop
+	wg     sync.WaitGroup // the repair loop
 
-	mu      sync.Mutex // guards pending
+	mu      sync.Mutex // guards pending, roots and the fields of each rootState that say so
 	pending map[cid.Cid]bool
+	roots   map[cid.Cid]*rootState
 }
 
 // New returns a replicator over cfg whose pending set holds the roots that
@@ -105,12 +118,19 @@ func New(ctx context.Context, cfg Config) (*Replicator, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.CheckInterval = cmp.Or(cfg.CheckInterval, config.DefaultCheckInterval)
+	cfg.AuditInterval = cmp.Or(cfg.AuditInterval, config.DefaultAuditInterval)
+	cfg.Lease = cmp.Or(cfg.Lease, config.DefaultLease)
 	pins, err := cfg.Store.Pins(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load pending replications: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	r := &Replicator{cfg: cfg, ctx: rctx, cancel: cancel, pending: make(map[cid.Cid]bool)}
+	r := &Replicator{cfg: cfg, ctx: rctx, cancel: cancel, pending: make(map[cid.Cid]bool),
+		roots: make(map[cid.Cid]*rootState)}
 	for _, p := range pins {
 		if p.Reason == PinPending {
 			r.pending[p.Root] = true
@@ -119,10 +139,10 @@ func New(ctx context.Context, cfg Config) (*Replicator, error) {
 	return r, nil
 }
 
-// Start launches the retry loop.
-func (r *Replicator) Start() { r.wg.Go(r.retryLoop) }
+// Start launches the repair loop.
+func (r *Replicator) Start() { r.wg.Go(r.loop) }
 
-// Close stops the retry loop, cancelling a retry in flight, and waits for
+// Close stops the repair loop, cancelling a check in flight, and waits for
 // it. It is safe to call more than once.
 func (r *Replicator) Close() error {
 	r.cancel()
@@ -131,15 +151,33 @@ func (r *Replicator) Close() error {
 }
 
 // Replicate announces root and pushes it to peers that accept it (see
-// [placementOrder]), until the goal is met. It returns the peers that
-// hold the whole file and proved it; fewer than the goal is not an error,
-// but leaves root pending for the retry loop.
+// [placementOrder]), until the goal is met, granting each a lease. It
+// returns the peers that hold the whole file and proved it, and remembers
+// them for the checks; fewer than the goal is not an error, but leaves
+// root pending for the repair loop.
 func (r *Replicator) Replicate(ctx context.Context, root cid.Cid) ([]string, error) {
 	r.cfg.Announce(root)
 	if r.cfg.Goal == 0 {
 		return []string{}, nil
 	}
-	got, err := r.place(ctx, root, r.cfg.Goal)
+	st, unlock, err := r.lockRoot(ctx, root)
+	if err != nil {
+		return nil, fmt.Errorf("replicate %s: %w", root, err)
+	}
+	defer unlock()
+	known := r.known(st)
+	if len(known) > 0 { // a re-add: check what is known, place what is missing
+		rep, err := r.checkLocked(ctx, root, st)
+		return rep.Live, err
+	}
+	placed, err := r.place(ctx, root, r.cfg.Goal, nil)
+	got := []string{}
+	for p, rep := range placed {
+		known[p] = rep
+		got = append(got, p.String())
+	}
+	slices.Sort(got)
+	r.record(st, known, time.Time{})
 	if err != nil {
 		return got, err
 	}
@@ -148,6 +186,13 @@ func (r *Replicator) Replicate(ctx context.Context, root cid.Cid) ([]string, err
 	}
 	r.markPending(ctx, root, len(got) < r.cfg.Goal)
 	return got, nil
+}
+
+// isPending reports whether root is short of its goal.
+func (r *Replicator) isPending(root cid.Cid) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending[root]
 }
 
 // Pending returns the roots short of their goal.
@@ -163,9 +208,10 @@ func (r *Replicator) Pending() []cid.Cid {
 
 // candidates returns the peers to place root on for goal, in the order
 // of [placementOrder], from the DHT's closest peers and the connected
-// peers.
-func (r *Replicator) candidates(ctx context.Context, root cid.Cid, goal int) ([]peer.ID, error) {
-	return placementOrder(r.closest(ctx, root), goal, r.cfg.Proven.Has, r.cfg.Rand)
+// peers, without those in skip.
+func (r *Replicator) candidates(ctx context.Context, root cid.Cid, goal int, skip map[peer.ID]bool) ([]peer.ID, error) {
+	ps := slices.DeleteFunc(r.closest(ctx, root), func(p peer.ID) bool { return skip[p] })
+	return placementOrder(ps, goal, r.cfg.Proven.Has, r.cfg.Rand)
 }
 
 // closest returns the DHT's closest peers to root and the connected peers,
@@ -184,18 +230,20 @@ func (r *Replicator) closest(ctx context.Context, root cid.Cid) []peer.ID {
 	return kb.SortClosestPeers(ps, kb.ConvertKey(key))
 }
 
-// place stores root on up to goal peers, trying candidates in order, goal
-// at a time.
-func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int) ([]string, error) {
+// place stores root on up to goal peers not in skip, trying candidates in
+// order, goal at a time, and returns those that hold it whole and proved
+// it: each stamped audited, its lease the one granted (unknown for a peer
+// that held root already), its tree audit due an audit interval from now.
+func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int, skip map[peer.ID]bool) (map[peer.ID]replica, error) {
 	blocks, bytes, err := r.treeSize(ctx, root)
 	if err != nil {
 		return nil, err
 	}
 	var (
 		mu  sync.Mutex // guards got
-		got []string
+		got = make(map[peer.ID]replica)
 	)
-	cands, err := r.candidates(ctx, root, goal)
+	cands, err := r.candidates(ctx, root, goal, skip)
 	if err != nil {
 		return nil, fmt.Errorf("place %s: %w", root, err)
 	}
@@ -205,12 +253,20 @@ func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int) ([]strin
 		var wg sync.WaitGroup
 		for _, p := range batch {
 			wg.Go(func() {
-				if r.pushTo(ctx, p, root, blocks, bytes) {
-					r.cfg.Hints.Add(root, p)
-					mu.Lock()
-					got = append(got, p.String())
-					mu.Unlock()
+				lease := r.now().Add(r.cfg.Lease)
+				ok, stored := r.pushTo(ctx, p, root, blocks, bytes, lease)
+				if !ok {
+					return
 				}
+				r.cfg.Hints.Add(root, p)
+				now := r.now()
+				rep := replica{lastAudit: now, treeDue: now.Add(jitter(r.cfg.AuditInterval))}
+				if stored {
+					rep.lease = lease
+				}
+				mu.Lock()
+				got[p] = rep
+				mu.Unlock()
 			})
 		}
 		wg.Wait()
@@ -221,22 +277,25 @@ func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int) ([]strin
 	return got, nil
 }
 
-// pushTo stores root on p and reports whether p holds all of it. A peer
-// that already holds the whole file (a re-add, a retry) counts without a
-// transfer. Either claim, "I hold it" or "stored, complete", counts only
-// once p passes a challenge on it.
-func (r *Replicator) pushTo(ctx context.Context, p peer.ID, root cid.Cid, blocks, bytes uint64) bool {
+// pushTo stores root on p, granting it a lease to lease, and reports
+// whether p holds all of it, and whether it was stored now (the lease
+// granted) rather than held already. A peer that already holds the whole
+// file (a re-add, a retry) counts without a transfer. Either claim, "I
+// hold it" or "stored, complete", counts only once p passes a challenge
+// on it.
+func (r *Replicator) pushTo(ctx context.Context, p peer.ID, root cid.Cid, blocks, bytes uint64, lease time.Time) (ok, stored bool) {
 	if r.cfg.Holds(ctx, p, root, holdsTimeout) {
 		log.Debugw("peer says it holds the file", "peer", p, "cid", root)
-		return r.proves(ctx, p, root)
+		return r.proves(ctx, p, root), false
 	}
-	res, err := protocol.Store(ctx, r.cfg.Host, p, r.cfg.Owner, root, r.treeBlocks(ctx, root), blocks, bytes)
+	res, err := protocol.Store(ctx, r.cfg.Host, p, r.cfg.Owner, root, r.treeBlocks(ctx, root), blocks, bytes,
+		protocol.WithLease(lease))
 	if err != nil {
 		log.Debugw("store on peer", "peer", p, "cid", root, "err", err)
-		return false
+		return false, false
 	}
 	log.Debugw("stored on peer", "peer", p, "cid", root, "blocks", res.Stored, "complete", res.Complete)
-	return res.Complete && r.proves(ctx, p, root)
+	return res.Complete && r.proves(ctx, p, root), true
 }
 
 // proves challenges p's claim to hold root and reports whether it passed.
@@ -310,28 +369,5 @@ func (r *Replicator) markPending(ctx context.Context, root cid.Cid, pending bool
 	}
 }
 
-// retryLoop retries the pending roots every retry interval until Close.
-func (r *Replicator) retryLoop() {
-	t := time.NewTicker(r.cfg.RetryInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-			r.RetryPending(r.ctx)
-		}
-	}
-}
-
-// RetryPending tries once more to place every pending root, until ctx
-// ends.
-func (r *Replicator) RetryPending(ctx context.Context) {
-	for _, root := range r.Pending() {
-		if ctx.Err() != nil {
-			return
-		}
-		got, err := r.Replicate(ctx, root)
-		log.Infow("retried replication", "cid", root, "replicas", len(got), "err", err)
-	}
-}
+// now reads the replicator's clock.
+func (r *Replicator) now() time.Time { return r.cfg.Now() }
