@@ -94,3 +94,29 @@ func TestRestoredNodeRepairs(t *testing.T) {
 	want := fmt.Sprintf("%s %d/%d replicas (+0 new)\n", root, len(rep.Live), replicationGoal)
 	check(t, res.out() == want, "repair printed %q, want %q", res.out(), want)
 }
+
+// TestRmOffline: without the daemon, rm deletes the file locally and says
+// on stderr that its replicas free it at lease end; rm again, or of a CID
+// this node does not own, fails with one line (not found); a bad CID is
+// bad usage; repair needs the daemon.
+func TestRmOffline(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	root := n.add(t, writeFile(t, t.TempDir(), "gone.txt", randBytes(300*1024)))
+	res := n.run(t, "rm", root)
+	n.requireOK(t, res)
+	check(t, len(res.stdout) == 0, "rm wrote to stdout: %s", res)
+	check(t, strings.Contains(res.stderr, "lease") && strings.Count(res.stderr, "\n") == 1, "rm offline: want one warning line about leases: %s", res)
+	res = n.run(t, "ls")
+	n.requireOK(t, res)
+	check(t, !strings.Contains(res.out(), root), "ls still lists the removed file: %s", res)
+	res = n.run(t, "repo", "stat")
+	n.requireOK(t, res)
+	check(t, strings.Contains(res.out(), "blocks: 0\n"), "the removed file's blocks were not collected: %s", res)
+
+	msg := requireFail(t, n.run(t, "rm", root), exitNotFound)
+	check(t, strings.Contains(msg, root) && strings.Contains(msg, "not one of this node's files"), "rm again: %s", msg)
+	requireFail(t, n.run(t, "rm", randomCID(t)), exitNotFound)
+	requireFail(t, n.run(t, "rm", "not-a-cid"), exitUsage)
+	requireFail(t, n.run(t, "repair", root), exitBusy)
+}

@@ -26,7 +26,6 @@ import (
 var (
 	_ protocol.StoreBackend = (*storeBackend)(nil)
 	_ protocol.GetBackend   = getBackend{}
-	_ protocol.TreeBackend  = getBackend{}
 )
 
 // storeBackend is what /cas/store writes into: the local block store.

@@ -62,6 +62,10 @@ const framePriority = network.ReservationPriorityHigh
 // refresh sets the stream deadline for the next message: the idle timeout,
 // or the limit if that is earlier.
 func (c *conn) refresh() {
+	if c.idle <= 0 { // recvSlow: the limit alone, or no deadline
+		_ = c.s.SetDeadline(c.limit)
+		return
+	}
 	d := time.Now().Add(c.idle)
 	if !c.limit.IsZero() && c.limit.Before(d) {
 		d = c.limit
@@ -115,6 +119,16 @@ func (c *conn) recv(max int) (pb.Message, error) {
 	m, n, err := c.recvHeld(max, nil)
 	c.free(n)
 	return m, err
+}
+
+// recvSlow is recv for an answer that the peer may take long to compute
+// while it sends nothing (a tree proof): its deadline is the limit alone
+// (the caller's context deadline; none if zero), not the idle timeout.
+func (c *conn) recvSlow(max int) (pb.Message, error) {
+	idle := c.idle
+	c.idle = 0
+	defer func() { c.idle = idle }()
+	return c.recv(max)
 }
 
 // recvHeld is recv for a frame whose memory the caller keeps: the n bytes

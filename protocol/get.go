@@ -57,8 +57,11 @@ func (s *Service) handleGet(str network.Stream) {
 		case *pb.Challenge:
 			log.Debugw("challenge", "peer", p, "root", req.Root, "cid", req.Cid)
 			err = s.serveChallenge(ctx, c, req)
+		case *pb.TreeChallenge:
+			log.Debugw("tree challenge", "peer", p, "root", req.Root)
+			err = s.serveTreeChallenge(ctx, c, req)
 		default:
-			s.fail(str, "get: read request", unexpected(m, "GetRequest or Challenge"))
+			s.fail(str, "get: read request", unexpected(m, "GetRequest, Challenge or TreeChallenge"))
 			return
 		}
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	logging "github.com/ipfs/go-log/v2"
@@ -49,8 +50,10 @@ var (
 	ErrMessageTooLarge = errors.New("protocol: message too large")
 	// ErrRejected is wrapped by the [*RemoteError] of a rejected store.
 	ErrRejected = errors.New("protocol: rejected")
-	// ErrBadSignature means a store offer is not signed by its owner.
-	ErrBadSignature = errors.New("protocol: bad offer signature")
+	// ErrBadSignature means a store offer, a lease renewal, a removal or
+	// a tree challenge is not signed by the owner it names for this
+	// receiver.
+	ErrBadSignature = errors.New("protocol: bad signature")
 	// ErrOfferExpired means a store offer's expiry has passed or lies
 	// more than [MaxOfferLifetime] in the future.
 	ErrOfferExpired = errors.New("protocol: offer expired")
@@ -121,6 +124,11 @@ type Service struct {
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup
+
+	// treeSlots holds a token per tree proof running (at most
+	// maxTreeProofs); treeWaiting counts the challenges waiting for one.
+	treeSlots   chan struct{}
+	treeWaiting atomic.Int32
 }
 
 // New returns a Service for h; call [Service.Start] to serve.
@@ -130,7 +138,7 @@ func New(h host.Host, opts ...Option) *Service {
 		o(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{h: h, cfg: cfg, ctx: ctx, cancel: cancel}
+	return &Service{h: h, cfg: cfg, ctx: ctx, cancel: cancel, treeSlots: make(chan struct{}, maxTreeProofs)}
 }
 
 // Start registers the stream handlers.

@@ -181,12 +181,13 @@ func (r *Replicator) gather(ctx context.Context, root cid.Cid, known map[peer.ID
 
 // lightAudits challenges every candidate on a random block of root, at
 // most checkParallel at once, and splits them into those that passed
-// (their lastAudit stamped) and the others. An error means that this node
+// (their lastAudit stamped), or were known and whose audit was
+// inconclusive, and the others. An error means that this node
 // cannot judge anyone (it does not hold root whole).
 func (r *Replicator) lightAudits(ctx context.Context, root cid.Cid, cands map[peer.ID]replica) (live, failed map[peer.ID]replica, err error) {
 	live, failed = make(map[peer.ID]replica), make(map[peer.ID]replica)
 	var (
-		mu      sync.Mutex // guards live, failed and notLocal
+		mu      sync.Mutex // guards live, failed and notLoc
 		notLoc  error
 		wg      sync.WaitGroup
 		workers = make(chan struct{}, checkParallel)
@@ -206,6 +207,11 @@ func (r *Replicator) lightAudits(ctx context.Context, root cid.Cid, cands map[pe
 				live[p] = rep
 			case errors.Is(err, ErrNotLocal):
 				notLoc = err
+			case errors.Is(err, ErrInconclusive) && !rep.lastAudit.IsZero():
+				// This node served the challenged blocks meanwhile: a
+				// replica that proved holding root before still counts,
+				// its last audit unchanged.
+				live[p] = rep
 			default:
 				log.Debugw("replica failed its check", "peer", p, "cid", root, "err", err)
 				failed[p] = rep

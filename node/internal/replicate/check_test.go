@@ -412,18 +412,24 @@ func TestCheckNotConcurrent(t *testing.T) {
 		}
 		r := o.checker(t, 1, checkerOpts{lookup: lookup})
 		var wg sync.WaitGroup
+		errs := make(chan error, 2)
 		for range 2 {
 			wg.Go(func() {
 				_, err := r.Check(t.Context(), o.root)
-				require.NoError(t, err)
+				errs <- err
 			})
 		}
 		synctest.Wait() // one check in the lookup, the other waiting for it
 		mu.Lock()
-		require.Equal(t, 1, entered)
+		during := entered
 		mu.Unlock()
 		close(release)
 		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		require.Equal(t, 1, during, "checks of one root at once")
 		require.Equal(t, 2, entered)
 	})
 }
