@@ -263,15 +263,6 @@ func TestRepairAfterReplicaLoss(t *testing.T) {
 	t.Logf("node %d read %d bytes from the new replicas %v alone", reader[0], len(got), added)
 }
 
-// repairJSON is one element of `casd repair --json`.
-type repairJSON struct {
-	CID     string   `json:"cid"`
-	Goal    int      `json:"goal"`
-	Live    []string `json:"live"`
-	Added   []string `json:"added"`
-	Dropped []string `json:"dropped"`
-}
-
 // requireRepairReport runs `casd repair root` on n, in JSON and in text,
 // on a root that meets its goal with the replicas live: both exit 0, and
 // report those replicas and nothing added or dropped.
