@@ -131,6 +131,9 @@ func TestLeaseExpiryFrees(t *testing.T) {
 	addEnd := time.Now()
 	refs := on.refs(t, root)
 	capability := on.share(t, root)
+	// A check (here run at once, since the owner's next one is an hour
+	// away) records the replicas' leases for status.
+	on.requireOK(t, on.run(t, "repair", root))
 	st := waitLive(t, on, root, 10*time.Second, func(l []string) bool { return len(l) == replicationGoal }, "after add")
 	replicas := c.indexes(t, st.live())
 	var expires time.Time
