@@ -339,7 +339,7 @@ func (r *Replicator) renewAll(ctx context.Context, root cid.Cid, live, failed ma
 	}
 	var mu sync.Mutex // guards live and failed
 	each(ctx, due, func(p peer.ID) {
-		expiry := now.Add(r.cfg.Lease)
+		expiry := r.leaseFrom(now)
 		err := r.renew(ctx, p, root, expiry)
 		mu.Lock()
 		defer mu.Unlock()

@@ -343,7 +343,7 @@ func TestLeaseRenewal(t *testing.T) {
 	require.Equal(t, 2, renewals(), "29 of 60 minutes left: each replica renewed once")
 	st, _ := r.Status(o.root)
 	for _, h := range st.Holders {
-		require.Equal(t, clk.now().Add(time.Hour), h.LeaseExpires)
+		require.Equal(t, time.Unix(clk.now().Add(time.Hour).Unix(), 0), h.LeaseExpires, "the lease granted, to the second as on the wire")
 	}
 
 	_, err = r.Check(t.Context(), o.root)
@@ -393,7 +393,7 @@ func TestCheckRebuildsFromLookup(t *testing.T) {
 	st, _ := r.Status(o.root)
 	for _, h := range st.Holders {
 		require.Equal(t, clk.now(), h.LastTreeAudit)
-		require.Equal(t, clk.now().Add(time.Hour), h.LeaseExpires)
+		require.Equal(t, time.Unix(clk.now().Add(time.Hour).Unix(), 0), h.LeaseExpires, "the lease granted, to the second as on the wire")
 	}
 	for _, h := range hs {
 		require.Equal(t, 1, h.back.renewals())

@@ -278,7 +278,7 @@ func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int, near []p
 		var wg sync.WaitGroup
 		for _, p := range batch {
 			wg.Go(func() {
-				lease := r.now().Add(r.cfg.Lease)
+				lease := r.leaseFrom(r.now())
 				ok, stored := r.pushTo(ctx, p, root, blocks, bytes, lease)
 				if !ok {
 					return
@@ -396,3 +396,9 @@ func (r *Replicator) markPending(ctx context.Context, root cid.Cid, pending bool
 
 // now reads the replicator's clock.
 func (r *Replicator) now() time.Time { return r.cfg.Now() }
+
+// leaseFrom is the expiry of a lease granted at now, to the second: the
+// wire carries unix seconds, so this is the expiry the holder records.
+func (r *Replicator) leaseFrom(now time.Time) time.Time {
+	return time.Unix(now.Add(r.cfg.Lease).Unix(), 0)
+}
