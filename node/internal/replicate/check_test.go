@@ -473,3 +473,39 @@ func TestCheckNotOwned(t *testing.T) {
 	_, err := r.Check(t.Context(), o.root)
 	require.ErrorIs(t, err, core.ErrNotMine)
 }
+
+// TestCheckAllGoesOn: a root this node cannot check (a block of its local
+// copy is gone: it can judge nobody, so it drops nobody) does not stop
+// the check of the others: CheckAll reports them and returns the failed
+// root's error.
+func TestCheckAllGoesOn(t *testing.T) {
+	o := newOwner(t)
+	damaged := newOwner(t) // a second file, added to the first owner's store
+	require.NoError(t, dag.Walk(t.Context(), damaged.store, damaged.root, func(c cid.Cid, _ byte) error {
+		data, err := damaged.store.Get(t.Context(), c)
+		if err == nil {
+			err = o.store.Put(t.Context(), blockstore.Block{Cid: c, Data: data})
+		}
+		return err
+	}))
+	require.NoError(t, o.store.Pin(t.Context(), damaged.root, PinOwner))
+	hs := []*holder{startHolder(t), startHolder(t)}
+	r := o.checker(t, 1, checkerOpts{}, hostsOf(hs...)...)
+	for _, root := range []cid.Cid{o.root, damaged.root} {
+		_, err := r.Replicate(t.Context(), root)
+		require.NoError(t, err)
+	}
+	picked, err := r.cfg.Audit.pick(t.Context(), damaged.root) // the block every audit challenges
+	require.NoError(t, err)
+	require.NoError(t, o.store.Delete(t.Context(), picked.Cid))
+
+	reports, err := r.CheckAll(t.Context())
+	require.ErrorIs(t, err, ErrNotLocal)
+	require.ErrorContains(t, err, damaged.root.String())
+	require.Len(t, reports, 1)
+	require.Equal(t, o.root.String(), reports[0].Cid)
+	require.Len(t, reports[0].Live, 1)
+	st, ok := r.Status(damaged.root)
+	require.True(t, ok)
+	require.Len(t, st.Replicas, 1, "a check that cannot judge drops nobody")
+}
