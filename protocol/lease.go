@@ -233,7 +233,7 @@ func (s *Service) strikeForged(p peer.ID, op string, err error) {
 }
 
 // Renew asks p to extend the lease of its replica of root, held for the
-// owner of priv, to expiry (p clamps it to [MaxLease] from its clock). A
+// owner key owner, to expiry (p clamps it to [MaxLease] from its clock). A
 // refusal (p does not hold root for this owner, or expiry is past) is a
 // [*RemoteError] wrapping [ErrRejected]. Deadlines are those of [Store]:
 // ctx, and [DefaultIdleTimeout] per message.
@@ -249,7 +249,7 @@ func Renew(ctx context.Context, h host.Host, p peer.ID, owner ed25519.PrivateKey
 	return nil
 }
 
-// Remove asks p to drop its replica of root, held for the owner of priv.
+// Remove asks p to drop its replica of root, held for the owner key owner.
 // p accepts a removal of what it does not hold; it refuses one whose
 // signed time (now) lies more than [MaxClockSkew] from its clock, with a
 // [*RemoteError]. Deadlines are those of [Renew].
