@@ -289,9 +289,8 @@ func storeRequest(ctx context.Context, h host.Host, p peer.ID, m pb.Message) (er
 	stop := context.AfterFunc(ctx, func() { _ = str.Reset() })
 	err = requestOn(c, m)
 	stop()
-	if ctx.Err() != nil && err != nil && !errors.Is(err, ctx.Err()) {
-		// The stream's deadline (ctx's) may fire before ctx's AfterFunc.
-		err = errors.Join(ctx.Err(), err)
+	if err != nil {
+		err = withCtxErr(ctx, err)
 	}
 	if err != nil {
 		_ = str.Reset()
@@ -320,4 +319,18 @@ func requestOn(c *conn, m pb.Message) error {
 		return &RemoteError{Reason: reply.Reason}
 	}
 	return nil
+}
+
+// withCtxErr joins to err, a failed exchange under ctx, the context's
+// error if ctx is done or its deadline has passed: the stream's deadline
+// is ctx's, and may fire just before ctx's own timer does.
+func withCtxErr(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if dl, ok := ctx.Deadline(); cerr == nil && ok && !time.Now().Before(dl) {
+		cerr = context.DeadlineExceeded
+	}
+	if cerr == nil || errors.Is(err, cerr) {
+		return err
+	}
+	return errors.Join(cerr, err)
 }
