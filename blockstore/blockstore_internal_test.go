@@ -228,14 +228,23 @@ func FuzzDecodePin(f *testing.F) {
 	f.Add(pinKey(b.Cid, "owner"), []byte{0, 0, 0, 0, 0, 0, 0, 1})
 	f.Add([]byte{0x01}, []byte{})
 	f.Add([]byte{}, []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add(pinKey(b.Cid, "replica:k"), []byte{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2})
 	f.Fuzz(func(t *testing.T, k, v []byte) {
 		p, err := decodePin(k, v)
 		if err != nil {
 			return
 		}
-		// What decodes re-encodes to the same bytes.
+		// What decodes re-encodes to the same bytes (an old 8-byte value
+		// to its 16-byte form).
 		if got := pinKey(p.Root, p.Reason); !bytes.Equal(got, k) {
 			t.Fatalf("pinKey(decodePin(%x)) = %x", k, got)
+		}
+		want := v
+		if len(v) == 8 {
+			want = append(bytes.Clone(v), 0, 0, 0, 0, 0, 0, 0, 0)
+		}
+		if got := pinValue(p.Created, p.Expires); !bytes.Equal(got, want) {
+			t.Fatalf("pinValue(decodePin(%x)) = %x", v, got)
 		}
 	})
 }

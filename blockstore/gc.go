@@ -101,19 +101,7 @@ func (s *Store) GC(ctx context.Context, links LinkFunc, opts ...GCOption) (GCRes
 	if err != nil {
 		return GCResult{}, fmt.Errorf("gc: list pins: %w", err)
 	}
-	live, err := s.walk(ctx, roots, s.walkLimit(o.missing), func(c cid.Cid, data []byte, err error) ([]cid.Cid, bool, error) {
-		if errors.Is(err, ErrNotFound) {
-			return nil, false, nil
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		children, err := links(c, data)
-		if err != nil {
-			return nil, false, fmt.Errorf("list links of %s: %w", c, err)
-		}
-		return children, o.leaves != nil && o.leaves(c, data), nil
-	})
+	live, err := s.walk(ctx, roots, s.walkLimit(o.missing), markVisit(links, o.leaves))
 	if err != nil {
 		return GCResult{}, fmt.Errorf("gc: mark: %w", err)
 	}
@@ -148,6 +136,26 @@ func (s *Store) GC(ctx context.Context, links LinkFunc, opts ...GCOption) (GCRes
 	return res, nil
 }
 
+// markVisit is the visit of GC's mark, which [Store.Usage] shares: it
+// skips missing blocks, lists the children of the others with links, and
+// with leaves marks the children of a block that leaves calls a leaf
+// without reading them.
+func markVisit(links LinkFunc, leaves LeafFunc) visitFunc {
+	return func(c cid.Cid, data []byte, err error) ([]cid.Cid, bool, error) {
+		if errors.Is(err, ErrNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		children, err := links(c, data)
+		if err != nil {
+			return nil, false, fmt.Errorf("list links of %s: %w", c, err)
+		}
+		return children, leaves != nil && leaves(c, data), nil
+	}
+}
+
 // visitFunc is called once per block reached by walk, with the block's
 // bytes or the error reading them (wrapping ErrNotFound if it is missing).
 // It returns the children to walk next, or, with leaves, children to mark
@@ -172,6 +180,17 @@ const (
 // (ErrTooManyBlocks) or the end of ctx.
 func (s *Store) walk(ctx context.Context, roots []cid.Cid, limit int, visit visitFunc) (map[cid.Cid]byte, error) {
 	marks := make(map[cid.Cid]byte)
+	if err := s.walkFrom(ctx, marks, roots, limit, visit, nil); err != nil {
+		return nil, err
+	}
+	return marks, nil
+}
+
+// walkFrom is walk continued from the marks of earlier walks: a CID
+// already visited is not visited again, one marked as a leaf is visited
+// if reached as an inner block. marked, if set, is told each CID that
+// this walk marks first (under the walk's lock).
+func (s *Store) walkFrom(ctx context.Context, marks map[cid.Cid]byte, roots []cid.Cid, limit int, visit visitFunc, marked func(cid.Cid)) error {
 	var level []cid.Cid
 	add := func(cs []cid.Cid, visit bool) error {
 		for _, c := range cs {
@@ -182,6 +201,9 @@ func (s *Store) walk(ctx context.Context, roots []cid.Cid, limit int, visit visi
 			m, ok := marks[c]
 			if !ok && len(marks) >= limit {
 				return fmt.Errorf("%w: more than %d", ErrTooManyBlocks, limit)
+			}
+			if !ok && marked != nil {
+				marked(c)
 			}
 			switch {
 			case visit && m != markedVisit:
@@ -194,11 +216,11 @@ func (s *Store) walk(ctx context.Context, roots []cid.Cid, limit int, visit visi
 		return nil
 	}
 	if err := add(roots, true); err != nil {
-		return nil, err
+		return err
 	}
 	for len(level) > 0 {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		cur := level
 		level = nil
@@ -220,13 +242,13 @@ func (s *Store) walk(ctx context.Context, roots []cid.Cid, limit int, visit visi
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return nil, err
+			return err
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return marks, nil
+	return nil
 }
 
 // walkLimit is the bound of a walk from every pin: every block the store

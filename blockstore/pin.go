@@ -18,8 +18,11 @@ import (
 const MaxReasonLen = 1024
 
 // metaVersion is the version of the metadata schema below. Open refuses a
-// database written by a newer version.
-const metaVersion = 1
+// database written by a newer version, and moves one of version 1 (pin
+// values of 8 bytes, which version 2 still reads) to 2, so that an older
+// casd refuses a database whose pins it could not decode instead of
+// failing on its first 16-byte pin value.
+const metaVersion = 2
 
 var (
 	bucketMeta = []byte("meta")
@@ -32,12 +35,19 @@ type Pin struct {
 	Root    cid.Cid
 	Reason  string    // why the root is kept: "owner", "replica:<owner-key>", ...
 	Created time.Time // when the (Root, Reason) pin was first made
+	// Expires is when the pin lapses (a replica's lease); zero: never.
+	// The store only records it: [Store.UnpinExpired] removes lapsed pins
+	// when its caller asks, and until then they keep their blocks.
+	Expires time.Time
 }
 
 // The pins bucket maps root bytes followed by the reason bytes to the
-// creation time in Unix nanoseconds (8 bytes, big-endian). CID bytes are
-// self-delimiting, so a key splits back without a separator, and a prefix
-// scan over one root's bytes yields exactly that root's pins.
+// creation time and the expiry in Unix nanoseconds (8 bytes each,
+// big-endian; an expiry of 0 is none). A value of 8 bytes, written by
+// schema version 1, is a creation time alone: a pin that never expires.
+// CID bytes are self-delimiting, so a key splits back without a
+// separator, and a prefix scan over one root's bytes yields exactly that
+// root's pins.
 
 func pinKey(root cid.Cid, reason string) []byte {
 	rb := root.Bytes()
@@ -50,11 +60,28 @@ func decodePin(k, v []byte) (Pin, error) {
 	if err != nil {
 		return Pin{}, fmt.Errorf("decode pin key: %w", err)
 	}
-	if len(v) != 8 {
-		return Pin{}, fmt.Errorf("decode pin %s: value of %d bytes, want 8", root, len(v))
+	if len(v) != 8 && len(v) != 16 {
+		return Pin{}, fmt.Errorf("decode pin %s: value of %d bytes, want 8 or 16", root, len(v))
 	}
-	created := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
-	return Pin{Root: root, Reason: string(k[n:]), Created: created}, nil
+	p := Pin{Root: root, Reason: string(k[n:]), Created: time.Unix(0, int64(binary.BigEndian.Uint64(v)))}
+	if len(v) == 16 {
+		if e := int64(binary.BigEndian.Uint64(v[8:])); e != 0 {
+			p.Expires = time.Unix(0, e)
+		}
+	}
+	return p, nil
+}
+
+// pinValue encodes a pin's creation time and expiry (zero: never).
+func pinValue(created, expires time.Time) []byte {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(created.UnixNano()))
+	var e int64
+	if !expires.IsZero() {
+		if e = expires.UnixNano(); e == 0 {
+			e = 1 // 0 encodes "never"
+		}
+	}
+	return binary.BigEndian.AppendUint64(v, uint64(e))
 }
 
 func openMeta(path string) (*bolt.DB, error) {
@@ -74,11 +101,11 @@ func openMeta(path string) (*bolt.DB, error) {
 			return err
 		}
 		v := meta.Get(keyVersion)
-		if v == nil {
-			return meta.Put(keyVersion, binary.BigEndian.AppendUint32(nil, metaVersion))
-		}
-		if len(v) != 4 || binary.BigEndian.Uint32(v) > metaVersion {
+		if v != nil && (len(v) != 4 || binary.BigEndian.Uint32(v) > metaVersion) {
 			return fmt.Errorf("metadata schema version %x is newer than this casd supports (%d)", v, metaVersion)
+		}
+		if v == nil || binary.BigEndian.Uint32(v) < metaVersion {
+			return meta.Put(keyVersion, binary.BigEndian.AppendUint32(nil, metaVersion))
 		}
 		return nil
 	})
@@ -131,7 +158,7 @@ func (s *Store) Pin(ctx context.Context, root cid.Cid, reason string) error {
 			return nil
 		}
 		added = true
-		return b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano())))
+		return b.Put(k, pinValue(now, time.Time{}))
 	})
 	if err != nil {
 		return fmt.Errorf("pin %s: %w", root, err)

@@ -131,9 +131,10 @@ func TestOpenRefusesNewerMetadata(t *testing.T) {
 		version []byte
 		ok      bool
 	}{
-		{"same version", binary.BigEndian.AppendUint32(nil, 1), true},
+		{"same version", binary.BigEndian.AppendUint32(nil, 2), true},
+		{"version 1 (8-byte pins)", binary.BigEndian.AppendUint32(nil, 1), true},
 		{"older version", binary.BigEndian.AppendUint32(nil, 0), true},
-		{"newer version", binary.BigEndian.AppendUint32(nil, 2), false},
+		{"newer version", binary.BigEndian.AppendUint32(nil, 3), false},
 		{"garbled version", []byte{1}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,6 +35,7 @@ type online struct {
 	announce *announce.Announcer
 	repl     *replicate.Replicator
 	collect  *blockstore.Collector
+	leases   *leaseSweep
 }
 
 func ourProtocols() []string {
@@ -94,17 +95,21 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 		Links: dag.Links, Options: []blockstore.GCOption{blockstore.WithLeaves(dag.LinksAreLeaves)},
 		Interval: cfg.Storage.CollectInterval.Duration,
 	})
+	held := &storeBackend{
+		store: n.store, quota: cfg.Storage.Quota, maxPins: cfg.Storage.MaxPinsPerOwner,
+		announce: nw.announce.Provide, collect: nw.collect.Request,
+	}
+	nw.leases = newLeaseSweep(leaseSweepConfig{Next: n.store.NextExpiry, Expire: held.expire})
+	held.leased = nw.leases.notify
 	nw.proto = protocol.New(h,
 		protocol.WithGetBackend(watchedBackend{getBackend{n.store}, audit.Served}),
-		protocol.WithStoreBackend(&storeBackend{
-			store: n.store, quota: cfg.Storage.Quota, maxPins: cfg.Storage.MaxPinsPerOwner,
-			announce: nw.announce.Provide, collect: nw.collect.Request,
-		}),
+		protocol.WithStoreBackend(held),
 		protocol.WithStrikeFunc(nw.strike),
 	)
 	nw.announce.Start()
 	nw.repl.Start()
 	nw.collect.Start()
+	nw.leases.Start()
 	nw.proto.Start()
 	return nw, nil
 }
@@ -113,12 +118,14 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 func (nw *online) strike(p peer.ID, reason string) { nw.strikes.Strike(p, reason) }
 
 // close stops the background collector (a sweep in progress ends), stops
-// accepting streams and resets those open, then stops the loops and waits
-// for them, then closes the DHT and the host.
+// accepting streams and resets those open, then stops the loops (lease
+// sweep, replicator, announcer) and waits for them, then closes the DHT
+// and the host.
 func (nw *online) close() error {
 	return errors.Join(
 		nw.collect.Close(), // first: the streams that proto resets need no sweep
 		nw.proto.Close(),
+		nw.leases.Close(),
 		nw.repl.Close(),
 		nw.announce.Close(),
 		nw.stack.Close(),
