@@ -224,11 +224,10 @@ func (l *Liar) store(f *liarConn) error {
 		case *pb.Block:
 			n++ // dropped on the floor
 		case *pb.StoreEnd:
-			if err := f.send(&pb.StoreAck{Stored: n, Complete: true}); err != nil {
-				return err
-			}
+			// Counted before the ack, so that a client that has the ack
+			// sees the count.
 			l.stores.Add(1)
-			return nil
+			return f.send(&pb.StoreAck{Stored: n, Complete: true})
 		default:
 			return fmt.Errorf("got %v, want Block or StoreEnd", m.Type())
 		}
