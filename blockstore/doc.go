@@ -31,7 +31,10 @@
 // bbolt database (go.etcd.io/bbolt), whose commits are fsynced. Only one
 // process may open it; a second [Open] fails fast with [ErrLocked].
 // [Store.PinCount] counts the pins of one reason from a counter kept in
-// memory, so a cap on one owner's replica pins costs no scan.
+// memory, so a cap on one owner's replica pins costs no scan. A pin may
+// carry an expiry (a replica's lease): [Store.PinUntil] and
+// [Store.RenewPin] extend it, never shorten it, and [Store.UnpinExpired]
+// drops the pins whose expiry has come, each in one transaction.
 //
 // # Garbage collection
 //
@@ -51,6 +54,9 @@
 // This makes Stat free at the price of a walk at start-up (one readdir per
 // shard, no file reads), which the store does anyway to remove crash
 // leftovers. Bytes counts block contents, not the file system's allocation.
+// [Store.Usage] divides the bytes reachable from pins into classes of pin
+// reason (own files, replicas held for others), each block counted once, in
+// the first class that reaches it, with one walk that is GC's mark.
 //
 // # Concurrency
 //

@@ -30,6 +30,9 @@ func (s *Store) Usage(ctx context.Context, links LinkFunc, class func(reason str
 	if err := s.check(ctx); err != nil {
 		return nil, fmt.Errorf("usage: %w", err)
 	}
+	if classes < 0 {
+		return nil, fmt.Errorf("usage: %d classes", classes)
+	}
 	pins, err := s.Pins(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("usage: %w", err)

@@ -60,9 +60,21 @@ type RepoStat struct {
 	Path    string `json:"path"`
 	Version int    `json:"version"`
 	Blocks  int    `json:"blocks"`
-	Bytes   int64  `json:"bytes"`
+	Bytes   int64  `json:"bytes"` // every block held: Own + Offered + Cached
 	Pins    int    `json:"pins"`
 	Files   int    `json:"files"`
+	// Own is the bytes of the node's own files (pins "owner" and
+	// "pending-replication"), Offered those held for other owners
+	// (replica pins) and not own, Cached the rest (blocks no such pin
+	// reaches: read caches, leftovers GC will take). Each block counts
+	// once.
+	Own     int64 `json:"own"`
+	Offered int64 `json:"offered"`
+	Cached  int64 `json:"cached"`
+	// Quota is Storage.Quota, the cap on Offered; FreeToOffer is what is
+	// left of it.
+	Quota       int64 `json:"quota"`
+	FreeToOffer int64 `json:"freeToOffer"`
 }
 
 // IDInfo is the result of ID.

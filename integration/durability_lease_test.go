@@ -18,8 +18,8 @@ type repoStatJSON struct {
 	FreeToOffer int64 `json:"freeToOffer"`
 }
 
-// spaceStat runs `casd repo stat --json` on n.
-func spaceStat(t testing.TB, n *node) repoStatJSON {
+// leaseSpaceStat runs `casd repo stat --json` on n.
+func leaseSpaceStat(t testing.TB, n *node) repoStatJSON {
 	t.Helper()
 	res := n.run(t, "repo", "stat", "--json")
 	n.requireOK(t, res)
@@ -50,7 +50,7 @@ func waitFreed(t testing.TB, c *cluster, idx []int, refs []string, timeout time.
 			if held := heldOf(t, c.nodes[i].repo, refs); len(held) > 0 {
 				return false, fmt.Sprintf("%s: node %d still holds %d of the %d blocks", what, i, len(held), len(refs))
 			}
-			if st := spaceStat(t, c.nodes[i]); st.Offered != 0 {
+			if st := leaseSpaceStat(t, c.nodes[i]); st.Offered != 0 {
 				return false, fmt.Sprintf("%s: node %d still offers %d bytes: %+v", what, i, st.Offered, st)
 			}
 		}
@@ -75,7 +75,7 @@ func TestRmFreesReplicas(t *testing.T) {
 	replicas := c.indexes(t, st.live())
 	for _, r := range replicas {
 		requireHolds(t, c.nodes[r].repo, refs)
-		rs := spaceStat(t, c.nodes[r])
+		rs := leaseSpaceStat(t, c.nodes[r])
 		check(t, rs.Offered > 0, "replica %d offers 0 bytes while it holds the file: %+v", r, rs)
 	}
 

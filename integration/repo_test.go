@@ -110,7 +110,7 @@ func TestRepoStat(t *testing.T) {
 	var raw map[string]any
 	res = n.run(t, "repo", "stat", "--json")
 	noErr(t, json.Unmarshal(res.stdout, &raw))
-	for _, k := range []string{"path", "version", "blocks", "bytes", "pins", "files"} {
+	for _, k := range []string{"path", "version", "blocks", "bytes", "pins", "files", "own", "offered", "cached", "quota", "freeToOffer"} {
 		_, ok := raw[k]
 		check(t, ok, "repo stat --json lacks %q: %s", k, res)
 	}

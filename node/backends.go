@@ -26,6 +26,8 @@ import (
 var (
 	_ protocol.StoreBackend = (*storeBackend)(nil)
 	_ protocol.GetBackend   = getBackend{}
+	_ protocol.TreeBackend  = getBackend{}
+	_ protocol.TreeBackend  = watchedBackend{}
 )
 
 // storeBackend is what /cas/store writes into: the local block store.

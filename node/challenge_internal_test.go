@@ -95,15 +95,26 @@ func TestStatusListsOnlyProvenHolders(t *testing.T) {
 		liars = append(liars, startClaimer(t, owner, reader))
 	}
 
-	st, err := owner.Status(t.Context(), res.Cid)
+	// The owner answers from its placement, which proved h1 and h2; once
+	// it forgets that (as after a restart) it looks the holders up, and
+	// challenges and strikes every claimer.
+	root, err := cid.Decode(res.Cid)
 	require.NoError(t, err)
-	require.ElementsMatch(t, ids(h1, h2), st.Replicas)
-	require.True(t, st.Verified)
-	for _, l := range liars {
-		require.Equal(t, 1, owner.net.strikes.Count(l), "liar %s", l)
+	for _, known := range []bool{true, false} {
+		if !known {
+			owner.net.repl.Forget(root)
+		}
+		st, err := owner.Status(t.Context(), res.Cid)
+		require.NoError(t, err)
+		require.ElementsMatch(t, ids(h1, h2), st.Replicas)
+		require.True(t, st.Verified)
+		require.Equal(t, known, !st.LastCheck.IsZero(), "answered from the replicator's state")
+		for _, l := range liars {
+			require.Equal(t, map[bool]int{true: 0, false: 1}[known], owner.net.strikes.Count(l), "liar %s", l)
+		}
 	}
 
-	st, err = reader.Status(t.Context(), res.Cid)
+	st, err := reader.Status(t.Context(), res.Cid)
 	require.NoError(t, err)
 	want := ids(h1, h2)
 	for _, l := range liars {

@@ -281,7 +281,11 @@ func (n *Node) RepoGC(ctx context.Context) (*core.GCResult, error) {
 	return &core.GCResult{Removed: res.Removed, Freed: res.Freed}, nil
 }
 
-// RepoStat reports the repo's size and contents.
+// RepoStat reports the repo's size and contents, and how its space
+// divides into own files, replicas held for others and cache: one walk of
+// every pin (GC's mark), so it costs what a GC's mark costs. The store's
+// totals are read before the walk, so a block added meanwhile may make
+// Cached a little short.
 func (n *Node) RepoStat(ctx context.Context) (*core.RepoStat, error) {
 	st, err := n.store.Stat(ctx)
 	if err != nil {
@@ -297,7 +301,16 @@ func (n *Node) RepoStat(ctx context.Context) (*core.RepoStat, error) {
 			files++
 		}
 	}
-	return &core.RepoStat{Path: n.repo.Path, Version: config.RepoVersion, Blocks: st.Blocks, Bytes: st.Bytes, Pins: st.Pins, Files: files}, nil
+	own, offered, err := usage(ctx, n.store)
+	if err != nil {
+		return nil, fmt.Errorf("measure space: %w", err)
+	}
+	quota := n.repo.Config.Storage.Quota
+	return &core.RepoStat{
+		Path: n.repo.Path, Version: config.RepoVersion, Blocks: st.Blocks, Bytes: st.Bytes, Pins: st.Pins, Files: files,
+		Own: own, Offered: offered, Cached: max(st.Bytes-own-offered, 0),
+		Quota: quota, FreeToOffer: max(quota-offered, 0),
+	}, nil
 }
 
 // ID describes the node; offline it has no addresses.

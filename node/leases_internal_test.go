@@ -14,7 +14,9 @@ import (
 
 	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/core"
+	"github.com/casd/casd/crypt"
 	"github.com/casd/casd/protocol"
+	"github.com/casd/casd/protocol/pb"
 )
 
 // addFile adds size random bytes to n as its own file and returns the
@@ -249,4 +251,94 @@ func TestLeaseSweepGap(t *testing.T) {
 	for i := 1; i < len(calls); i++ {
 		require.GreaterOrEqual(t, calls[i].Sub(calls[i-1]), gap, "sweeps %d and %d", i-1, i)
 	}
+}
+
+// TestHolderOverTheWire: the holder side as the network wires it. An
+// owner's add places a replica on the holder under the default lease;
+// the owner's tree challenge gets the proof the owner computes itself; a
+// signed renewal extends the lease; a signed Remove unpins the replica
+// and its blocks are collected at once, after which a renewal and a tree
+// challenge are answered "not held".
+func TestHolderOverTheWire(t *testing.T) {
+	owner, holder := startTestNode(t, 1), startTestNode(t, 0)
+	connect(t, owner, holder)
+	connect(t, holder, owner)
+	ctx := t.Context()
+	res, err := owner.Add(ctx, bytes.NewReader(make([]byte, 3<<20)), core.AddOptions{Name: "x"})
+	require.NoError(t, err)
+	holderID := holder.net.stack.Host.ID()
+	require.Equal(t, []string{holderID.String()}, res.Replicas)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	key := crypt.OwnerKey(&owner.secrets.Master)
+	reason := replicaReason(key.Public().(ed25519.PublicKey))
+	expires := func() time.Time {
+		pins, err := holder.store.PinsOf(ctx, root)
+		require.NoError(t, err)
+		for _, p := range pins {
+			if p.Reason == reason {
+				return p.Expires
+			}
+		}
+		return time.Time{}
+	}
+	require.WithinDuration(t, time.Now().Add(protocol.DefaultLease), expires(), time.Minute)
+
+	var nonce [pb.NonceSize]byte
+	_, _ = rand.Read(nonce[:])
+	h := owner.net.stack.Host
+	proof, err := protocol.TreeChallenge(ctx, h, holderID, key, root, nonce)
+	require.NoError(t, err)
+	want, err := protocol.TreeProofs(ctx, owner.store, root, []protocol.TreeProver{{Peer: holderID, Nonce: nonce}})
+	require.NoError(t, err)
+	require.Equal(t, want[0], proof)
+
+	renewed := time.Now().Add(2 * protocol.DefaultLease).Truncate(time.Second)
+	require.NoError(t, protocol.Renew(ctx, h, holderID, key, root, renewed))
+	require.True(t, expires().Equal(renewed), "lease %v after renewal to %v", expires(), renewed)
+
+	require.NoError(t, protocol.Remove(ctx, h, holderID, key, root))
+	require.False(t, pinned(t, holder.store, root, reason), "Remove left the replica pinned")
+	waitUntil(t, func() bool {
+		st, err := holder.store.Stat(ctx)
+		require.NoError(t, err)
+		return st.Blocks == 0
+	}, "the removed replica's blocks were never collected")
+	require.ErrorIs(t, protocol.Renew(ctx, h, holderID, key, root, renewed), protocol.ErrRejected)
+	_, err = protocol.TreeChallenge(ctx, h, holderID, key, root, nonce)
+	require.ErrorIs(t, err, protocol.ErrNotHeld)
+}
+
+// TestShortLeaseOverTheWire: a store whose offer grants a 2 s lease is
+// pinned until then; the holder's lease sweep, as the network wires it,
+// drops the replica when the lease ends and its blocks are collected.
+func TestShortLeaseOverTheWire(t *testing.T) {
+	owner, holder := startTestNode(t, 0), startTestNode(t, 0)
+	connect(t, owner, holder)
+	ctx := t.Context()
+	res, err := owner.Add(ctx, bytes.NewReader(make([]byte, 2<<20)), core.AddOptions{Name: "x"})
+	require.NoError(t, err)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+	var blocks, size uint64
+	for b, err := range treeBlocks(t, owner, root) {
+		require.NoError(t, err)
+		blocks, size = blocks+1, size+uint64(len(b.Data))
+	}
+	key := crypt.OwnerKey(&owner.secrets.Master)
+	lease := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	sr, err := protocol.Store(ctx, owner.net.stack.Host, holder.net.stack.Host.ID(), key, root,
+		treeBlocks(t, owner, root), blocks, size, protocol.WithLease(lease))
+	require.NoError(t, err)
+	require.True(t, sr.Complete)
+	reason := replicaReason(key.Public().(ed25519.PublicKey))
+	require.True(t, pinned(t, holder.store, root, reason))
+
+	waitUntil(t, func() bool {
+		st, err := holder.store.Stat(ctx)
+		require.NoError(t, err)
+		return st.Blocks == 0
+	}, "the replica's blocks were never collected after its lease ended")
+	require.False(t, time.Now().Before(lease), "collected before the lease ended")
+	require.False(t, pinned(t, holder.store, root, reason))
 }

@@ -6,6 +6,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/stretchr/testify/require"
+
+	"github.com/casd/casd/blockstore/blockstoretest"
 )
 
 // TestQuotaIgnoresOwnFiles: the quota caps what a node holds for others
@@ -36,4 +38,27 @@ func TestQuotaIgnoresOwnFiles(t *testing.T) {
 	require.ErrorContains(t, receive(t, restarted, src, large, owner, lease), "over quota:")
 	require.NoError(t, restarted.Remove(t.Context(), owner, small))
 	require.NoError(t, receive(t, restarted, src, large, owner, lease), "a removed replica's room did not come back")
+}
+
+// TestRepoStatSpace: repo stat divides the store's bytes into own files,
+// replicas held for others and cache, each block once, and says what is
+// left of the quota.
+func TestRepoStatSpace(t *testing.T) {
+	src, holder := openOffline(t), openOffline(t)
+	_, ownBytes := addFile(t, holder, 3<<20)
+	b := &storeBackend{store: holder.store, quota: 1 << 30, announce: func(cid.Cid) {}}
+	replica, replicaBytes := addFile(t, src, 2<<20)
+	require.NoError(t, receive(t, b, src, replica, ownerKey(t), time.Now().Add(time.Hour)))
+	loose := blockstoretest.NewBlock([]byte("a cached block no pin keeps"))
+	require.NoError(t, holder.store.Put(t.Context(), loose))
+
+	st, err := holder.RepoStat(t.Context())
+	require.NoError(t, err)
+	quota := holder.repo.Config.Storage.Quota
+	require.Equal(t, ownBytes, st.Own)
+	require.Equal(t, replicaBytes, st.Offered)
+	require.Equal(t, int64(len(loose.Data)), st.Cached)
+	require.Equal(t, st.Bytes, st.Own+st.Offered+st.Cached)
+	require.Equal(t, quota, st.Quota)
+	require.Equal(t, quota-replicaBytes, st.FreeToOffer)
 }

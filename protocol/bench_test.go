@@ -2,14 +2,19 @@ package protocol_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/casd/casd/blockstore"
 	"github.com/casd/casd/dag"
+	"github.com/casd/casd/dag/dagtest"
 	"github.com/casd/casd/protocol"
 )
 
@@ -116,4 +121,52 @@ func BenchmarkStore(b *testing.B) {
 			b.Fatalf("store: %+v, %v", res, err)
 		}
 	}
+}
+
+// BenchmarkTreeProofs measures the owner's side of a tree audit over a 64
+// MiB tree (64 chunks of 1 MiB) in memory: one walk, hashing every block
+// once to verify it and once per prover. "challenge" is the whole audit
+// of one holder over loopback: the holder's walk and proof (its backend's
+// blocks trusted, as a GetBackend's are) plus the round trip.
+func BenchmarkTreeProofs(b *testing.B) {
+	tree := fileTree(b, 64, benchBlockSize, dag.DefaultFanout, "bench")
+	size := int64(totalBytes(tree))
+	own := dagtest.NewMemStore()
+	if err := own.PutMany(context.Background(), tree); err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("provers=%d", n), func(b *testing.B) {
+			provers := make([]protocol.TreeProver, n)
+			for i := range provers {
+				provers[i] = protocol.TreeProver{Peer: peer.ID(fmt.Sprint("p", i)), Nonce: protocol.Nonce()}
+			}
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := protocol.TreeProofs(context.Background(), own, tree[0].Cid, provers); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("challenge", func(b *testing.B) {
+		client, server := hostPair(b)
+		backend := &treeBackend{memBackend: newMemBackend()}
+		backend.add(tree...)
+		owner := newKey(b)
+		if err := backend.Pin(context.Background(), tree[0].Cid, owner.Public().(ed25519.PublicKey), time.Now().Add(time.Hour)); err != nil {
+			b.Fatal(err)
+		}
+		svc := protocol.New(server, protocol.WithGetBackend(backend))
+		svc.Start()
+		b.Cleanup(func() { _ = svc.Close() })
+		b.SetBytes(size)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := protocol.TreeChallenge(context.Background(), client, server.ID(), owner, tree[0].Cid, protocol.Nonce()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -5,11 +5,16 @@
 //     or says it lacks it. On the same stream a client that holds a block
 //     can challenge the peer to prove that it holds it too ([Audit]): a
 //     hash over a fresh nonce, the peer's ID and the block, which reveals
-//     nothing of the block.
+//     nothing of the block. The owner of a replica can ask its holder for
+//     one proof over every block of the tree ([TreeChallenge],
+//     [TreeProofs]), signed so that no one else can make a holder read a
+//     whole file.
 //   - /cas/store/1.0 ([StoreID]): an owner pushes the blocks of one root to
 //     a peer, which checks a signed offer and its quota first, verifies
-//     every block against its CID before writing, pins complete roots and
-//     acknowledges only what is durably stored.
+//     every block against its CID before writing, pins complete roots for
+//     the lease the offer grants and acknowledges only what is durably
+//     stored. A stream may instead carry one signed lease renewal
+//     ([Renew]) or removal ([Remove]).
 //
 // The wire messages live in package [github.com/casd/casd/protocol/pb];
 // docs/wire.md specifies the format and message sequences.
@@ -36,7 +41,9 @@
 // Every message is a varint length-prefixed frame of at most
 // [MaxMessageSize] bytes (block-carrying frames) or [MaxRequestSize] bytes
 // (everything else). Every stream has a deadline, refreshed per message:
-// the idle timeout, or the caller's context deadline if that is earlier.
+// the idle timeout, or the caller's context deadline if that is earlier
+// (a tree challenge's answer waits for the context alone; the server
+// bounds its proof, and runs at most two at a time).
 // A handler that sees bad input resets the stream and reports the peer
 // through the strike function ([WithStrikeFunc]). A frame's buffer is
 // reserved in the stream's resource scope before it is allocated. A store

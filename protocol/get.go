@@ -302,11 +302,12 @@ func (s *GetSession) do(ctx context.Context, f func(*conn) error) error {
 	c.limit, _ = ctx.Deadline()
 	stop := context.AfterFunc(ctx, func() { _ = c.s.Reset() })
 	err := f(c)
-	if !stop() {
-		// ctx was cancelled and the stream reset under us.
-		err = errors.Join(ctx.Err(), err)
+	if !stop() && err == nil {
+		err = ctx.Err() // the stream was reset under a finished exchange
 	}
 	if err != nil {
+		// ctx may have ended and reset the stream under us.
+		err = withCtxErr(ctx, err)
 		_ = c.s.Reset()
 		s.err = err
 		return fmt.Errorf("get from %s: %w", s.p, err)

@@ -233,7 +233,7 @@ func (s *Service) strikeForged(p peer.ID, op string, err error) {
 }
 
 // Renew asks p to extend the lease of its replica of root, held for the
-// owner of priv, to expiry (p clamps it to [MaxLease] from its clock). A
+// owner key owner, to expiry (p clamps it to [MaxLease] from its clock). A
 // refusal (p does not hold root for this owner, or expiry is past) is a
 // [*RemoteError] wrapping [ErrRejected]. Deadlines are those of [Store]:
 // ctx, and [DefaultIdleTimeout] per message.
@@ -249,7 +249,7 @@ func Renew(ctx context.Context, h host.Host, p peer.ID, owner ed25519.PrivateKey
 	return nil
 }
 
-// Remove asks p to drop its replica of root, held for the owner of priv.
+// Remove asks p to drop its replica of root, held for the owner key owner.
 // p accepts a removal of what it does not hold; it refuses one whose
 // signed time (now) lies more than [MaxClockSkew] from its clock, with a
 // [*RemoteError]. Deadlines are those of [Renew].
@@ -289,9 +289,8 @@ func storeRequest(ctx context.Context, h host.Host, p peer.ID, m pb.Message) (er
 	stop := context.AfterFunc(ctx, func() { _ = str.Reset() })
 	err = requestOn(c, m)
 	stop()
-	if ctx.Err() != nil && err != nil && !errors.Is(err, ctx.Err()) {
-		// The stream's deadline (ctx's) may fire before ctx's AfterFunc.
-		err = errors.Join(ctx.Err(), err)
+	if err != nil {
+		err = withCtxErr(ctx, err)
 	}
 	if err != nil {
 		_ = str.Reset()
@@ -320,4 +319,18 @@ func requestOn(c *conn, m pb.Message) error {
 		return &RemoteError{Reason: reply.Reason}
 	}
 	return nil
+}
+
+// withCtxErr joins to err, a failed exchange under ctx, the context's
+// error if ctx is done or its deadline has passed: the stream's deadline
+// is ctx's, and may fire just before ctx's own timer does.
+func withCtxErr(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if dl, ok := ctx.Deadline(); cerr == nil && ok && !time.Now().Before(dl) {
+		cerr = context.DeadlineExceeded
+	}
+	if cerr == nil || errors.Is(err, cerr) {
+		return err
+	}
+	return errors.Join(cerr, err)
 }

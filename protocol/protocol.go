@@ -86,6 +86,7 @@ type config struct {
 	strike func(peer.ID, string)
 	idle   time.Duration
 	rate   rateConfig // of store streams, defaults applied where used
+	tree   treeBound  // of tree proofs
 }
 
 // WithGetBackend serves /cas/get/1.0 from b.
@@ -133,7 +134,7 @@ type Service struct {
 
 // New returns a Service for h; call [Service.Start] to serve.
 func New(h host.Host, opts ...Option) *Service {
-	cfg := config{idle: DefaultIdleTimeout}
+	cfg := config{idle: DefaultIdleTimeout, tree: treeBound{grace: treeProofGrace, rate: treeProofFloorRate}}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -462,10 +462,11 @@ func Store(ctx context.Context, h host.Host, p peer.ID, owner ed25519.PrivateKey
 	c.limit, _ = ctx.Deadline()
 	stop := context.AfterFunc(ctx, func() { _ = str.Reset() })
 	res, err = storeOn(c, offer, blocks)
-	if !stop() {
-		err = errors.Join(ctx.Err(), err)
+	if !stop() && err == nil {
+		err = ctx.Err()
 	}
 	if err != nil {
+		err = withCtxErr(ctx, err)
 		_ = str.Reset()
 		var rerr *RemoteError
 		if errors.As(err, &rerr) {

@@ -44,6 +44,13 @@ const (
 	treeProofFloorRate = 4 << 20 // bytes per second
 )
 
+// treeBound is the time bound of tree proofs: grace plus the bytes read
+// at rate (bytes per second).
+type treeBound struct {
+	grace time.Duration
+	rate  float64
+}
+
 // errProofTooSlow is why a tree proof that ran past its bound stopped.
 var errProofTooSlow = errors.New("protocol: tree proof ran past its time bound")
 
@@ -192,7 +199,7 @@ func (s *Service) proveTree(ctx context.Context, tc *pb.TreeChallenge) ([pb.Proo
 	defer release()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	b := newProofBudget(time.Now(), func() { cancel(errProofTooSlow) })
+	b := newProofBudget(s.cfg.tree, time.Now(), func() { cancel(errProofTooSlow) })
 	defer b.stop()
 	proofs, err := treeProofs(ctx, budgetGetter{s.cfg.get, b}, tc.Root,
 		[]TreeProver{{Peer: s.h.ID(), Nonce: tc.Nonce}}, false)
@@ -223,9 +230,10 @@ func (s *Service) treeSlot(ctx context.Context) (release func(), err error) {
 	}
 }
 
-// proofBudget cancels a tree proof that runs past treeProofGrace plus
-// its bytes read at treeProofFloorRate.
+// proofBudget cancels a tree proof that runs past its bound's grace plus
+// its bytes read at the bound's rate.
 type proofBudget struct {
+	bound treeBound
 	start time.Time
 	timer *time.Timer
 
@@ -233,8 +241,8 @@ type proofBudget struct {
 	read int64
 }
 
-func newProofBudget(start time.Time, expire func()) *proofBudget {
-	return &proofBudget{start: start, timer: time.AfterFunc(treeProofGrace, expire)}
+func newProofBudget(bound treeBound, start time.Time, expire func()) *proofBudget {
+	return &proofBudget{bound: bound, start: start, timer: time.AfterFunc(bound.grace, expire)}
 }
 
 // add counts n more bytes read and moves the bound accordingly.
@@ -242,7 +250,7 @@ func (b *proofBudget) add(n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.read += int64(n)
-	allowed := treeProofGrace + time.Duration(float64(b.read)/treeProofFloorRate*float64(time.Second))
+	allowed := b.bound.grace + time.Duration(float64(b.read)/b.bound.rate*float64(time.Second))
 	b.timer.Reset(time.Until(b.start.Add(allowed)))
 }
 

@@ -74,7 +74,7 @@ type treeFixture struct {
 	own            *dagtest.MemStore
 }
 
-func newTreeFixture(t *testing.T, gated bool) *treeFixture {
+func newTreeFixture(t *testing.T, gated bool, opts ...protocol.Option) *treeFixture {
 	t.Helper()
 	f := &treeFixture{backend: &treeBackend{memBackend: newMemBackend()}, owner: newKey(t),
 		strikes: &strikes{}, own: dagtest.NewMemStore()}
@@ -92,7 +92,8 @@ func newTreeFixture(t *testing.T, gated bool) *treeFixture {
 	if err := f.backend.Pin(t.Context(), f.tree[0].Cid, pub, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	f.svc = protocol.New(f.server, protocol.WithGetBackend(f.backend), protocol.WithStrikeFunc(f.strikes.record))
+	opts = append([]protocol.Option{protocol.WithGetBackend(f.backend), protocol.WithStrikeFunc(f.strikes.record)}, opts...)
+	f.svc = protocol.New(f.server, opts...)
 	f.svc.Start()
 	t.Cleanup(func() { _ = f.svc.Close() })
 	return f
@@ -326,3 +327,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 var _ dag.BlockGetter = (*memBackend)(nil)
+
+// TestTreeProofTimeBound: a proof that stalls past its bound (here 100
+// ms, whatever it read) is abandoned: the holder resets the stream long
+// before the client's 10 s deadline, strikes no one, and frees its slot.
+func TestTreeProofTimeBound(t *testing.T) {
+	f := newTreeFixture(t, true, protocol.WithTreeProofBound(100*time.Millisecond, 1<<30))
+	start := time.Now()
+	_, _, err := f.challenge(t, f.owner)
+	if err == nil || errors.Is(err, protocol.ErrNotHeld) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stalled proof: %v, want the stream reset by the holder", err)
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Fatalf("stalled proof abandoned after %v", elapsed)
+	}
+	if s := f.strikes.of(f.client.ID()); len(s) != 0 {
+		t.Fatalf("struck for a slow backend: %q", s)
+	}
+	close(f.backend.gate)
+	for range 3 { // more than the slots: none was kept by the stalled proof
+		got, want, err := f.challenge(t, f.owner)
+		if err != nil || got != want {
+			t.Fatalf("after the stall: %v, proof match %v", err, got == want)
+		}
+	}
+}

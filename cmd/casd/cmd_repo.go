@@ -88,14 +88,18 @@ func newRepoStatCmd(g *globalOpts) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "stat",
 		Short: "Print the repo's size and counts",
-		Args:  cobra.NoArgs,
+		Long: `Print the repo's size and counts, and how its bytes divide: own (the
+node's own files), offered (replicas held for other owners, capped by
+Storage.Quota), cached (the rest: blocks that no such pin keeps), and what
+is left of the quota (free to offer). Each block counts once, own first.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withBackend(cmd.Context(), g, func(b backend) error {
 				return runRepoStat(cmd.Context(), b, o, cmd.OutOrStdout())
 			})
 		},
 	}
-	c.Flags().BoolVar(&o.json, "json", false, "print JSON {path, version, blocks, bytes, pins, files}")
+	c.Flags().BoolVar(&o.json, "json", false, "print JSON {path, version, blocks, bytes, pins, files, own, offered, cached, quota, freeToOffer}")
 	return c
 }
 
@@ -107,7 +111,9 @@ func runRepoStat(ctx context.Context, b core.Repo, o repoStatOpts, stdout io.Wri
 	if o.json {
 		return writeJSON(stdout, st)
 	}
-	_, err = fmt.Fprintf(stdout, "path: %s\nversion: %d\nblocks: %d\nbytes: %d\npins: %d\nfiles: %d\n",
-		st.Path, st.Version, st.Blocks, st.Bytes, st.Pins, st.Files)
+	_, err = fmt.Fprintf(stdout, "path: %s\nversion: %d\nblocks: %d\nbytes: %d\npins: %d\nfiles: %d\n"+
+		"own: %d\noffered: %d\ncached: %d\nquota: %d\nfree to offer: %d\n",
+		st.Path, st.Version, st.Blocks, st.Bytes, st.Pins, st.Files,
+		st.Own, st.Offered, st.Cached, st.Quota, st.FreeToOffer)
 	return err
 }

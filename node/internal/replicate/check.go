@@ -60,6 +60,8 @@ func (r *Replicator) checkLocked(ctx context.Context, root cid.Cid, st *rootStat
 		}
 		return core.RepairReport{}, err
 	}
+	near, stop := r.lookAhead(ctx, root)
+	defer stop()
 	known := r.known(st)
 	live, failed, err := r.judge(ctx, root, r.gather(ctx, root, known))
 	if err != nil {
@@ -67,7 +69,7 @@ func (r *Replicator) checkLocked(ctx context.Context, root cid.Cid, st *rootStat
 	}
 	var added []peer.ID
 	if missing := r.cfg.Goal - len(live); missing > 0 {
-		added = r.replace(ctx, root, missing, live, failed)
+		added = r.replace(ctx, root, missing, near(), live, failed)
 	}
 	for p := range failed {
 		r.cfg.Hints.Drop(root, p)
@@ -99,11 +101,33 @@ func (r *Replicator) judge(ctx context.Context, root cid.Cid, cands map[peer.ID]
 	return live, failed, nil
 }
 
-// replace places root on missing new peers, none in live or failed, adds
-// them to live and renews the leases of those that held root already (no
-// lease known). It returns the peers added and still live.
-func (r *Replicator) replace(ctx context.Context, root cid.Cid, missing int, live, failed map[peer.ID]replica) []peer.ID {
-	placed, err := r.place(ctx, root, missing, exclude(live, failed))
+// lookAhead starts the lookup of the peers closest to root while the
+// audits run, so that a replacement does not wait for it after them.
+// near waits for its result; stop cancels it if still running, and waits.
+func (r *Replicator) lookAhead(ctx context.Context, root cid.Cid) (near func() []peer.ID, stop func()) {
+	if r.cfg.Goal == 0 { // nothing is ever placed
+		return func() []peer.ID { return nil }, func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	res := make(chan []peer.ID, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { res <- r.closest(ctx, root) })
+	var (
+		once sync.Once
+		got  []peer.ID
+	)
+	near = func() []peer.ID {
+		once.Do(func() { got = <-res })
+		return got
+	}
+	return near, func() { cancel(); wg.Wait() }
+}
+
+// replace places root on missing new peers of near, none in live or
+// failed, adds them to live and renews the leases of those that held root
+// already (no lease known). It returns the peers added and still live.
+func (r *Replicator) replace(ctx context.Context, root cid.Cid, missing int, near []peer.ID, live, failed map[peer.ID]replica) []peer.ID {
+	placed, err := r.place(ctx, root, missing, near, exclude(live, failed))
 	if err != nil {
 		log.Warnw("place missing replicas", "cid", root, "err", err)
 	}
@@ -187,38 +211,32 @@ func (r *Replicator) gather(ctx context.Context, root cid.Cid, known map[peer.ID
 func (r *Replicator) lightAudits(ctx context.Context, root cid.Cid, cands map[peer.ID]replica) (live, failed map[peer.ID]replica, err error) {
 	live, failed = make(map[peer.ID]replica), make(map[peer.ID]replica)
 	var (
-		mu      sync.Mutex // guards live, failed and notLoc
-		notLoc  error
-		wg      sync.WaitGroup
-		workers = make(chan struct{}, checkParallel)
+		mu     sync.Mutex // guards live, failed and notLoc
+		notLoc error
 	)
-	for p, rep := range cands {
-		workers <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-workers }()
-			actx, cancel := context.WithTimeout(ctx, r.probeTimeout())
-			err := r.cfg.Audit.Audit(actx, p, root)
-			cancel()
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				rep.lastAudit = r.now()
-				live[p] = rep
-			case errors.Is(err, ErrNotLocal):
-				notLoc = err
-			case errors.Is(err, ErrInconclusive) && !rep.lastAudit.IsZero():
-				// This node served the challenged blocks meanwhile: a
-				// replica that proved holding root before still counts,
-				// its last audit unchanged.
-				live[p] = rep
-			default:
-				log.Debugw("replica failed its check", "peer", p, "cid", root, "err", err)
-				failed[p] = rep
-			}
-		})
-	}
-	wg.Wait()
+	each(ctx, slices.Collect(maps.Keys(cands)), func(p peer.ID) {
+		actx, cancel := context.WithTimeout(ctx, r.probeTimeout())
+		err := r.cfg.Audit.Audit(actx, p, root)
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		rep := cands[p]
+		switch {
+		case err == nil:
+			rep.lastAudit = r.now()
+			live[p] = rep
+		case errors.Is(err, ErrNotLocal):
+			notLoc = err
+		case errors.Is(err, ErrInconclusive) && !rep.lastAudit.IsZero():
+			// This node served the challenged blocks meanwhile: a
+			// replica that proved holding root before still counts,
+			// its last audit unchanged.
+			live[p] = rep
+		default:
+			log.Debugw("replica failed its check", "peer", p, "cid", root, "err", err)
+			failed[p] = rep
+		}
+	})
 	return live, failed, notLoc
 }
 
@@ -257,31 +275,31 @@ func (r *Replicator) treeAudits(ctx context.Context, root cid.Cid, live, failed 
 		return
 	}
 	timeout := treeAuditBase + time.Duration(bytes/treeAuditRate)*time.Second
-	var (
-		mu sync.Mutex // guards live and failed
-		wg sync.WaitGroup
-	)
-	workers := make(chan struct{}, checkParallel)
-	for i, pv := range provers {
-		workers <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-workers }()
-			err := r.treeChallenge(ctx, pv, root, want[i], timeout)
-			mu.Lock()
-			defer mu.Unlock()
-			rep := live[pv.Peer]
-			if err != nil {
-				log.Debugw("replica failed its tree audit", "peer", pv.Peer, "cid", root, "err", err)
-				delete(live, pv.Peer)
-				failed[pv.Peer] = rep
-				return
-			}
-			rep.lastTreeAudit = r.now()
-			rep.treeDue = rep.lastTreeAudit.Add(jitter(r.cfg.AuditInterval))
-			live[pv.Peer] = rep
-		})
+	var mu sync.Mutex // guards live and failed
+	type ask struct {
+		pv   protocol.TreeProver
+		want [pb.ProofSize]byte
 	}
-	wg.Wait()
+	asks := make([]ask, len(provers))
+	for i, pv := range provers {
+		asks[i] = ask{pv, want[i]}
+	}
+	each(ctx, asks, func(a ask) {
+		pv := a.pv
+		err := r.treeChallenge(ctx, pv, root, a.want, timeout)
+		mu.Lock()
+		defer mu.Unlock()
+		rep := live[pv.Peer]
+		if err != nil {
+			log.Debugw("replica failed its tree audit", "peer", pv.Peer, "cid", root, "err", err)
+			delete(live, pv.Peer)
+			failed[pv.Peer] = rep
+			return
+		}
+		rep.lastTreeAudit = r.now()
+		rep.treeDue = rep.lastTreeAudit.Add(jitter(r.cfg.AuditInterval))
+		live[pv.Peer] = rep
+	})
 }
 
 // errWrongTreeProof is a tree proof that does not match the tree.
@@ -313,41 +331,32 @@ func (r *Replicator) treeChallenge(ctx context.Context, pv protocol.TreeProver, 
 // lease, and the next check tries again.
 func (r *Replicator) renewAll(ctx context.Context, root cid.Cid, live, failed map[peer.ID]replica) {
 	now := r.now()
-	var (
-		mu sync.Mutex // guards live and failed
-		wg sync.WaitGroup
-	)
 	var due []peer.ID // collected first: the workers change live
 	for p, rep := range live {
 		if rep.lease.Sub(now) < r.cfg.Lease/2 {
 			due = append(due, p)
 		}
 	}
-	workers := make(chan struct{}, checkParallel)
-	for _, p := range due {
-		workers <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-workers }()
-			expiry := now.Add(r.cfg.Lease)
-			err := r.renew(ctx, p, root, expiry)
-			mu.Lock()
-			defer mu.Unlock()
-			rep := live[p]
-			var refused *protocol.RemoteError
-			switch {
-			case err == nil:
-				rep.lease = expiry
-				live[p] = rep
-			case errors.As(err, &refused):
-				log.Debugw("replica refused a renewal", "peer", p, "cid", root, "reason", refused.Reason)
-				delete(live, p)
-				failed[p] = rep
-			default:
-				log.Debugw("renew lease", "peer", p, "cid", root, "err", err)
-			}
-		})
-	}
-	wg.Wait()
+	var mu sync.Mutex // guards live and failed
+	each(ctx, due, func(p peer.ID) {
+		expiry := r.leaseFrom(now)
+		err := r.renew(ctx, p, root, expiry)
+		mu.Lock()
+		defer mu.Unlock()
+		rep := live[p]
+		var refused *protocol.RemoteError
+		switch {
+		case err == nil:
+			rep.lease = expiry
+			live[p] = rep
+		case errors.As(err, &refused):
+			log.Debugw("replica refused a renewal", "peer", p, "cid", root, "reason", refused.Reason)
+			delete(live, p)
+			failed[p] = rep
+		default:
+			log.Debugw("renew lease", "peer", p, "cid", root, "err", err)
+		}
+	})
 }
 
 // renew sends p a renewal of its lease on root to expiry.
@@ -372,5 +381,24 @@ func exclude(sets ...map[peer.ID]replica) map[peer.ID]bool {
 func (r *Replicator) strike(p peer.ID, reason string) {
 	if r.cfg.Strike != nil {
 		r.cfg.Strike(p, reason)
+	}
+}
+
+// each calls fn for every item, at most checkParallel at once, and returns
+// once every call has; when ctx ends it starts no more.
+func each[T any](ctx context.Context, items []T, fn func(T)) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, checkParallel)
+	for _, it := range items {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			fn(it)
+		})
 	}
 }

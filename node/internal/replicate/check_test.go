@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"slices"
 	"sync"
 	"testing"
@@ -134,6 +135,15 @@ func (b *countingBackend) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 		data[len(data)/2] ^= 1
 	}
 	return data, err
+}
+
+// HeldFor answers tree challenges for the owners whose replica pin of
+// root is here, as a casd node does.
+func (b *countingBackend) HeldFor(ctx context.Context, owner ed25519.PublicKey, root cid.Cid) (bool, error) {
+	pins, err := b.store.PinsOf(ctx, root)
+	return slices.ContainsFunc(pins, func(p blockstore.Pin) bool {
+		return p.Reason == protocol.ReplicaPinPrefix+hex.EncodeToString(owner)
+	}), err
 }
 
 func (b *countingBackend) renewals() int {
@@ -333,7 +343,7 @@ func TestLeaseRenewal(t *testing.T) {
 	require.Equal(t, 2, renewals(), "29 of 60 minutes left: each replica renewed once")
 	st, _ := r.Status(o.root)
 	for _, h := range st.Holders {
-		require.Equal(t, clk.now().Add(time.Hour), h.LeaseExpires)
+		require.Equal(t, time.Unix(clk.now().Add(time.Hour).Unix(), 0), h.LeaseExpires, "the lease granted, to the second as on the wire")
 	}
 
 	_, err = r.Check(t.Context(), o.root)
@@ -383,7 +393,7 @@ func TestCheckRebuildsFromLookup(t *testing.T) {
 	st, _ := r.Status(o.root)
 	for _, h := range st.Holders {
 		require.Equal(t, clk.now(), h.LastTreeAudit)
-		require.Equal(t, clk.now().Add(time.Hour), h.LeaseExpires)
+		require.Equal(t, time.Unix(clk.now().Add(time.Hour).Unix(), 0), h.LeaseExpires, "the lease granted, to the second as on the wire")
 	}
 	for _, h := range hs {
 		require.Equal(t, 1, h.back.renewals())
@@ -446,7 +456,7 @@ func TestPlacementSkips(t *testing.T) {
 		require.NoError(t, err)
 		require.ElementsMatch(t, []peer.ID{hs[1].h.ID(), hs[3].h.ID()}, cands)
 	}
-	placed, err := r.place(t.Context(), o.root, 2, skip)
+	placed, err := r.place(t.Context(), o.root, 2, nil, skip)
 	require.NoError(t, err)
 	require.Len(t, placed, 2)
 	for p := range placed {
@@ -462,4 +472,40 @@ func TestCheckNotOwned(t *testing.T) {
 	require.NoError(t, o.store.Unpin(t.Context(), o.root, PinOwner))
 	_, err := r.Check(t.Context(), o.root)
 	require.ErrorIs(t, err, core.ErrNotMine)
+}
+
+// TestCheckAllGoesOn: a root this node cannot check (a block of its local
+// copy is gone: it can judge nobody, so it drops nobody) does not stop
+// the check of the others: CheckAll reports them and returns the failed
+// root's error.
+func TestCheckAllGoesOn(t *testing.T) {
+	o := newOwner(t)
+	damaged := newOwner(t) // a second file, added to the first owner's store
+	require.NoError(t, dag.Walk(t.Context(), damaged.store, damaged.root, func(c cid.Cid, _ byte) error {
+		data, err := damaged.store.Get(t.Context(), c)
+		if err == nil {
+			err = o.store.Put(t.Context(), blockstore.Block{Cid: c, Data: data})
+		}
+		return err
+	}))
+	require.NoError(t, o.store.Pin(t.Context(), damaged.root, PinOwner))
+	hs := []*holder{startHolder(t), startHolder(t)}
+	r := o.checker(t, 1, checkerOpts{}, hostsOf(hs...)...)
+	for _, root := range []cid.Cid{o.root, damaged.root} {
+		_, err := r.Replicate(t.Context(), root)
+		require.NoError(t, err)
+	}
+	picked, err := r.cfg.Audit.pick(t.Context(), damaged.root) // the block every audit challenges
+	require.NoError(t, err)
+	require.NoError(t, o.store.Delete(t.Context(), picked.Cid))
+
+	reports, err := r.CheckAll(t.Context())
+	require.ErrorIs(t, err, ErrNotLocal)
+	require.ErrorContains(t, err, damaged.root.String())
+	require.Len(t, reports, 1)
+	require.Equal(t, o.root.String(), reports[0].Cid)
+	require.Len(t, reports[0].Live, 1)
+	st, ok := r.Status(damaged.root)
+	require.True(t, ok)
+	require.Len(t, st.Replicas, 1, "a check that cannot judge drops nobody")
 }

@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,7 +30,7 @@ func (r *Replicator) loop() {
 			return
 		case <-check.C:
 			if _, err := r.CheckAll(r.ctx); err != nil && r.ctx.Err() == nil {
-				log.Warnw("check of owned roots", "err", err)
+				log.Warnw("check of owned roots", "err", err) // the others were checked
 			}
 			check.Reset(jitter(r.cfg.CheckInterval))
 		case <-retry:
@@ -40,8 +41,8 @@ func (r *Replicator) loop() {
 
 // CheckAll runs [Replicator.Check] on every root pinned as the node's own
 // file, one after the other, and forgets the state of roots no longer
-// pinned. A root whose check fails is logged and left out of the reports;
-// the error is for the listing of the pins, or ctx.
+// pinned. A root whose check fails is left out of the reports, and its
+// error joins the one returned; the others are checked all the same.
 func (r *Replicator) CheckAll(ctx context.Context) ([]core.RepairReport, error) {
 	roots, err := r.Owned(ctx)
 	if err != nil {
@@ -49,18 +50,19 @@ func (r *Replicator) CheckAll(ctx context.Context) ([]core.RepairReport, error) 
 	}
 	r.forgetOthers(roots)
 	reports := []core.RepairReport{}
+	var errs []error
 	for _, root := range roots {
 		rep, err := r.Check(ctx, root)
 		if ctx.Err() != nil {
 			return reports, ctx.Err()
 		}
 		if err != nil {
-			log.Warnw("check", "cid", root, "err", err)
+			errs = append(errs, err)
 			continue
 		}
 		reports = append(reports, rep)
 	}
-	return reports, nil
+	return reports, errors.Join(errs...)
 }
 
 // Owned returns the roots pinned as the node's own files.

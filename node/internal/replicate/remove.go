@@ -55,24 +55,17 @@ func (r *Replicator) Remove(ctx context.Context, root cid.Cid) []peer.ID {
 			}
 		})
 	}
-	var wg sync.WaitGroup
-	workers := make(chan struct{}, checkParallel)
-	for _, p := range targets {
-		workers <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-workers }()
-			rctx, cancel := context.WithTimeout(ctx, removeTimeout)
-			defer cancel()
-			if err := protocol.Remove(rctx, r.cfg.Host, p, r.cfg.Owner, root); err != nil {
-				log.Debugw("remove replica", "peer", p, "cid", root, "err", err)
-				return
-			}
-			r.cfg.Hints.Drop(root, p)
-			mu.Lock()
-			removed = append(removed, p)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
+	each(ctx, targets, func(p peer.ID) {
+		rctx, cancel := context.WithTimeout(ctx, removeTimeout)
+		defer cancel()
+		if err := protocol.Remove(rctx, r.cfg.Host, p, r.cfg.Owner, root); err != nil {
+			log.Debugw("remove replica", "peer", p, "cid", root, "err", err)
+			return
+		}
+		r.cfg.Hints.Drop(root, p)
+		mu.Lock()
+		removed = append(removed, p)
+		mu.Unlock()
+	})
 	return removed
 }

@@ -43,12 +43,6 @@ const DefaultRetryInterval = 30 * time.Second
 // holds a root.
 const holdsTimeout = 3 * time.Second
 
-// closestTimeout bounds the DHT's closest-peer lookup of a placement: a
-// lookup that dials peers gone since they entered the routing table waits
-// out each dial (20 s measured on loopback, 2 of 7 daemons killed), and
-// the connected peers are candidates anyway.
-const closestTimeout = 5 * time.Second
-
 // auditTimeout bounds a challenge of a claim, the local pick of the block
 // included.
 const auditTimeout = 10 * time.Second
@@ -159,8 +153,9 @@ func (r *Replicator) Close() error {
 // Replicate announces root and pushes it to peers that accept it (see
 // [placementOrder]), until the goal is met, granting each a lease. It
 // returns the peers that hold the whole file and proved it, and remembers
-// them for the checks; fewer than the goal is not an error, but leaves
-// root pending for the repair loop.
+// them for the checks (a placement counts as a check: [Replicator.Status]
+// answers from it); fewer than the goal is not an error, but leaves root
+// pending for the repair loop.
 func (r *Replicator) Replicate(ctx context.Context, root cid.Cid) ([]string, error) {
 	r.cfg.Announce(root)
 	if r.cfg.Goal == 0 {
@@ -176,14 +171,14 @@ func (r *Replicator) Replicate(ctx context.Context, root cid.Cid) ([]string, err
 		rep, err := r.checkLocked(ctx, root, st)
 		return rep.Live, err
 	}
-	placed, err := r.place(ctx, root, r.cfg.Goal, nil)
+	placed, err := r.place(ctx, root, r.cfg.Goal, nil, nil)
 	got := []string{}
 	for p, rep := range placed {
 		known[p] = rep
 		got = append(got, p.String())
 	}
 	slices.Sort(got)
-	r.record(st, known, time.Time{})
+	r.record(st, known, r.now()) // each placed replica just passed a challenge
 	if err != nil {
 		return got, err
 	}
@@ -216,17 +211,26 @@ func (r *Replicator) Pending() []cid.Cid {
 // of [placementOrder], from the DHT's closest peers and the connected
 // peers, without those in skip.
 func (r *Replicator) candidates(ctx context.Context, root cid.Cid, goal int, skip map[peer.ID]bool) ([]peer.ID, error) {
-	ps := slices.DeleteFunc(r.closest(ctx, root), func(p peer.ID) bool { return skip[p] })
+	return r.candidatesFrom(r.closest(ctx, root), goal, skip)
+}
+
+// candidatesFrom orders near, the closest peers to a root, for placement,
+// without those in skip.
+func (r *Replicator) candidatesFrom(near []peer.ID, goal int, skip map[peer.ID]bool) ([]peer.ID, error) {
+	ps := slices.DeleteFunc(slices.Clone(near), func(p peer.ID) bool { return skip[p] })
 	return placementOrder(ps, goal, r.cfg.Proven.Has, r.cfg.Rand)
 }
 
 // closest returns the DHT's closest peers to root and the connected peers,
-// once each, never this node, closest first by XOR distance.
+// once each, never this node, closest first by XOR distance. The DHT's
+// lookup gets closestTimeout: it can hang on peers gone silent (a QUIC
+// connection looks alive until its idle timeout), and the peers it found
+// by then are used.
 func (r *Replicator) closest(ctx context.Context, root cid.Cid) []peer.ID {
 	key := string(root.Hash())
-	lctx, cancel := context.WithTimeout(ctx, closestTimeout)
-	defer cancel()
+	lctx, cancel := context.WithTimeout(ctx, r.closestTimeout())
 	ps, err := r.cfg.Closest.GetClosestPeers(lctx, key)
+	cancel()
 	if err != nil {
 		log.Debugw("closest peers", "cid", root, "err", err)
 	}
@@ -238,11 +242,21 @@ func (r *Replicator) closest(ctx context.Context, root cid.Cid) []peer.ID {
 	return kb.SortClosestPeers(ps, kb.ConvertKey(key))
 }
 
-// place stores root on up to goal peers not in skip, trying candidates in
-// order, goal at a time, and returns those that hold it whole and proved
-// it: each stamped audited, its lease the one granted (unknown for a peer
-// that held root already), its tree audit due an audit interval from now.
-func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int, skip map[peer.ID]bool) (map[peer.ID]replica, error) {
+// closestTimeout bounds the DHT's lookup of the peers closest to a root:
+// the check interval, within [2s, 10s]. A lookup that dials peers gone
+// since they entered the routing table waits out each dial (20 s measured
+// on loopback, 2 of 7 daemons killed), and the connected peers are
+// candidates anyway.
+func (r *Replicator) closestTimeout() time.Duration {
+	return min(10*time.Second, max(2*time.Second, r.cfg.CheckInterval))
+}
+
+// place stores root on up to goal peers not in skip, taken from near (the
+// closest peers; nil looks them up), trying candidates in order, goal at a
+// time, and returns those that hold it whole and proved it: each stamped
+// audited, its lease the one granted (unknown for a peer that held root
+// already), its tree audit due an audit interval from now.
+func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int, near []peer.ID, skip map[peer.ID]bool) (map[peer.ID]replica, error) {
 	blocks, bytes, err := r.treeSize(ctx, root)
 	if err != nil {
 		return nil, err
@@ -251,7 +265,10 @@ func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int, skip map
 		mu  sync.Mutex // guards got
 		got = make(map[peer.ID]replica)
 	)
-	cands, err := r.candidates(ctx, root, goal, skip)
+	if near == nil {
+		near = r.closest(ctx, root)
+	}
+	cands, err := r.candidatesFrom(near, goal, skip)
 	if err != nil {
 		return nil, fmt.Errorf("place %s: %w", root, err)
 	}
@@ -261,7 +278,7 @@ func (r *Replicator) place(ctx context.Context, root cid.Cid, goal int, skip map
 		var wg sync.WaitGroup
 		for _, p := range batch {
 			wg.Go(func() {
-				lease := r.now().Add(r.cfg.Lease)
+				lease := r.leaseFrom(r.now())
 				ok, stored := r.pushTo(ctx, p, root, blocks, bytes, lease)
 				if !ok {
 					return
@@ -379,3 +396,9 @@ func (r *Replicator) markPending(ctx context.Context, root cid.Cid, pending bool
 
 // now reads the replicator's clock.
 func (r *Replicator) now() time.Time { return r.cfg.Now() }
+
+// leaseFrom is the expiry of a lease granted at now, to the second: the
+// wire carries unix seconds, so this is the expiry the holder records.
+func (r *Replicator) leaseFrom(now time.Time) time.Time {
+	return time.Unix(now.Add(r.cfg.Lease).Unix(), 0)
+}

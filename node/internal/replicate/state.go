@@ -125,8 +125,9 @@ func (r *Replicator) forgetOthers(owned []cid.Cid) {
 	}
 }
 
-// Status describes root's replicas as the last check found them. ok is
-// false when no check of root ran yet (the caller looks them up instead).
+// Status describes root's replicas as the last check (or placement) found
+// them. ok is false when none ran yet, as after a restart (the caller
+// looks them up instead).
 func (r *Replicator) Status(root cid.Cid) (info core.StatusInfo, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
