@@ -437,3 +437,37 @@ func TestAuditCatchesGarbageTreeProver(t *testing.T) {
 	check(t, hc.TreeChallenges > 0 && hc.Garbage > 0, "the prover was never sent a tree challenge: %+v", hc)
 	requireConsistent(t, st)
 }
+
+// TestAuditCatchesTurnedProver (issue 8, light checks): a peer that
+// stores the file and proves it honestly, so that the add counts it, then
+// answers every block challenge with garbage (its tree proofs stay
+// true), is dropped by the owner's light checks and replaced, within two
+// check intervals plus the transfer to the new replica: sooner than any
+// full audit would.
+func TestAuditCatchesTurnedProver(t *testing.T) {
+	c := startClusterWith(t, 3, ownerIntervals()...)
+	const owner = 1
+	on := c.nodes[owner]
+	h := startHoarder(t, adversary.HonestProofs, c.daemons[owner], on)
+	hid := h.Peer().ID().String()
+
+	root := on.add(t, writeFile(t, t.TempDir(), "vault.tar", randBytes(2*mib+77)))
+	st := durStatus(t, on, root)
+	check(t, slices.Contains(st.live(), hid), "the owner does not count the prover, whose proofs are honest so far: %+v (%+v)", st, h.Counts())
+	joined := newNode(t)
+	setConfig(t, joined, "Bootstrap", bootstrapFrom(t, c.daemons[0]))
+	jd := startDaemon(t, joined)
+	want := []string{c.daemons[0].ID, c.daemons[2].ID, jd.ID}
+	slices.Sort(want)
+
+	h.SetLie(adversary.GarbageBlockProofs)
+	turned := time.Now()
+	bound := 2*durCheck + transferSlack
+	st = waitLive(t, on, root, bound+time.Minute, func(l []string) bool { return slices.Equal(l, want) }, "3 honest holders")
+	took := time.Since(turned)
+	hc := h.Counts()
+	t.Logf("turned prover dropped and replaced %v after it turned (bound %v); prover: %+v", took.Round(time.Millisecond), bound, hc)
+	check(t, took <= bound, "the turned prover was dropped after %v, more than %v", took, bound)
+	check(t, hc.Garbage > 0, "the prover was never challenged after it turned: %+v", hc)
+	requireConsistent(t, st)
+}

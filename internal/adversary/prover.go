@@ -25,22 +25,32 @@ type ProofLie int
 
 // The proof lies.
 const (
+	// HonestProofs answers every challenge truly: a hoarder starts so to
+	// be counted, and turns liar later ([Hoarder.SetLie]).
+	HonestProofs ProofLie = iota
 	// GarbageProofs answers every Challenge and every TreeChallenge with
 	// a random proof.
-	GarbageProofs ProofLie = iota + 1
+	GarbageProofs
 	// GarbageTreeProofs answers a Challenge with the honest proof of the
 	// block it holds, and every TreeChallenge with a random proof: only
 	// the full audit can catch it.
 	GarbageTreeProofs
+	// GarbageBlockProofs answers every Challenge with a random proof and
+	// every TreeChallenge truly: only the light check can catch it.
+	GarbageBlockProofs
 )
 
 // String names the lie.
 func (l ProofLie) String() string {
 	switch l {
+	case HonestProofs:
+		return "HonestProofs"
 	case GarbageProofs:
 		return "GarbageProofs"
 	case GarbageTreeProofs:
 		return "GarbageTreeProofs"
+	case GarbageBlockProofs:
+		return "GarbageBlockProofs"
 	}
 	return fmt.Sprintf("ProofLie(%d)", int(l))
 }
@@ -64,7 +74,7 @@ type HoarderCounts struct {
 // as its [ProofLie] says. It is safe for concurrent use.
 type Hoarder struct {
 	peer     *Peer
-	lie      ProofLie
+	lie      atomic.Int64 // a ProofLie
 	capacity int64
 
 	mu     sync.Mutex // guards the fields below
@@ -80,12 +90,17 @@ type Hoarder struct {
 // The handlers run on libp2p's stream goroutines and end with their
 // streams, at the latest when p closes.
 func (p *Peer) Hoard(lie ProofLie, capacity int64) *Hoarder {
-	h := &Hoarder{peer: p, lie: lie, capacity: capacity,
-		blocks: map[cid.Cid][]byte{}, roots: map[cid.Cid]bool{}}
+	h := &Hoarder{peer: p, capacity: capacity, blocks: map[cid.Cid][]byte{}, roots: map[cid.Cid]bool{}}
+	h.SetLie(lie)
 	p.Host.SetStreamHandler(protocol.GetID, h.handleGet)
 	p.Host.SetStreamHandler(protocol.StoreID, h.handleStore)
 	return h
 }
+
+// SetLie changes how the hoarder answers challenges from now on.
+func (h *Hoarder) SetLie(lie ProofLie) { h.lie.Store(int64(lie)) }
+
+func (h *Hoarder) proofLie() ProofLie { return ProofLie(h.lie.Load()) }
 
 // Peer returns the hoarding peer.
 func (h *Hoarder) Peer() *Peer { return h.peer }
@@ -143,11 +158,7 @@ func (h *Hoarder) serve(f *liarConn, m pb.Message) error {
 	case *pb.Challenge:
 		return h.answerChallenge(f, req)
 	case *pb.TreeChallenge:
-		h.trees.Add(1)
-		if !h.Holds(req.Root) {
-			return f.send(&pb.Missing{Cid: req.Root})
-		}
-		return h.sendGarbage(f)
+		return h.answerTree(f, req)
 	default:
 		return fmt.Errorf("got %v, want GetRequest, Challenge or TreeChallenge", m.Type())
 	}
@@ -177,12 +188,32 @@ func (h *Hoarder) answerChallenge(f *liarConn, ch *pb.Challenge) error {
 	switch {
 	case err != nil || !h.Holds(ch.Root):
 		return f.send(&pb.Missing{Cid: ch.Cid})
-	case h.lie == GarbageTreeProofs:
+	case h.proofLie() == GarbageProofs || h.proofLie() == GarbageBlockProofs:
+		return h.sendGarbage(f)
+	default:
 		h.honest.Add(1)
 		return f.send(&pb.Proof{Proof: protocol.ProofOf(h.peer.ID(), ch.Nonce, ch.Cid, data)})
-	default:
+	}
+}
+
+// answerTree says Missing for a root not held whole, and otherwise sends a
+// random proof, or the true one (computed as a holder does) if only block
+// proofs lie or none do.
+func (h *Hoarder) answerTree(f *liarConn, tc *pb.TreeChallenge) error {
+	h.trees.Add(1)
+	if !h.Holds(tc.Root) {
+		return f.send(&pb.Missing{Cid: tc.Root})
+	}
+	if l := h.proofLie(); l == GarbageProofs || l == GarbageTreeProofs {
 		return h.sendGarbage(f)
 	}
+	proofs, err := protocol.TreeProofs(context.Background(), h, tc.Root,
+		[]protocol.TreeProver{{Peer: h.peer.ID(), Nonce: tc.Nonce}})
+	if err != nil {
+		return fmt.Errorf("tree proof of %s: %w", tc.Root, err)
+	}
+	h.honest.Add(1)
+	return f.send(&pb.Proof{Proof: proofs[0]})
 }
 
 func (h *Hoarder) sendGarbage(f *liarConn) error {

@@ -53,10 +53,19 @@ func TestHoarder(t *testing.T) {
 	_, owner, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 
-	for _, lie := range []adversary.ProofLie{adversary.GarbageProofs, adversary.GarbageTreeProofs} {
-		t.Run(lie.String(), func(t *testing.T) {
+	tests := []struct {
+		lie                 adversary.ProofLie
+		lightLies, treeLies bool
+	}{
+		{adversary.HonestProofs, false, false},
+		{adversary.GarbageProofs, true, true},
+		{adversary.GarbageTreeProofs, false, true},
+		{adversary.GarbageBlockProofs, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.lie.String(), func(t *testing.T) {
 			p := newPeer(t)
-			h := p.Hoard(lie, 1<<20)
+			h := p.Hoard(tt.lie, 1<<20)
 			victim := newPeer(t)
 			require.NoError(t, victim.Host.Connect(ctx, p.AddrInfo()))
 			vh, id := victim.Host, p.ID()
@@ -75,33 +84,65 @@ func TestHoarder(t *testing.T) {
 			require.Equal(t, []cid.Cid{chunks[1].Cid}, got, "the hoarder serves its blocks")
 
 			err = protocol.Audit(ctx, vh, id, root.Cid, blockstore.Block{Cid: chunks[0].Cid, Data: chunks[0].Data})
-			if lie == adversary.GarbageProofs {
+			if tt.lightLies {
 				require.ErrorIs(t, err, protocol.ErrBadProof)
 			} else {
-				require.NoError(t, err, "a GarbageTreeProofs hoarder proves single blocks honestly")
+				require.NoError(t, err, "the block proof is true")
 			}
 
-			var nonce [pb.NonceSize]byte
-			_, _ = rand.Read(nonce[:])
+			nonce := protocol.Nonce()
 			proof, err := protocol.TreeChallenge(ctx, vh, id, owner, root.Cid, nonce)
 			require.NoError(t, err)
 			want, err := protocol.TreeProofs(ctx, local, root.Cid, []protocol.TreeProver{{Peer: id, Nonce: nonce}})
 			require.NoError(t, err)
-			require.NotEqual(t, want[0], proof, "the tree proof is garbage")
+			if tt.treeLies {
+				require.NotEqual(t, want[0], proof, "the tree proof is garbage")
+			} else {
+				require.Equal(t, want[0], proof, "the tree proof is true")
+			}
 
 			require.NoError(t, protocol.Remove(ctx, vh, id, owner, root.Cid))
 			require.False(t, h.Holds(root.Cid), "a removed root is disclaimed")
 			_, err = protocol.TreeChallenge(ctx, vh, id, owner, root.Cid, nonce)
 			require.ErrorIs(t, err, protocol.ErrNotHeld)
 
-			c := h.Counts()
-			if lie == adversary.GarbageProofs {
-				require.Equal(t, adversary.HoarderCounts{Stores: 1, Served: 1, Garbage: 2, TreeChallenges: 2, Removes: 1}, c)
-			} else {
-				require.Equal(t, adversary.HoarderCounts{Stores: 1, Served: 1, Garbage: 1, HonestProofs: 1, TreeChallenges: 2, Removes: 1}, c)
+			var lies int64
+			for _, l := range []bool{tt.lightLies, tt.treeLies} {
+				if l {
+					lies++
+				}
 			}
+			require.Equal(t, adversary.HoarderCounts{Stores: 1, Served: 1, Garbage: lies, HonestProofs: 2 - lies,
+				TreeChallenges: 2, Removes: 1}, h.Counts())
 		})
 	}
+}
+
+// TestHoarderTurns: a hoarder that proved honestly lies once told to.
+func TestHoarderTurns(t *testing.T) {
+	ctx := t.Context()
+	chunk := adversary.Chunk(3000)
+	root := adversary.Root(0, []cid.Cid{chunk.Cid})
+	all := []pb.Block{root, chunk}
+	blocks := func(yield func(blockstore.Block, error) bool) {
+		for _, b := range all {
+			if !yield(blockstore.Block{Cid: b.Cid, Data: b.Data}, nil) {
+				return
+			}
+		}
+	}
+	_, owner, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	p := newPeer(t)
+	h := p.Hoard(adversary.HonestProofs, 1<<20)
+	victim := newPeer(t)
+	require.NoError(t, victim.Host.Connect(ctx, p.AddrInfo()))
+	_, err = protocol.Store(ctx, victim.Host, p.ID(), owner, root.Cid, blocks, 2, uint64(len(root.Data)+len(chunk.Data)))
+	require.NoError(t, err)
+	b := blockstore.Block{Cid: chunk.Cid, Data: chunk.Data}
+	require.NoError(t, protocol.Audit(ctx, victim.Host, p.ID(), root.Cid, b))
+	h.SetLie(adversary.GarbageBlockProofs)
+	require.ErrorIs(t, protocol.Audit(ctx, victim.Host, p.ID(), root.Cid, b), protocol.ErrBadProof)
 }
 
 // TestHoarderCapacity: an offer beyond the hoarder's capacity is refused.
