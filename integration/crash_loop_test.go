@@ -135,6 +135,7 @@ type crashLoop struct {
 	owner, recv   *node
 	ownerD, recvD *daemon
 	recvPins      int // the pins recv holds
+	fileBlocks    int // the blocks of a crashFileSize file
 
 	kept       string // a file that gc rounds keep
 	keptSum    [sha256.Size]byte
@@ -199,9 +200,10 @@ func (cl *crashLoop) calibrate(t *testing.T) {
 	cl.recv.requireOK(t, cl.recv.run(t, "config", "Replication.Factor", "0"))
 	cl.recvD = startDaemon(t, cl.recv)
 	waitConnected(t, cl.owner, cl.recvD.ID)
-	cl.durs[crashStore] = cl.measure(t, cl.owner, cl.receiving(t), "add", "-q", "--progress=false", cl.file)
+	cl.durs[crashStore] = cl.measure(t, cl.owner, cl.receiving(t, 1), "add", "-q", "--progress=false", cl.file)
 	cl.recvPins++
 	cl.requireReplica(t, cl.want)
+	cl.fileBlocks = len(cl.owner.refs(t, cl.want))
 	cl.recvD.Stop(t) // each store round starts it, under its own test
 
 	for _, k := range []crashKind{crashGCOffline, crashGCDaemon} {
@@ -251,6 +253,21 @@ func (cl *crashLoop) round(t *testing.T, k crashKind) (mid bool) {
 	}
 }
 
+// endWindow is how soon after the last block of an add or a store is in
+// place a kill aimed at the end lands: the pin's commit is left then.
+const endWindow = time.Millisecond
+
+// addPlan draws the kill of an add or a store round: one round in three
+// aims at the end, within endWindow of the condition atEnd (the last block
+// is in place), the others at a moment uniform over the measured duration,
+// which leaves plan.begun nil for the caller to set.
+func (cl *crashLoop) addPlan(k crashKind, atEnd func() bool) killPlan {
+	if cl.rng.IntN(3) == 0 {
+		return killPlan{label: "end: ", begun: atEnd, delay: time.Duration(cl.rng.Int64N(int64(endWindow)))}
+	}
+	return killPlan{delay: cl.killMoment(k)}
+}
+
 // killMoment draws the delay of a kill of kind k.
 func (cl *crashLoop) killMoment(k crashKind) time.Duration {
 	return time.Duration(cl.rng.Int64N(int64(cl.durs[k]) + 1))
@@ -260,8 +277,9 @@ func (cl *crashLoop) killMoment(k crashKind) time.Duration {
 func (cl *crashLoop) addOffline(t *testing.T) bool {
 	n := cl.addNode(t)
 	defer removeRepo(t, n)
-	mid, _ := cl.killCommand(t, n, killPlan{delay: cl.killMoment(crashAddOffline)}, "add", "-q", "--progress=false", cl.file)
-	cl.note(crashAddOffline, addState(t, cl, n, 0))
+	plan := cl.addPlan(crashAddOffline, hasBlock(n, cl.want))
+	mid, _ := cl.killCommand(t, n, plan, "add", "-q", "--progress=false", cl.file)
+	cl.note(crashAddOffline, plan.label+addState(t, cl, n, 0))
 	cl.requireClean(t, n)
 	cl.requireAdds(t, n)
 	return mid
@@ -273,9 +291,10 @@ func (cl *crashLoop) addDaemon(t *testing.T) bool {
 	n := cl.addNode(t)
 	defer removeRepo(t, n)
 	d := startDaemon(t, n)
-	plan := killPlan{delay: cl.killMoment(crashAddDaemon), kill: func() { d.Kill(t) }}
+	plan := cl.addPlan(crashAddDaemon, hasBlock(n, cl.want))
+	plan.kill = func() { d.Kill(t) }
 	mid, _ := cl.killCommand(t, n, plan, "add", "-q", "--progress=false", cl.file)
-	cl.note(crashAddDaemon, addState(t, cl, n, 0))
+	cl.note(crashAddDaemon, plan.label+addState(t, cl, n, 0))
 	cl.requireClean(t, n)
 	d = startDaemon(t, n)
 	cl.requireAdds(t, n)
@@ -290,12 +309,16 @@ func (cl *crashLoop) store(t *testing.T) bool {
 	defer os.Remove(path)
 	cl.recvD = startDaemon(t, cl.recv)
 	waitConnected(t, cl.owner, cl.recvD.ID)
-	plan := killPlan{begun: cl.receiving(t), delay: cl.killMoment(crashStore), kill: func() { cl.recvD.Kill(t) }}
+	plan := cl.addPlan(crashStore, cl.receiving(t, cl.fileBlocks))
+	if plan.begun == nil {
+		plan.begun = cl.receiving(t, 1)
+	}
+	plan.kill = func() { cl.recvD.Kill(t) }
 	mid, out := cl.killCommand(t, cl.owner, plan, "add", "-q", "--progress=false", path)
 	root := strings.TrimSpace(out)
 	requireCID(t, root)
 	st := addState(t, cl, cl.recv, cl.recvPins)
-	cl.note(crashStore, st)
+	cl.note(crashStore, plan.label+st)
 	mid = mid && st != "pinned" // else the receiver had it all
 	cl.recvPins++
 	cl.requireClean(t, cl.recv)
@@ -352,6 +375,8 @@ type killPlan struct {
 	delay time.Duration
 	// kill kills what the round kills (a daemon); nil kills the command.
 	kill func()
+	// label names the kind of moment in the tally ("end: " or "").
+	label string
 }
 
 // killCommand starts casd args on n and kills as plan says. It reports
@@ -479,10 +504,14 @@ func (cl *crashLoop) requireReplica(t *testing.T, root string) {
 	cl.recv.requireOK(t, cl.run(t, cl.recv, "repo", "verify"))
 }
 
+// beginPoll is the period of waitBegun's polls: short, since a kill aimed
+// at the end of an add must land within a millisecond of its last block.
+const beginPoll = 100 * time.Microsecond
+
 // waitBegun polls begun until it holds, or until the command ends (ended,
 // with its error).
 func waitBegun(done <-chan error, begun func() bool) (err error, ended bool) {
-	tick := time.NewTicker(time.Millisecond)
+	tick := time.NewTicker(beginPoll)
 	defer tick.Stop()
 	for !begun() {
 		select {
@@ -494,14 +523,29 @@ func waitBegun(done <-chan error, begun func() bool) (err error, ended bool) {
 	return nil, false
 }
 
-// receiving returns a condition that holds once the receiver has more
-// block files than now: a transfer to it began.
-func (cl *crashLoop) receiving(t *testing.T) func() bool {
+// receiving returns a condition that holds once the receiver has count
+// block files more than now: with 1, a transfer to it began; with every
+// block of a file, the transfer is at its end (the completeness check and
+// the pin are left).
+func (cl *crashLoop) receiving(t *testing.T, count int) func() bool {
 	dir := filepath.Join(cl.recv.repo, "blocks")
 	before, _ := blockFiles(t, dir)
 	return func() bool {
-		committed, temps := blockFiles(t, dir)
-		return committed+temps > before
+		committed, _ := blockFiles(t, dir)
+		if count == 1 {
+			_, temps := blockFiles(t, dir)
+			committed += temps
+		}
+		return committed >= before+count
+	}
+}
+
+// hasBlock returns a condition that holds once n's store has block c.
+func hasBlock(n *node, c string) func() bool {
+	p := filepath.Join(n.repo, "blocks", c[len(c)-3:len(c)-1], c)
+	return func() bool {
+		_, err := os.Lstat(p)
+		return err == nil
 	}
 }
 
