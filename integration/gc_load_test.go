@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -65,17 +66,21 @@ func TestGCUnderLoad(t *testing.T) {
 		stores = append(stores, newLoadFile(t, dir, fmt.Sprintf("store-%d.bin", j)))
 	}
 
-	gcs := runUnderGC(t, a, func(wg *sync.WaitGroup) {
+	gcs := runUnderGC(t, a, func(wg *sync.WaitGroup, more func() bool) {
 		for i := range adds {
-			wg.Go(func() { addAll(t, a, adds[i]) })
+			wg.Go(func() { adds[i] = addAll(t, a, dir, adds[i], more) })
 		}
-		wg.Go(func() { addAll(t, b, stores) })
+		wg.Go(func() { stores = addAll(t, b, dir, stores, more) })
 		wg.Go(func() { abortAdds(t, a, dir, gcLoadAborts) })
 	})
 	if t.Failed() {
 		return
 	}
 	t.Logf("%d gcs ended during the load, removing %s blocks", len(gcs), strings.Join(gcs, ", "))
+	for i, fs := range adds {
+		t.Logf("adder %d added %d files", i, len(fs))
+	}
+	t.Logf("the peer stored %d files", len(stores))
 	check(t, len(gcs) >= gcLoadMinGCs, "only %d gcs ended while the load ran, want %d", len(gcs), gcLoadMinGCs)
 
 	a.requireOK(t, a.run(t, "repo", "verify"))
@@ -89,9 +94,13 @@ func TestGCUnderLoad(t *testing.T) {
 	// A killed add whose CLI had sent the whole file completes in the
 	// daemon: its pin must be whole too (ls opens every owned root).
 	st := a.repoStat(t)
-	want := gcLoadAdders*gcLoadAdds + gcLoadStores
+	added := 0
+	for _, fs := range adds {
+		added += len(fs)
+	}
+	want := added + len(stores)
 	check(t, st.Pins >= want && st.Pins <= want+gcLoadAborts, "the daemon holds %d pins, want %d adds and %d replicas, and up to %d killed adds",
-		st.Pins, gcLoadAdders*gcLoadAdds, gcLoadStores, gcLoadAborts)
+		st.Pins, added, len(stores), gcLoadAborts)
 	ls := a.run(t, "ls")
 	a.requireOK(t, ls)
 	check(t, strings.Count(ls.out(), "\n") == st.Files, "ls lists %d files, repo stat %d: %s", strings.Count(ls.out(), "\n"), st.Files, ls)
@@ -118,11 +127,14 @@ func newLoadFile(t *testing.T, dir, name string) *loadFile {
 
 // runUnderGC runs load (which adds its goroutines to the group it is
 // given) while `casd repo gc` runs on n in a loop, and returns the
-// "removed" counts of the gcs that ended before the load did. Failures
-// are reported with t.Errorf, from any goroutine.
-func runUnderGC(t *testing.T, n *node, load func(*sync.WaitGroup)) []string {
+// "removed" counts of the gcs that ended before the load did. The load's
+// more reports whether fewer than gcLoadMinGCs gcs have ended: adders go
+// on while it holds, so that the gcs overlap the load however slowly they
+// run. Failures are reported with t.Errorf, from any goroutine.
+func runUnderGC(t *testing.T, n *node, load func(wg *sync.WaitGroup, more func() bool)) []string {
+	var ended atomic.Int32
 	var wg sync.WaitGroup
-	load(&wg)
+	load(&wg, func() bool { return ended.Load() < gcLoadMinGCs && !t.Failed() })
 	loaded := make(chan struct{})
 	go func() { wg.Wait(); close(loaded) }() // ends when the load does, waited for below
 	var gcs []string
@@ -145,6 +157,7 @@ func runUnderGC(t *testing.T, n *node, load func(*sync.WaitGroup)) []string {
 		}
 		removed, _, _ := strings.Cut(strings.TrimPrefix(res.out(), "removed "), " ")
 		gcs = append(gcs, removed)
+		ended.Add(1)
 	}
 }
 
@@ -173,19 +186,30 @@ func abortAdds(t *testing.T, n *node, dir string, count int) {
 	}
 }
 
-// addAll adds files on n one after the other and records their CIDs. The
-// adds of a node whose goal is not met fail; the CID is printed anyway.
-func addAll(t *testing.T, n *node, files []*loadFile) {
-	for _, f := range files {
+// addAll adds files on n one after the other, recording their CIDs, then
+// new 1 MiB files while more holds, and returns every file it added.
+func addAll(t *testing.T, n *node, dir string, files []*loadFile, more func() bool) []*loadFile {
+	for i := 0; i < len(files) || more(); i++ {
+		if i == len(files) {
+			data := randBytes(mib)
+			p := filepath.Join(dir, fmt.Sprintf("more-%s.bin", randHex(8)))
+			if err := os.WriteFile(p, data, 0o600); err != nil {
+				t.Errorf("write %s: %v", p, err)
+				return files
+			}
+			files = append(files, &loadFile{path: p, sum: sha256.Sum256(data)})
+		}
+		f := files[i]
 		res := n.run(t, "add", "-q", "--progress=false", f.path)
 		if res.code != exitOK {
 			t.Errorf("add %s under gc: %s", filepath.Base(f.path), res)
-			return
+			return files[:i]
 		}
 		f.cid = strings.TrimSpace(res.out())
 		if !strings.HasPrefix(f.cid, "bafk") {
 			t.Errorf("add %s printed %q", f.path, res.out())
-			return
+			return files[:i]
 		}
 	}
+	return files
 }
