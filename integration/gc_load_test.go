@@ -65,13 +65,18 @@ func TestGCUnderLoad(t *testing.T) {
 	for j := range gcLoadStores {
 		stores = append(stores, newLoadFile(t, dir, fmt.Sprintf("store-%d.bin", j)))
 	}
+	var aborts []string
+	for j := range gcLoadAborts {
+		p, _ := writeHashedFile(t, dir, fmt.Sprintf("abort-%d.bin", j), 16*mib)
+		aborts = append(aborts, p)
+	}
 
 	gcs := runUnderGC(t, a, func(wg *sync.WaitGroup, more func() bool) {
 		for i := range adds {
 			wg.Go(func() { adds[i] = addAll(t, a, dir, adds[i], more) })
 		}
 		wg.Go(func() { stores = addAll(t, b, dir, stores, more) })
-		wg.Go(func() { abortAdds(t, a, dir, gcLoadAborts) })
+		wg.Go(func() { abortAdds(t, a, aborts) })
 	})
 	if t.Failed() {
 		return
@@ -119,10 +124,8 @@ func TestGCUnderLoad(t *testing.T) {
 func newLoadFile(t *testing.T, dir, name string) *loadFile {
 	t.Helper()
 	size := gcLoadMinSize + int64(randBytes(1)[0])*gcLoadSizeRange/256
-	p := writeRandomFile(t, dir, name, size)
-	data, err := os.ReadFile(p)
-	noErr(t, err)
-	return &loadFile{path: p, sum: sha256.Sum256(data)}
+	p, sum := writeHashedFile(t, dir, name, size)
+	return &loadFile{path: p, sum: sum}
 }
 
 // runUnderGC runs load (which adds its goroutines to the group it is
@@ -161,12 +164,12 @@ func runUnderGC(t *testing.T, n *node, load func(wg *sync.WaitGroup, more func()
 	}
 }
 
-// abortAdds starts count adds of new 16 MiB files on n's daemon, one after
-// the other, and kills each CLI after a random delay of up to 300 ms: the
-// daemon cancels the add, whose committed blocks are then garbage.
-func abortAdds(t *testing.T, n *node, dir string, count int) {
-	for i := range count {
-		p := writeRandomFile(t, dir, fmt.Sprintf("abort-%d.bin", i), 16*mib)
+// abortAdds adds the files paths on n's daemon, one after the other, and
+// kills each CLI after a random delay of up to 300 ms: the daemon cancels
+// the add if its body was still coming, and its committed blocks are then
+// garbage.
+func abortAdds(t *testing.T, n *node, paths []string) {
+	for _, p := range paths {
 		cmd := n.command(t.Context(), runOpts{}, "add", "-q", "--progress=false", p)
 		if err := cmd.Start(); err != nil {
 			t.Errorf("start add %s: %v", p, err)
@@ -182,7 +185,6 @@ func abortAdds(t *testing.T, n *node, dir string, count int) {
 			<-done
 		}
 		timer.Stop()
-		_ = os.Remove(p)
 	}
 }
 
