@@ -139,6 +139,10 @@ type Store struct {
 	shards map[string]bool
 
 	bufPool sync.Pool // *[]byte of capacity MaxBlockSize, for walks
+
+	// syncDir fsyncs a shard directory after renames into it
+	// (fsutil.SyncDir; tests count the calls).
+	syncDir func(dir string) error
 }
 
 // Open opens the store with blocks under blocksDir and metadata in the bbolt
@@ -170,6 +174,7 @@ func Open(blocksDir, metaPath string) (*Store, error) {
 		seed:    maphash.MakeSeed(),
 		pending: make(map[string]int),
 		shards:  make(map[string]bool),
+		syncDir: fsutil.SyncDir,
 	}
 	s.bufPool.New = func() any {
 		b := make([]byte, 0, MaxBlockSize)
@@ -308,7 +313,13 @@ func (s *Store) stripe(p blockPath) *sync.Mutex {
 	return &s.stripes[maphash.String(s.seed, p.name)%numStripes]
 }
 
-// Has reports whether the block c is in the store.
+// Has reports whether the block c is in the store, durably: a block that
+// another writer has renamed into place but whose shard directory it has
+// not fsynced yet may not survive a crash, so Has fsyncs that directory
+// before it reports the block, as a Put that finds the block present does.
+// Callers pin what Has reports (a store's completeness check pins a root
+// whose every block is present, and acknowledges it to the owner), and a
+// pin must never outlive its blocks across a crash.
 func (s *Store) Has(ctx context.Context, c cid.Cid) (bool, error) {
 	if err := s.check(ctx); err != nil {
 		return false, fmt.Errorf("has block %s: %w", c, err)
@@ -322,6 +333,11 @@ func (s *Store) Has(ctx context.Context, c cid.Cid) (bool, error) {
 			return false, nil
 		}
 		return false, fmt.Errorf("has block %s: %w", c, err)
+	}
+	if shard := s.presentShard(p.shard); shard != "" {
+		if err := s.syncShards([]string{shard}); err != nil {
+			return false, fmt.Errorf("has block %s: %w", c, err)
+		}
 	}
 	return true, nil
 }
@@ -516,7 +532,7 @@ func (s *Store) syncShards(shards []string) error {
 	var errs []error
 	for sh, n := range count {
 		g.Go(func() error {
-			if err := fsutil.SyncDir(filepath.Join(s.dir, sh)); err != nil {
+			if err := s.syncDir(filepath.Join(s.dir, sh)); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

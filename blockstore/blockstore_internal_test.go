@@ -8,12 +8,15 @@ import (
 	"maps"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
+
+	"github.com/casd/casd/internal/fsutil"
 )
 
 func rawBlock(data []byte) Block {
@@ -220,6 +223,62 @@ func TestPendingSyncsBalanced(t *testing.T) {
 	s.donePending(shard)
 	if p := pending(); len(p) != 0 {
 		t.Fatalf("pending shard syncs after the other writer's release = %v; want none", p)
+	}
+}
+
+// TestHasSyncsPendingShard: a block that another writer renamed into place
+// without fsyncing its shard directory yet may vanish in a crash; Has
+// fsyncs that directory before it reports the block, since what Has
+// reports gets pinned (a store's completeness check pins and acknowledges
+// a root whose blocks are all present). The other writer's registration
+// stays, and a shard with nothing pending costs Has no fsync.
+func TestHasSyncsPendingShard(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "blocks"), filepath.Join(dir, "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+	b := rawBlock([]byte("renamed, not yet durable"))
+	if err := s.Put(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.pathOf(b.Cid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	s.syncDir = func(d string) error {
+		synced = append(synced, d)
+		return fsutil.SyncDir(d)
+	}
+
+	s.pendingMu.Lock()
+	s.pending[p.shard] = 1 // another writer's rename, its fsync to come
+	s.pendingMu.Unlock()
+	ok, err := s.Has(ctx, b.Cid)
+	if err != nil || !ok {
+		t.Fatalf("Has = %v, %v; want true", ok, err)
+	}
+	shardDir := filepath.Join(s.dir, p.shard)
+	if !slices.Equal(synced, []string{shardDir}) {
+		t.Fatalf("Has of a block whose rename is pending fsynced %q, want %q", synced, shardDir)
+	}
+	s.pendingMu.Lock()
+	left := s.pending[p.shard]
+	s.pendingMu.Unlock()
+	if left != 1 {
+		t.Fatalf("pending syncs of the shard after Has = %d, want the other writer's 1", left)
+	}
+
+	s.donePending(p.shard)
+	synced = nil
+	if ok, err := s.Has(ctx, b.Cid); err != nil || !ok {
+		t.Fatalf("Has = %v, %v; want true", ok, err)
+	}
+	if len(synced) != 0 {
+		t.Fatalf("Has with nothing pending fsynced %q, want nothing", synced)
 	}
 }
 
