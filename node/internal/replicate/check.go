@@ -233,7 +233,9 @@ func (r *Replicator) lightAudits(ctx context.Context, root cid.Cid, cands map[pe
 			// its last audit unchanged.
 			live[p] = rep
 		default:
-			log.Debugw("replica failed its check", "peer", p, "cid", root, "err", err)
+			if ctx.Err() == nil { // else judge judges nobody
+				log.Debugw("replica failed its check", "peer", p, "cid", root, "err", err)
+			}
 			failed[p] = rep
 		}
 	})
