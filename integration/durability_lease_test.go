@@ -1,32 +1,10 @@
 package integration
 
 import (
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 )
-
-// repoStatJSON is `casd repo stat --json` with the space fields of issue 8.
-type repoStatJSON struct {
-	Blocks      int   `json:"blocks"`
-	Bytes       int64 `json:"bytes"`
-	Own         int64 `json:"own"`
-	Offered     int64 `json:"offered"`
-	Cached      int64 `json:"cached"`
-	Quota       int64 `json:"quota"`
-	FreeToOffer int64 `json:"freeToOffer"`
-}
-
-// leaseSpaceStat runs `casd repo stat --json` on n.
-func leaseSpaceStat(t testing.TB, n *node) repoStatJSON {
-	t.Helper()
-	res := n.run(t, "repo", "stat", "--json")
-	n.requireOK(t, res)
-	var st repoStatJSON
-	noErr(t, json.Unmarshal(res.stdout, &st), fmt.Sprintf("decode %s", res))
-	return st
-}
 
 // heldOf returns the blocks of refs that are files under repo/blocks.
 func heldOf(t testing.TB, repo string, refs []string) []string {
@@ -50,7 +28,7 @@ func waitFreed(t testing.TB, c *cluster, idx []int, refs []string, timeout time.
 			if held := heldOf(t, c.nodes[i].repo, refs); len(held) > 0 {
 				return false, fmt.Sprintf("%s: node %d still holds %d of the %d blocks", what, i, len(held), len(refs))
 			}
-			if st := leaseSpaceStat(t, c.nodes[i]); st.Offered != 0 {
+			if st := c.nodes[i].repoStat(t); st.Offered != 0 {
 				return false, fmt.Sprintf("%s: node %d still offers %d bytes: %+v", what, i, st.Offered, st)
 			}
 		}
@@ -75,7 +53,7 @@ func TestRmFreesReplicas(t *testing.T) {
 	replicas := c.indexes(t, st.live())
 	for _, r := range replicas {
 		requireHolds(t, c.nodes[r].repo, refs)
-		rs := leaseSpaceStat(t, c.nodes[r])
+		rs := c.nodes[r].repoStat(t)
 		check(t, rs.Offered > 0, "replica %d offers 0 bytes while it holds the file: %+v", r, rs)
 	}
 

@@ -23,7 +23,7 @@ func TestFullPeerRefusedOwnerGoesOn(t *testing.T) {
 	})
 	fn := c.nodes[full]
 	fn.add(t, writeFile(t, t.TempDir(), "own.bin", randBytes(4*quota)))
-	sp := leaseSpaceStat(t, fn)
+	sp := fn.repoStat(t)
 	check(t, sp.Own > 4*quota && sp.Offered == 0 && sp.FreeToOffer == quota,
 		"the full peer's own 4 MiB must not count against its 1 MiB quota: %+v", sp)
 

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,16 +11,6 @@ import (
 	"github.com/casd/casd/internal/adversary"
 	"github.com/casd/casd/protocol"
 )
-
-// spaceStat is the space part of `casd repo stat --json`.
-type spaceStat struct {
-	Bytes       int64 `json:"bytes"`
-	Own         int64 `json:"own"`
-	Offered     int64 `json:"offered"`
-	Cached      int64 `json:"cached"`
-	Quota       int64 `json:"quota"`
-	FreeToOffer int64 `json:"freeToOffer"`
-}
 
 // TestQuotaCountsOnlyReplicas (durability, point 5): a holder whose own
 // files take twice its 4 MiB quota still takes a 1 MiB replica from an
@@ -47,17 +36,14 @@ func TestQuotaCountsOnlyReplicas(t *testing.T) {
 	check(t, len(st.Replicas) == 1 && st.Replicas[0] == hd.ID,
 		"the 1 MiB file is not on the holder (its own files counted against its quota?): %+v", st)
 
-	var sp spaceStat
-	res := holder.run(t, "repo", "stat", "--json")
-	holder.requireOK(t, res)
-	noErr(t, json.Unmarshal(res.stdout, &sp), "repo stat --json: "+res.out())
+	sp := holder.repoStat(t)
 	t.Logf("holder repo stat: %+v", sp)
 	check(t, sp.Own > 8*mib && sp.Own > sp.Quota, "own %d bytes, want the 8 MiB file, past the quota", sp.Own)
 	check(t, sp.Offered > mib && sp.Offered < mib+64<<10, "offered %d bytes, want the 1 MiB replica", sp.Offered)
 	check(t, sp.Quota == quota && sp.FreeToOffer == quota-sp.Offered, "quota %d, free to offer %d; want %d, quota less offered",
 		sp.Quota, sp.FreeToOffer, quota)
 	check(t, sp.Bytes == sp.Own+sp.Offered+sp.Cached, "bytes %d is not own+offered+cached %+v", sp.Bytes, sp)
-	res = holder.run(t, "repo", "stat")
+	res := holder.run(t, "repo", "stat")
 	holder.requireOK(t, res)
 	for _, line := range []string{fmt.Sprintf("offered: %d\n", sp.Offered), fmt.Sprintf("quota: %d\n", quota),
 		fmt.Sprintf("free to offer: %d\n", sp.FreeToOffer), fmt.Sprintf("own: %d\n", sp.Own)} {

@@ -79,6 +79,12 @@ type repoStat struct {
 	Bytes   int64  `json:"bytes"`
 	Pins    int    `json:"pins"`
 	Files   int    `json:"files"`
+	// The space, in bytes (issue 8).
+	Own         int64 `json:"own"`
+	Offered     int64 `json:"offered"`
+	Cached      int64 `json:"cached"`
+	Quota       int64 `json:"quota"`
+	FreeToOffer int64 `json:"freeToOffer"`
 }
 
 // TestRepoStat checks the counts of repo stat --json.
