@@ -397,9 +397,16 @@ func waitConnected(t testing.TB, n *node, ids ...string) {
 // ends.
 func waitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
+	pollEvery(t, timeout, pollInterval, cond)
+}
+
+// pollEvery calls cond every period until it returns true, failing the
+// test with cond's last message after timeout.
+func pollEvery(t testing.TB, timeout, period time.Duration, cond func() (bool, string)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
-	tick := time.NewTicker(pollInterval)
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	for {
 		ok, msg := cond()

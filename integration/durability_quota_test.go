@@ -42,7 +42,7 @@ func TestFullPeerRefusedOwnerGoesOn(t *testing.T) {
 	waitConnected(t, on, ed.ID)
 	res = on.run(t, "repair", root, "--json")
 	on.requireOK(t, res)
-	live := durStatus(t, on, root).live()
+	live := status(t, on, root).live()
 	check(t, len(live) == replicationGoal && slices.Contains(live, ed.ID) && !slices.Contains(live, c.daemons[full].ID),
 		"after repair: live %v; want %d replicas, the new peer %s among them, not the full peer", live, replicationGoal, ed.ID)
 }

@@ -32,27 +32,8 @@ const (
 	durPoll = 500 * time.Millisecond
 )
 
-// holderJSON is one element of the holders of `casd status --json`.
-type holderJSON struct {
-	ID            string    `json:"id"`
-	Verified      bool      `json:"verified"`
-	LastAudit     time.Time `json:"lastAudit"`
-	LastTreeAudit time.Time `json:"lastTreeAudit"`
-	LeaseExpires  time.Time `json:"leaseExpires"`
-}
-
-// durStatusJSON is `casd status --json` with the durability fields.
-type durStatusJSON struct {
-	CID       string       `json:"cid"`
-	Goal      int          `json:"goal"`
-	Replicas  []string     `json:"replicas"`
-	Verified  bool         `json:"verified"`
-	LastCheck time.Time    `json:"lastCheck"`
-	Holders   []holderJSON `json:"holders"`
-}
-
 // live returns the IDs of the holders marked verified.
-func (st durStatusJSON) live() []string {
+func (st statusJSON) live() []string {
 	var ids []string
 	for _, h := range st.Holders {
 		if h.Verified {
@@ -64,7 +45,7 @@ func (st durStatusJSON) live() []string {
 }
 
 // holder returns the holder with id, if listed.
-func (st durStatusJSON) holder(id string) (holderJSON, bool) {
+func (st statusJSON) holder(id string) (holderJSON, bool) {
 	i := slices.IndexFunc(st.Holders, func(h holderJSON) bool { return h.ID == id })
 	if i < 0 {
 		return holderJSON{}, false
@@ -72,53 +53,21 @@ func (st durStatusJSON) holder(id string) (holderJSON, bool) {
 	return st.Holders[i], true
 }
 
-// durStatus runs `casd status --json root` on n.
-func durStatus(t testing.TB, n *node, root string) durStatusJSON {
-	t.Helper()
-	res := n.run(t, "status", "--json", root)
-	n.requireOK(t, res)
-	var st durStatusJSON
-	noErr(t, json.Unmarshal(res.stdout, &st), fmt.Sprintf("decode %s", res))
-	check(t, st.CID == root, "status names CID %q, want %s", st.CID, root)
-	return st
-}
-
 // requireConsistent checks that status's replicas are its verified
 // holders, as the contract says.
-func requireConsistent(t testing.TB, st durStatusJSON) {
+func requireConsistent(t testing.TB, st statusJSON) {
 	t.Helper()
 	reps := slices.Sorted(slices.Values(st.Replicas))
 	check(t, slices.Equal(reps, st.live()), "status replicas %q are not its verified holders %q: %+v", reps, st.live(), st)
 }
 
-// pollEvery calls cond every period until it returns true, failing the
-// test with cond's last message after timeout.
-func pollEvery(t testing.TB, timeout, period time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("gave up after %v: %s", timeout, msg)
-		case <-tick.C:
-		}
-	}
-}
-
 // waitLive polls the status of root on n until ok accepts its verified
 // holders, and returns that status.
-func waitLive(t testing.TB, n *node, root string, timeout time.Duration, ok func(live []string) bool, what string) durStatusJSON {
+func waitLive(t testing.TB, n *node, root string, timeout time.Duration, ok func(live []string) bool, what string) statusJSON {
 	t.Helper()
-	var st durStatusJSON
+	var st statusJSON
 	pollEvery(t, timeout, durPoll, func() (bool, string) {
-		st = durStatus(t, n, root)
+		st = status(t, n, root)
 		return ok(st.live()), fmt.Sprintf("%s: verified holders %q, status %+v", what, st.live(), st)
 	})
 	return st
@@ -401,7 +350,7 @@ func TestAuditCatchesGarbageProver(t *testing.T) {
 	// Some more checks and audits: it stays out.
 	deadline := time.Now().Add(durAudit + durCheck)
 	pollEvery(t, 2*durAudit+durCheck, durPoll, func() (bool, string) {
-		st := durStatus(t, on, root)
+		st := status(t, on, root)
 		check(t, !slices.Contains(st.live(), hid) && !slices.Contains(st.Replicas, hid), "status lists the garbage prover: %+v", st)
 		return time.Now().After(deadline), ""
 	})
@@ -420,7 +369,7 @@ func TestAuditCatchesGarbageTreeProver(t *testing.T) {
 
 	root := on.add(t, writeFile(t, t.TempDir(), "vault.tar", randBytes(2*mib+77)))
 	added := time.Now()
-	st := durStatus(t, on, root)
+	st := status(t, on, root)
 	check(t, slices.Contains(st.live(), hid), "the owner does not count the prover, whose light proofs are honest: %+v (%+v)", st, h.Counts())
 
 	joined := newNode(t)
@@ -452,7 +401,7 @@ func TestAuditCatchesTurnedProver(t *testing.T) {
 	hid := h.Peer().ID().String()
 
 	root := on.add(t, writeFile(t, t.TempDir(), "vault.tar", randBytes(2*mib+77)))
-	st := durStatus(t, on, root)
+	st := status(t, on, root)
 	check(t, slices.Contains(st.live(), hid), "the owner does not count the prover, whose proofs are honest so far: %+v (%+v)", st, h.Counts())
 	joined := newNode(t)
 	setConfig(t, joined, "Bootstrap", bootstrapFrom(t, c.daemons[0]))

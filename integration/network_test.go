@@ -25,9 +25,21 @@ const replicationGoal = 3
 
 // statusJSON is the output of `casd status --json`.
 type statusJSON struct {
-	CID      string   `json:"cid"`
-	Goal     int      `json:"goal"`
-	Replicas []string `json:"replicas"`
+	CID       string       `json:"cid"`
+	Goal      int          `json:"goal"`
+	Replicas  []string     `json:"replicas"`
+	Verified  bool         `json:"verified"`
+	LastCheck time.Time    `json:"lastCheck"`
+	Holders   []holderJSON `json:"holders"`
+}
+
+// holderJSON is one element of the holders of `casd status --json`.
+type holderJSON struct {
+	ID            string    `json:"id"`
+	Verified      bool      `json:"verified"`
+	LastAudit     time.Time `json:"lastAudit"`
+	LastTreeAudit time.Time `json:"lastTreeAudit"`
+	LeaseExpires  time.Time `json:"leaseExpires"`
 }
 
 // daemonIDJSON is the output of `casd id --json` of a running daemon.
@@ -45,6 +57,7 @@ func status(t testing.TB, n *node, c string) statusJSON {
 	n.requireOK(t, res)
 	var st statusJSON
 	noErr(t, json.Unmarshal(res.stdout, &st), fmt.Sprintf("decode %s", res))
+	check(t, st.CID == c, "status names CID %q, want %s", st.CID, c)
 	return st
 }
 

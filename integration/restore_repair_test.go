@@ -19,22 +19,6 @@ type repairJSON struct {
 	Dropped []string `json:"dropped"`
 }
 
-// fullStatusJSON is `casd status --json` with the repair loop's fields.
-type fullStatusJSON struct {
-	CID       string    `json:"cid"`
-	Goal      int       `json:"goal"`
-	Replicas  []string  `json:"replicas"`
-	Verified  bool      `json:"verified"`
-	LastCheck time.Time `json:"lastCheck"`
-	Holders   []struct {
-		ID            string    `json:"id"`
-		Verified      bool      `json:"verified"`
-		LastAudit     time.Time `json:"lastAudit"`
-		LastTreeAudit time.Time `json:"lastTreeAudit"`
-		LeaseExpires  time.Time `json:"leaseExpires"`
-	} `json:"holders"`
-}
-
 // TestRestoredNodeRepairs: the owner's machine is gone; a node restored
 // from its key file runs `repair <cid>`, which fetches the file from the
 // replicas, keeps it as its own, and checks the replicas: the file is then
@@ -75,16 +59,13 @@ func TestRestoredNodeRepairs(t *testing.T) {
 	laptop.requireOK(t, res)
 	check(t, strings.Contains(res.out(), root), "after repair the restored node does not list %s: %s", root, res)
 
-	res = laptop.run(t, "status", "--json", root)
-	laptop.requireOK(t, res)
-	var st fullStatusJSON
-	noErr(t, json.Unmarshal(res.stdout, &st), fmt.Sprintf("decode %s", res))
-	check(t, st.Verified && !st.LastCheck.IsZero(), "status not from a check: %s", res)
-	check(t, len(st.Replicas) >= replicationGoal && len(st.Holders) == len(st.Replicas), "status: %s", res)
+	st := status(t, laptop, root)
+	check(t, st.Verified && !st.LastCheck.IsZero(), "status not from a check: %+v", st)
+	check(t, len(st.Replicas) >= replicationGoal && len(st.Holders) == len(st.Replicas), "status: %+v", st)
 	for _, h := range st.Holders {
 		check(t, slices.Contains(rep.Live, h.ID), "status holder %s not live in the repair %+v", h.ID, rep)
 		check(t, h.Verified && !h.LastAudit.IsZero() && !h.LastTreeAudit.IsZero(),
-			"holder %s not audited (light and tree): %s", h.ID, res)
+			"holder %s not audited (light and tree): %+v", h.ID, h)
 		check(t, h.LeaseExpires.After(time.Now().Add(24*time.Hour)), "holder %s lease %s not renewed", h.ID, h.LeaseExpires)
 	}
 
