@@ -242,6 +242,12 @@ func (r *Replicator) lightAudits(ctx context.Context, root cid.Cid, cands map[pe
 	return live, failed, notLoc
 }
 
+// treeAuditTimeout bounds a tree challenge of a tree of bytes: the base,
+// plus the tree read at the floor rate (the holder's own bound, docs/wire.md).
+func treeAuditTimeout(bytes uint64) time.Duration {
+	return treeAuditBase + time.Duration(bytes/treeAuditRate)*time.Second
+}
+
 // probeTimeout bounds one light audit in a check: auditTimeout, or half
 // the check interval if that is shorter (but at least minProbeTimeout),
 // so that a replica gone silent (a QUIC connection looks alive until its
@@ -276,7 +282,7 @@ func (r *Replicator) treeAudits(ctx context.Context, root cid.Cid, live, failed 
 		log.Warnw("tree audit: local proofs", "cid", root, "err", err)
 		return
 	}
-	timeout := treeAuditBase + time.Duration(bytes/treeAuditRate)*time.Second
+	timeout := treeAuditTimeout(bytes)
 	var mu sync.Mutex // guards live and failed
 	type ask struct {
 		pv   protocol.TreeProver
