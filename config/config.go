@@ -458,19 +458,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, s := range c.Bootstrap {
-		m, err := parseAddr(s)
-		if err != nil {
+		if _, err := ParseBootstrapAddr(s, self); err != nil {
 			return fmt.Errorf("config: Bootstrap[%d]: %w", i, err)
-		}
-		transport, id := peer.SplitAddr(m)
-		if id == "" {
-			return fmt.Errorf("config: Bootstrap[%d]: %q: must end in /p2p/<peer id>", i, s)
-		}
-		if transport == nil {
-			return fmt.Errorf("config: Bootstrap[%d]: %q: has no address to dial before /p2p/", i, s)
-		}
-		if self != "" && id == self {
-			return fmt.Errorf("config: Bootstrap[%d]: %q: is this node's own peer ID", i, s)
 		}
 	}
 	if f := c.Replication.Factor; f < 0 || f > MaxReplicationFactor {
@@ -505,6 +494,27 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: Swarm.ConnMgr.GracePeriod: %s must not be negative", cm.GracePeriod)
 	}
 	return nil
+}
+
+// ParseBootstrapAddr checks s as [Config.Validate] checks an entry of
+// Bootstrap, and returns it parsed: a multiaddr with an address to dial,
+// then /p2p/<peer id>, of a peer other than self (self may be empty). The
+// error quotes s and says what is wrong with it, on one line.
+func ParseBootstrapAddr(s string, self peer.ID) (ma.Multiaddr, error) {
+	m, err := parseAddr(s)
+	if err != nil {
+		return nil, err
+	}
+	transport, id := peer.SplitAddr(m)
+	switch {
+	case id == "":
+		return nil, fmt.Errorf("%q: must end in /p2p/<peer id>", truncate(s))
+	case transport == nil:
+		return nil, fmt.Errorf("%q: has no address to dial before /p2p/", truncate(s))
+	case self != "" && id == self:
+		return nil, fmt.Errorf("%q: is this node's own peer ID", truncate(s))
+	}
+	return m, nil
 }
 
 // validate checks the durations of the repair loop. Zero passes: it
