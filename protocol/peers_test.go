@@ -269,3 +269,30 @@ func TestStaleRecordRefusedByPeerstore(t *testing.T) {
 		t.Fatal("a newer record was refused")
 	}
 }
+
+// TestPeersServedWithBackend: a service serves /cas/peers/1.0 only when
+// given a PeersBackend, and stops serving it at Close.
+func TestPeersServedWithBackend(t *testing.T) {
+	client, server := hostPair(t)
+	plain := protocol.New(server, protocol.WithGetBackend(newMemBackend()))
+	plain.Start()
+	if _, err := protocol.ExchangePeers(t.Context(), client, server.ID(), nil); err == nil {
+		t.Fatal("exchange with a service without a peers backend succeeded")
+	}
+	_ = plain.Close()
+
+	svc := protocol.New(server, protocol.WithPeersBackend(&peersBackend{}))
+	svc.Start()
+	if _, err := protocol.ExchangePeers(t.Context(), client, server.ID(), nil); err != nil {
+		t.Fatalf("exchange with a peers backend: %v", err)
+	}
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := protocol.ExchangePeers(t.Context(), client, server.ID(), nil); err == nil {
+		t.Fatal("exchange after Close succeeded")
+	}
+	if slices.Contains(server.Mux().Protocols(), protocol.PeersID) {
+		t.Fatal("handler still registered after Close")
+	}
+}
