@@ -141,9 +141,9 @@ func normalize(cfg *Config) error {
 	return nil
 }
 
-// Start registers the connection notifee, launches the dial workers and
-// the round loop, and, if the host has no connection, dials the
-// remembered peers. It does nothing after Close or a second time.
+// Start registers the connection notifee, subscribes to identify's
+// records, launches the dial workers and the round loop, and, if the host
+// has no connection, dials the remembered peers. It does nothing after Close or a second time.
 func (g *Gossip) Start() {
 	g.life.Lock()
 	defer g.life.Unlock()
@@ -152,6 +152,9 @@ func (g *Gossip) Start() {
 	}
 	g.started = true
 	g.h.Network().Notify(g.notifee)
+	if sub := g.subscribeIdentify(); sub != nil {
+		g.wg.Go(func() { g.watchIdentify(sub) })
+	}
 	g.dials.start(&g.wg)
 	g.wg.Go(func() {
 		if g.alone() {

@@ -277,3 +277,15 @@ func ids(t *testing.T, envs []*record.Envelope) []peer.ID {
 	}
 	return out
 }
+
+// TestIdentifyKeepsRecords: the signed record a peer sends in identify is
+// kept in the certified address book, with no exchange (Interval is an
+// hour and the peer does not speak /cas/peers/1.0), so it is sampled and
+// remembered. (Dropping it, as libp2p does, fails it.)
+func TestIdentifyKeepsRecords(t *testing.T) {
+	n := startNode(t, Config{Interval: time.Hour})
+	other := newHost(t)
+	connect(t, other, n.h)
+	eventually(t, func() bool { return hasRecord(n.h, other.ID()) }, "identified peer's record not kept")
+	require.Contains(t, ids(t, n.g.Sample("")), other.ID())
+}
