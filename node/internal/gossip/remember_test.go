@@ -276,3 +276,21 @@ func TestRoundRedialsRemembered(t *testing.T) {
 	}
 	eventually(t, func() bool { return connectedToAll(n.h, hs) }, "remembered peers not dialled again")
 }
+
+// TestRoundSavesRemembered: a round saves the remembered peers once they
+// changed, without waiting for Close. (A round that does not save, fails
+// it.)
+func TestRoundSavesRemembered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "peers.json")
+	n := startNode(t, Config{Interval: 200 * time.Millisecond, RememberPath: path})
+	other := newHost(t)
+	connect(t, n.h, other)
+	eventually(t, func() bool {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		var f peersFile
+		return json.Unmarshal(data, &f) == nil && len(f.Peers) == 1 && f.Peers[0].ID == other.ID().String()
+	}, "the round did not save the remembered peers")
+}
