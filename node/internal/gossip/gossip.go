@@ -126,7 +126,8 @@ func New(cfg Config) (*Gossip, error) {
 // normalize gives zero fields their defaults and refuses negative ones.
 func normalize(cfg *Config) error {
 	if cfg.Interval < 0 || cfg.SampleSize < 0 || cfg.Fanout < 0 || cfg.LowWater < 0 {
-		return fmt.Errorf("gossip: negative setting in %+v", *cfg)
+		return fmt.Errorf("gossip: negative setting: interval %s, sample size %d, fanout %d, low water %d",
+			cfg.Interval, cfg.SampleSize, cfg.Fanout, cfg.LowWater)
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
