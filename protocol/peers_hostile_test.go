@@ -31,7 +31,7 @@ func (r *otherCodecRecord) Codec() []byte { return []byte{0x03, 0x02} }
 
 // badLists returns, by name, the records of peer lists that break one rule
 // each, and a substring of the error that names it.
-func badLists(t *testing.T, self peer.ID) map[string]struct {
+func badLists(t testing.TB, self peer.ID) map[string]struct {
 	records [][]byte
 	reason  string
 } {
@@ -84,7 +84,7 @@ func badLists(t *testing.T, self peer.ID) map[string]struct {
 
 // longAddrs returns n DNS addresses of some 200 bytes each: 20 make a
 // record of over 4 KiB with fewer than MaxRecordAddrs addresses.
-func longAddrs(t *testing.T, n int) []ma.Multiaddr {
+func longAddrs(t testing.TB, n int) []ma.Multiaddr {
 	t.Helper()
 	out := make([]ma.Multiaddr, n)
 	for i := range out {
