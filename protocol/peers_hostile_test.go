@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/record"
@@ -59,6 +61,15 @@ func badLists(t testing.TB, self peer.ID) map[string]struct {
 		t.Fatal(err)
 	}
 
+	rsaKey, _, err := crypto.GenerateRSAKeyPair(2048, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaID, err := peer.IDFromPrivateKey(rsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	var tooMany [][]byte
 	for _, e := range recordsOf(t, protocol.MaxPeerRecords+1, 1) {
 		tooMany = append(tooMany, marshalEnv(t, e))
@@ -78,6 +89,7 @@ func badLists(t testing.TB, self peer.ID) map[string]struct {
 		"peer twice":         {[][]byte{good, marshalEnv(t, a.record(t, 2, 1))}, "twice"},
 		"same record twice":  {[][]byte{marshalEnv(t, b.record(t, 1, 1)), marshalEnv(t, b.record(t, 1, 1))}, "twice"},
 		"empty record (pb)":  {[][]byte{good, nil}, "empty peer record"},
+		"RSA key":            {[][]byte{good, marshalEnv(t, seal(t, rsaKey, rsaID, 1, testAddrs(t, 4000, 1)))}, "RSA key, not Ed25519"},
 		"receiver's, forged": {[][]byte{marshalEnv(t, seal(t, a.priv, self, 1, testAddrs(t, 4000, 1)))}, "signed by"},
 	}
 }
