@@ -323,6 +323,9 @@ func encodePeerRecord(env *record.Envelope) ([]byte, peer.ID, error) {
 	if len(rec.Addrs) > MaxRecordAddrs {
 		return nil, "", fmt.Errorf("record of %s with %d addresses, limit %d", rec.PeerID, len(rec.Addrs), MaxRecordAddrs)
 	}
+	if env.PublicKey == nil || env.PublicKey.Type() != cryptopb.KeyType_Ed25519 {
+		return nil, "", fmt.Errorf("record of %s not signed with an Ed25519 key", rec.PeerID)
+	}
 	b, err := env.Marshal()
 	if err != nil {
 		return nil, "", fmt.Errorf("marshal record of %s: %w", rec.PeerID, err)
