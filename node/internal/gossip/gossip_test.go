@@ -344,3 +344,33 @@ func TestChainOfTwelveLocalProfile(t *testing.T) {
 		})
 	}
 }
+
+// TestLifecycle: Start twice starts once, Close twice is safe, Start after
+// Close starts nothing (goleak would see it), and New refuses a missing
+// host or a negative setting.
+func TestLifecycle(t *testing.T) {
+	h := newHost(t)
+	g, err := New(Config{Host: h, Interval: time.Hour})
+	require.NoError(t, err)
+	g.Start()
+	g.Start()
+	require.NoError(t, g.Close())
+	require.NoError(t, g.Close())
+
+	g, err = New(Config{Host: h})
+	require.NoError(t, err)
+	require.NoError(t, g.Close())
+	g.Start()
+	require.False(t, g.started, "Start after Close started")
+
+	_, err = New(Config{})
+	require.Error(t, err)
+	_, err = New(Config{Host: h, Fanout: -1})
+	require.Error(t, err)
+	g, err = New(Config{Host: h, SampleSize: 1000})
+	require.NoError(t, err)
+	require.Equal(t, protocol.MaxPeerRecords, g.cfg.SampleSize)
+	require.Equal(t, DefaultInterval, g.cfg.Interval)
+	require.Equal(t, DefaultFanout, g.cfg.Fanout)
+	require.NoError(t, g.Close())
+}
