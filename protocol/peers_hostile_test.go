@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/record"
@@ -78,6 +80,7 @@ func badLists(t testing.TB, self peer.ID) map[string]struct {
 		"peer twice":         {[][]byte{good, marshalEnv(t, a.record(t, 2, 1))}, "twice"},
 		"same record twice":  {[][]byte{marshalEnv(t, b.record(t, 1, 1)), marshalEnv(t, b.record(t, 1, 1))}, "twice"},
 		"empty record (pb)":  {[][]byte{good, nil}, "empty peer record"},
+		"RSA key":            {[][]byte{good, marshalEnv(t, rsaRecord(t))}, "RSA key, not Ed25519"},
 		"receiver's, forged": {[][]byte{marshalEnv(t, seal(t, a.priv, self, 1, testAddrs(t, 4000, 1)))}, "signed by"},
 	}
 }
@@ -360,6 +363,7 @@ func TestExchangePeersSends(t *testing.T) {
 		serverID.record(t, 1, 1),
 		a.record(t, 1, protocol.MaxRecordAddrs+1),
 		seal(t, a.priv, a.id, 1, longAddrs(t, 20)),
+		rsaRecord(t),
 	}, valid[:3]...)
 	out = append(out, a.record(t, 2, 1)) // a again
 	out = append(out, valid[3:]...)
@@ -379,6 +383,20 @@ func TestExchangePeersSends(t *testing.T) {
 	if s := st.of(client.ID()); len(s) != 0 {
 		t.Fatalf("strikes %q", s)
 	}
+}
+
+// rsaRecord returns a well-formed record of a peer whose key is RSA.
+func rsaRecord(t testing.TB) *record.Envelope {
+	t.Helper()
+	key, _, err := crypto.GenerateRSAKeyPair(2048, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seal(t, key, id, 1, testAddrs(t, 4000, 1))
 }
 
 // TestExchangePeersFrameBudget: records that would not fit in one frame

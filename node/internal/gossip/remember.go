@@ -268,6 +268,9 @@ func (g *Gossip) loadRecord(id peer.ID, b64 string) ([]byte, error) {
 	if len(recs) != 1 || recs[0].Record.PeerID != id {
 		return nil, fmt.Errorf("record is not %s's", id)
 	}
+	if len(recs[0].Record.Addrs) == 0 {
+		return nil, errors.New("record names no address")
+	}
 	if _, err := g.cab.ConsumePeerRecord(recs[0].Envelope, GossipAddrTTL); err != nil {
 		return nil, fmt.Errorf("record: %w", err)
 	}
