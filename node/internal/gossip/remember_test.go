@@ -263,8 +263,9 @@ func TestDialRememberedAtStart(t *testing.T) {
 }
 
 // TestRoundRedialsRemembered: a node left with no connection dials its
-// remembered peers again at its next round. (A round that does not, fails
-// it.)
+// remembered peers again at its next round, at the addresses remembered
+// even once the peerstore forgot them. (A round that does not dial, or
+// dials by the peerstore's addresses only, fails it.)
 func TestRoundRedialsRemembered(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "peers.json")
 	hs := rememberPeers(t, path, 2)
@@ -273,6 +274,9 @@ func TestRoundRedialsRemembered(t *testing.T) {
 	eventually(t, func() bool { return !n.g.remembering.Load() }, "the start dial did not end")
 	for _, o := range hs {
 		require.NoError(t, n.h.Network().ClosePeer(o.ID()))
+		eventually(t, func() bool { return !connected(n.h, o.ID()) }, "%s still connected", o.ID())
+		n.h.Peerstore().ClearAddrs(o.ID()) // as if they had expired: the remembered ones remain
+		require.Empty(t, n.h.Peerstore().Addrs(o.ID()))
 	}
 	eventually(t, func() bool { return connectedToAll(n.h, hs) }, "remembered peers not dialled again")
 }
