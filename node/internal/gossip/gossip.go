@@ -144,7 +144,8 @@ func normalize(cfg *Config) error {
 
 // Start registers the connection notifee, subscribes to identify's
 // records, launches the dial workers and the round loop, and, if the host
-// has no connection, dials the remembered peers. It does nothing after Close or a second time.
+// has no connection, dials the remembered peers. It does nothing after
+// Close or a second time.
 func (g *Gossip) Start() {
 	g.life.Lock()
 	defer g.life.Unlock()
