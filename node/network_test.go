@@ -2,6 +2,8 @@ package node_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -147,4 +149,22 @@ func TestPeersReportSources(t *testing.T) {
 		require.True(t, p.Connected, "%s", p.ID)
 		require.NotNil(t, p.Sources)
 	}
+}
+
+// TestCloseRemembersPeers: a node remembers, in its repo's peers file,
+// the peers it was connected to, its bootstrap peer (connected before
+// gossip started) among them.
+func TestCloseRemembersPeers(t *testing.T) {
+	nodes, repos := startNetwork(t, 2)
+	first, err := nodes[0].ID(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, nodes[1].Close())
+	data, err := os.ReadFile(repos[1].PeersPath())
+	require.NoError(t, err)
+	var file struct {
+		Peers []struct{ ID string }
+	}
+	require.NoError(t, json.Unmarshal(data, &file))
+	require.Len(t, file.Peers, 1, "%s", data)
+	require.Equal(t, first.ID, file.Peers[0].ID)
 }

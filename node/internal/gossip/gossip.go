@@ -142,10 +142,11 @@ func normalize(cfg *Config) error {
 	return nil
 }
 
-// Start registers the connection notifee, subscribes to identify's
-// records, launches the dial workers and the round loop, and, if the host
-// has no connection, dials the remembered peers. It does nothing after
-// Close or a second time.
+// Start registers the connection notifee (and counts the connections
+// already open as connected now), subscribes to identify's records,
+// launches the dial workers and the round loop, and, if the host has no
+// connection, dials the remembered peers. It does nothing after Close or
+// a second time.
 func (g *Gossip) Start() {
 	g.life.Lock()
 	defer g.life.Unlock()
@@ -154,6 +155,12 @@ func (g *Gossip) Start() {
 	}
 	g.started = true
 	g.h.Network().Notify(g.notifee)
+	// Connections made before Start (the bootstrap peers', dialled while
+	// the node's stack was built) are remembered too.
+	now := time.Now()
+	for _, p := range g.h.Network().Peers() {
+		g.mem.connected(p, now)
+	}
 	if sub := g.subscribeIdentify(); sub != nil {
 		g.wg.Go(func() { g.watchIdentify(sub) })
 	}
