@@ -334,3 +334,21 @@ func FuzzLoadPeersFile(f *testing.F) {
 		require.NoError(t, g.Close())
 	})
 }
+
+// TestStartRemembersOpenConnections: a connection opened before Start
+// (a bootstrap peer's, dialled while the node's stack was built) is
+// remembered like the later ones. (Start not seeding the list: caught.)
+func TestStartRemembersOpenConnections(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "peers.json")
+	h, early, late := newHost(t), newHost(t), newHost(t)
+	connect(t, h, early)
+	g, err := New(Config{Host: h, Interval: time.Hour, RememberPath: path})
+	require.NoError(t, err)
+	g.Start()
+	connect(t, h, late)
+	require.NoError(t, g.Close())
+	f := readFile(t, path)
+	require.Len(t, f.Peers, 2)
+	require.Equal(t, late.ID().String(), f.Peers[0].ID)
+	require.Equal(t, early.ID().String(), f.Peers[1].ID)
+}
