@@ -263,8 +263,9 @@ func TestDialRememberedAtStart(t *testing.T) {
 }
 
 // TestRoundRedialsRemembered: a node left with no connection dials its
-// remembered peers again at its next round. (A round that does not, fails
-// it.)
+// remembered peers again at its next round, at the addresses remembered
+// even once the peerstore forgot them. (A round that does not dial, or
+// dials by the peerstore's addresses only, fails it.)
 func TestRoundRedialsRemembered(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "peers.json")
 	hs := rememberPeers(t, path, 2)
@@ -273,6 +274,9 @@ func TestRoundRedialsRemembered(t *testing.T) {
 	eventually(t, func() bool { return !n.g.remembering.Load() }, "the start dial did not end")
 	for _, o := range hs {
 		require.NoError(t, n.h.Network().ClosePeer(o.ID()))
+		eventually(t, func() bool { return !connected(n.h, o.ID()) }, "%s still connected", o.ID())
+		n.h.Peerstore().ClearAddrs(o.ID()) // as if they had expired: the remembered ones remain
+		require.Empty(t, n.h.Peerstore().Addrs(o.ID()))
 	}
 	eventually(t, func() bool { return connectedToAll(n.h, hs) }, "remembered peers not dialled again")
 }
@@ -329,4 +333,22 @@ func FuzzLoadPeersFile(f *testing.F) {
 		}
 		require.NoError(t, g.Close())
 	})
+}
+
+// TestStartRemembersOpenConnections: a connection opened before Start
+// (a bootstrap peer's, dialled while the node's stack was built) is
+// remembered like the later ones. (Start not seeding the list: caught.)
+func TestStartRemembersOpenConnections(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "peers.json")
+	h, early, late := newHost(t), newHost(t), newHost(t)
+	connect(t, h, early)
+	g, err := New(Config{Host: h, Interval: time.Hour, RememberPath: path})
+	require.NoError(t, err)
+	g.Start()
+	connect(t, h, late)
+	require.NoError(t, g.Close())
+	f := readFile(t, path)
+	require.Len(t, f.Peers, 2)
+	require.Equal(t, late.ID().String(), f.Peers[0].ID)
+	require.Equal(t, early.ID().String(), f.Peers[1].ID)
 }
