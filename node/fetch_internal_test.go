@@ -166,6 +166,47 @@ func TestFetcherAbandonsSilentPeer(t *testing.T) {
 	require.True(t, sources.Parked(silent.net.stack.Host.ID()), "the silent peer was not parked")
 }
 
+// TestFetcherRetriesSilentOnlySource: the only holder of a file misses
+// the pings of a first request (a loaded peer can), then answers again.
+// It is parked, not given up on: the read asks it again once the other
+// sources (here, one that lacks the file) have failed, and completes.
+func TestFetcherRetriesSilentOnlySource(t *testing.T) {
+	holder := startTestNode(t, 0)
+	empty := startTestNode(t, 0)
+	reader := startTestNode(t, 0)
+	res, err := holder.Add(t.Context(), bytes.NewReader([]byte("slow but there")), core.AddOptions{Name: "x"})
+	require.NoError(t, err)
+	root, err := cid.Decode(res.Cid)
+	require.NoError(t, err)
+
+	h := holder.net.stack.Host
+	require.NoError(t, holder.net.proto.Close())
+	h.RemoveStreamHandler(ping.ID)
+	revived := protocol.New(h, protocol.WithGetBackend(getBackend{holder.store}))
+	t.Cleanup(func() { require.NoError(t, revived.Close()) })
+	h.SetStreamHandler(protocol.GetID, func(s network.Stream) {
+		_, _ = io.Copy(io.Discard, s) // the first request: swallowed, no pong
+		_ = s.Reset()
+		ping.NewPingService(h) // answers pings again
+		revived.Start()        // serves the next requests
+	})
+	connect(t, reader, holder)
+	connect(t, reader, empty)
+
+	f, sources := fetcherOf(reader, root, holder, empty)
+	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Second) // under the idle timeout
+	defer cancel()
+	c, err := dag.ParseCapability(res.Capability)
+	require.NoError(t, err)
+	file, err := dag.OpenFile(ctx, f, root, c.Key)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	_, err = file.WriteTo(ctx, &out, f, dag.ReadOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "slow but there", out.String())
+	require.False(t, sources.Dropped(h.ID()), "the slow holder was dropped")
+}
+
 // TestStartAnnouncesHeldRoots: a file added offline is announced when the
 // node goes online, so that peers find it as a provider.
 func TestStartAnnouncesHeldRoots(t *testing.T) {

@@ -24,6 +24,11 @@ const (
 	// most once, and a peer that lies is dropped for the whole file, so
 	// the bound only matters with many honest-but-failing sources.
 	maxFetchTries = 64
+	// maxSilentTries bounds how often one block is asked of a peer that
+	// stopped answering pings while it was on its way: it is asked again
+	// once every other source has failed, since under load a live peer
+	// can miss a ping, and it may be the only one that holds the file.
+	maxSilentTries = 3
 )
 
 // Fetcher gets the blocks of one file: from the local store, else from the
@@ -132,10 +137,13 @@ func (f *Fetcher) repair(ctx context.Context, c cid.Cid, verr error) ([]byte, er
 	return data, nil
 }
 
-// fetch gets c from the sources, each at most once.
+// fetch gets c from the sources, each at most once, except a peer that
+// stopped answering pings, asked up to maxSilentTries times, each time
+// after the other sources.
 func (f *Fetcher) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 	var errs []error
 	tried := make(map[peer.ID]bool)
+	silent := make(map[peer.ID]int)
 	for range maxFetchTries {
 		p, ok := f.sources.Next(ctx, tried)
 		if !ok {
@@ -151,6 +159,12 @@ func (f *Fetcher) fetch(ctx context.Context, c cid.Cid) ([]byte, error) {
 			return nil, ctx.Err()
 		}
 		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+		if errors.Is(err, errPeerSilent) {
+			// Parked: Next hands it out again only after every other source.
+			if silent[p]++; silent[p] < maxSilentTries {
+				delete(tried, p)
+			}
+		}
 	}
 	if len(errs) == 0 {
 		return nil, fmt.Errorf("block %s: no peer provides %s: %w", c, f.root, blockstore.ErrNotFound)
