@@ -368,7 +368,15 @@ type peerJSON struct {
 	ID        string   `json:"id"`
 	Addrs     []string `json:"addrs"`
 	Connected bool     `json:"connected"`
+	// Sources names how the daemon learned of the peer: any of "dht",
+	// "gossip", "mdns", "bootstrap", "remembered", "inbound".
+	Sources []string `json:"sources"`
+	// LastSeen is when the daemon last saw the peer (now for a connected one).
+	LastSeen time.Time `json:"last_seen"`
 }
+
+// hasSource reports whether the daemon names src among p's sources.
+func (p peerJSON) hasSource(src string) bool { return slices.Contains(p.Sources, src) }
 
 // connectedTo reports which of ids are among n's connected peers.
 func connectedTo(t testing.TB, n *node, ids []string) (missing []string) {
