@@ -112,41 +112,52 @@ func (k knowledge) connected() []int {
 
 // waitDiscovered polls every node of c until each has discovered (see
 // knowledge.discovered) at least want of the others, bounded by timeout,
-// and returns how long that took. A node that got there is not asked
-// again; once all have, every node is asked once more, and all must hold
-// at once. It returns the nodes' knowledge of that last round.
+// and returns how long that took and the nodes' knowledge then.
 func (c *cluster) waitDiscovered(t testing.TB, want int, timeout time.Duration) (time.Duration, []knowledge) {
+	t.Helper()
+	what := fmt.Sprintf("discovered %d of the %d others (with >= 1 via gossip)", want, len(c.nodes)-1)
+	return c.waitKnowledge(t, c.others(), timeout, what, func(k knowledge) bool { return k.discovered(want) })
+}
+
+// waitKnowledge polls the nodes idx of c until ok holds for what each
+// knows, bounded by timeout, and returns how long that took. A node that
+// got there is not asked again; once all have, each is asked once more,
+// and ok must hold for all at once. It returns the nodes' knowledge of
+// that last round, indexed by node (empty for the nodes not in idx).
+func (c *cluster) waitKnowledge(t testing.TB, idx []int, timeout time.Duration, what string, ok func(knowledge) bool) (time.Duration, []knowledge) {
 	t.Helper()
 	start := time.Now()
 	ks := make([]knowledge, len(c.nodes))
 	done := make([]bool, len(c.nodes))
 	pollEvery(t, timeout, discoveryPoll, func() (bool, string) {
 		all := true
-		for i := range c.nodes {
+		for _, i := range idx {
 			if !done[i] {
 				ks[i] = c.known(t, i)
-				done[i] = ks[i].discovered(want)
+				done[i] = ok(ks[i])
 			}
 			all = all && done[i]
 		}
-		return all, fmt.Sprintf("not every node discovered %d of the %d others (with >= 1 via gossip):\n%s",
-			want, len(c.nodes)-1, c.describeAll(ks))
+		return all, fmt.Sprintf("not every node of %v %s:\n%s", idx, what, c.describeAll(ks))
 	})
 	took := time.Since(start)
-	for i := range c.nodes {
+	for _, i := range idx {
 		ks[i] = c.known(t, i)
 	}
-	for i, k := range ks {
-		check(t, k.discovered(want), "node %d discovered %d peers within %v, but no longer does:\n%s", i, want, took, c.describeAll(ks))
+	for _, i := range idx {
+		check(t, ok(ks[i]), "node %d %s within %v, but no longer does:\n%s", i, what, took, c.describeAll(ks))
 	}
 	return took, ks
 }
 
-// describeAll is one line per node of what it knows.
+// describeAll is one line per node of what it knows (none for a node
+// not asked).
 func (c *cluster) describeAll(ks []knowledge) string {
-	lines := make([]string, len(ks))
+	var lines []string
 	for i, k := range ks {
-		lines[i] = "  " + k.describe(i, len(c.nodes))
+		if k.peers != nil {
+			lines = append(lines, "  "+k.describe(i, len(c.nodes)))
+		}
 	}
 	return strings.Join(lines, "\n")
 }
