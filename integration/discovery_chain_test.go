@@ -28,16 +28,43 @@ const (
 // node is told of any other: whatever more they know, they discovered.
 func startChain(t testing.TB, n int, kv ...string) *cluster {
 	t.Helper()
+	start := time.Now()
 	c := &cluster{nodes: make([]*node, n), daemons: make([]*daemon, n)}
+	defer func() { t.Logf("started a chain of %d daemons in %.1f s", n, time.Since(start).Seconds()) }()
 	for i := range n {
-		c.nodes[i] = newNode(t)
-		setConfig(t, c.nodes[i], kv...)
+		c.nodes[i] = newQuickNode(t)
+		c.nodes[i].setConfigQuick(t, kv...)
 		if i > 0 {
-			setConfig(t, c.nodes[i], "Bootstrap", bootstrapFrom(t, c.daemons[i-1]))
+			c.nodes[i].setConfigQuick(t, "Bootstrap", bootstrapFrom(t, c.daemons[i-1]))
 		}
 		c.daemons[i] = startDaemon(t, c.nodes[i])
 	}
 	return c
+}
+
+// quick runs casd with args as run does, without the second a -race
+// binary sleeps before it exits (see quickExit).
+func (n *node) quick(t testing.TB, args ...string) result {
+	t.Helper()
+	return n.exec(t, runOpts{env: quickExit}, args...)
+}
+
+// newQuickNode is newNode, its init run quick.
+func newQuickNode(t testing.TB) *node {
+	t.Helper()
+	n := newEmptyNode(t)
+	res := n.quick(t, "init", "--profile=local")
+	n.requireOK(t, res)
+	n.id = parseInit(t, n, res)
+	return n
+}
+
+// setConfigQuick is setConfig, each command run quick.
+func (n *node) setConfigQuick(t testing.TB, kv ...string) {
+	t.Helper()
+	for i := 0; i+1 < len(kv); i += 2 {
+		n.requireOK(t, n.quick(t, "config", kv[i], kv[i+1]))
+	}
 }
 
 // knowledge is what one node of a cluster lists in `casd peers --all
