@@ -368,6 +368,76 @@ type peerJSON struct {
 	ID        string   `json:"id"`
 	Addrs     []string `json:"addrs"`
 	Connected bool     `json:"connected"`
+	// Sources names how the daemon learned of the peer: any of "dht",
+	// "gossip", "mdns", "bootstrap", "remembered", "inbound".
+	Sources []string `json:"sources"`
+	// LastSeen is when the daemon last saw the peer (now for a connected one).
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// hasSource reports whether the daemon names src among p's sources.
+func (p peerJSON) hasSource(src string) bool { return slices.Contains(p.Sources, src) }
+
+// quickExit is the environment of a command the tests run many times: a
+// binary built with -race sleeps a second before it exits unless told not
+// to (atexit_sleep_ms), which would make a poll of a dozen daemons take a
+// dozen seconds.
+var quickExit = map[string]string{"GORACE": "halt_on_error=1 atexit_sleep_ms=0"}
+
+// peerSources are the source names of `casd peers --json`, in the order
+// the daemon lists them.
+var peerSources = []string{"dht", "gossip", "mdns", "bootstrap", "remembered", "inbound"}
+
+// allPeers runs `casd peers --all --json` on n, checks the shape of every
+// element (every key present, sources an array, never null, of known
+// names in their order without repeats, last_seen a time) and returns the
+// list decoded.
+func allPeers(t testing.TB, n *node) []peerJSON {
+	t.Helper()
+	before := time.Now()
+	res := n.exec(t, runOpts{env: quickExit}, "peers", "--all", "--json")
+	after := time.Now()
+	n.requireOK(t, res)
+	var raw []map[string]json.RawMessage
+	noErr(t, json.Unmarshal(res.stdout, &raw), fmt.Sprintf("decode %s", res))
+	var ps []peerJSON
+	noErr(t, json.Unmarshal(res.stdout, &ps), fmt.Sprintf("decode %s", res))
+	for i, m := range raw {
+		for _, k := range []string{"id", "addrs", "connected", "sources", "last_seen"} {
+			_, ok := m[k]
+			check(t, ok, "peers --all --json element %d lacks %q: %s", i, k, res)
+		}
+		check(t, strings.HasPrefix(string(m["sources"]), "["), "peers --all --json element %d: sources %s, want an array: %s", i, m["sources"], res)
+		requireSourceNames(t, ps[i])
+		requireLastSeen(t, ps[i], before, after)
+	}
+	return ps
+}
+
+// requireLastSeen fails unless p's last_seen is now (within [before,
+// after], the run of the command, with a second of slack) for a connected
+// peer, and for any other is not in the future, and is set if the daemon
+// names a source (learning of a peer is seeing it).
+func requireLastSeen(t testing.TB, p peerJSON, before, after time.Time) {
+	t.Helper()
+	const slack = time.Second
+	check(t, !p.LastSeen.After(after.Add(slack)), "peer %s: last_seen %v is after the command ended (%v)", p.ID, p.LastSeen, after)
+	check(t, !p.Connected || !p.LastSeen.Before(before.Add(-slack)),
+		"connected peer %s: last_seen %v, want now (the command ran %v..%v)", p.ID, p.LastSeen, before, after)
+	check(t, len(p.Sources) == 0 || !p.LastSeen.IsZero(), "peer %s with sources %q has no last_seen", p.ID, p.Sources)
+}
+
+// requireSourceNames fails unless p's sources are known names, in the
+// order of peerSources, none twice.
+func requireSourceNames(t testing.TB, p peerJSON) {
+	t.Helper()
+	last := -1
+	for _, s := range p.Sources {
+		i := slices.Index(peerSources, s)
+		check(t, i >= 0, "peer %s: unknown source %q in %q (known: %q)", p.ID, s, p.Sources, peerSources)
+		check(t, i > last, "peer %s: sources %q out of order or repeated (order: %q)", p.ID, p.Sources, peerSources)
+		last = i
+	}
 }
 
 // connectedTo reports which of ids are among n's connected peers.
