@@ -369,6 +369,54 @@ type peerJSON struct {
 	ID        string   `json:"id"`
 	Addrs     []string `json:"addrs"`
 	Connected bool     `json:"connected"`
+	// Sources names how the daemon learned of the peer: any of "dht",
+	// "gossip", "mdns", "bootstrap", "remembered", "inbound".
+	Sources []string `json:"sources"`
+	// LastSeen is when the daemon last saw the peer (now for a connected one).
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// hasSource reports whether the daemon names src among p's sources.
+func (p peerJSON) hasSource(src string) bool { return slices.Contains(p.Sources, src) }
+
+// peerSources are the source names of `casd peers --json`, in the order
+// the daemon lists them.
+var peerSources = []string{"dht", "gossip", "mdns", "bootstrap", "remembered", "inbound"}
+
+// allPeers runs `casd peers --all --json` on n, checks the shape of every
+// element (every key present, sources an array, never null, of known
+// names in their order without repeats, last_seen a time) and returns the
+// list decoded.
+func allPeers(t testing.TB, n *node) []peerJSON {
+	t.Helper()
+	res := n.run(t, "peers", "--all", "--json")
+	n.requireOK(t, res)
+	var raw []map[string]json.RawMessage
+	noErr(t, json.Unmarshal(res.stdout, &raw), fmt.Sprintf("decode %s", res))
+	var ps []peerJSON
+	noErr(t, json.Unmarshal(res.stdout, &ps), fmt.Sprintf("decode %s", res))
+	for i, m := range raw {
+		for _, k := range []string{"id", "addrs", "connected", "sources", "last_seen"} {
+			_, ok := m[k]
+			check(t, ok, "peers --all --json element %d lacks %q: %s", i, k, res)
+		}
+		check(t, strings.HasPrefix(string(m["sources"]), "["), "peers --all --json element %d: sources %s, want an array: %s", i, m["sources"], res)
+		requireSourceNames(t, ps[i])
+	}
+	return ps
+}
+
+// requireSourceNames fails unless p's sources are known names, in the
+// order of peerSources, none twice.
+func requireSourceNames(t testing.TB, p peerJSON) {
+	t.Helper()
+	last := -1
+	for _, s := range p.Sources {
+		i := slices.Index(peerSources, s)
+		check(t, i >= 0, "peer %s: unknown source %q in %q (known: %q)", p.ID, s, p.Sources, peerSources)
+		check(t, i > last, "peer %s: sources %q out of order or repeated (order: %q)", p.ID, p.Sources, peerSources)
+		last = i
+	}
 }
 
 // connectedTo reports which of ids are among n's connected peers.
