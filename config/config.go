@@ -45,6 +45,7 @@ type Config struct {
 	Chunker     Chunker
 	Storage     Storage
 	Swarm       Swarm
+	Gossip      Gossip
 }
 
 // Identity names the node. The private key lives in keys/identity, never here.
@@ -60,9 +61,16 @@ type Addresses struct {
 	Announce []string // if non-empty, announced instead of the listen addresses
 }
 
-// Discovery configures local peer discovery.
+// Discovery configures how the node finds peers besides gossip.
 type Discovery struct {
+	// MDNS announces the node on the LAN and connects to the casd peers
+	// found there.
 	MDNS bool
+	// WithoutDHT keeps the DHT out of peer discovery: its routing table
+	// stays empty and its queries learn no peers, so the node finds peers
+	// by gossip, mDNS, bootstrap and remembered peers alone. For tests of
+	// gossip; a node run this way cannot place replicas by XOR distance.
+	WithoutDHT bool
 }
 
 // Replication configures how many peers hold each root besides the owner,
@@ -118,6 +126,16 @@ type ConnMgr struct {
 	GracePeriod Duration
 }
 
+// Gossip configures the /cas/peers/1.0 peer exchange: each round, about
+// every Interval, the node sends SampleSize signed peer records to Fanout
+// of its connected peers. A zero value (or a key absent from the file)
+// means its default.
+type Gossip struct {
+	Interval   Duration // mean period between rounds, jittered by ±20%; at least 1s
+	SampleSize int      // peer records per message, 1..64 (the node's own record is one)
+	Fanout     int      // connected peers exchanged with per round, 1..16
+}
+
 // Duration is a time.Duration that reads and writes JSON as a Go duration
 // string ("30s", "10m", "1h30m").
 type Duration struct{ time.Duration }
@@ -161,6 +179,18 @@ const (
 	DefaultCheckInterval     = time.Hour
 	DefaultAuditInterval     = 24 * time.Hour
 	DefaultLease             = 720 * time.Hour
+	DefaultGossipInterval    = 30 * time.Second
+	DefaultGossipSampleSize  = 16
+	DefaultGossipFanout      = 3
+)
+
+// Bounds of the Gossip keys, checked by [Config.Validate], and the gossip
+// period of the local profile.
+const (
+	MinGossipInterval   = time.Second
+	MaxGossipSampleSize = 64
+	MaxGossipFanout     = 16
+	LocalGossipInterval = 2 * time.Second
 )
 
 // The repair loop's intervals of the local profile (a test network on one
@@ -212,6 +242,11 @@ func DefaultConfig(profile string) (*Config, error) {
 			NATPortMap:   true,
 			HolePunching: true,
 		},
+		Gossip: Gossip{
+			Interval:   Duration{DefaultGossipInterval},
+			SampleSize: DefaultGossipSampleSize,
+			Fanout:     DefaultGossipFanout,
+		},
 	}
 	switch profile {
 	case "", ProfileDefault:
@@ -231,6 +266,7 @@ func DefaultConfig(profile string) (*Config, error) {
 		c.Swarm.RelayService = false
 		c.Replication.CheckInterval.Duration = LocalCheckInterval
 		c.Replication.AuditInterval.Duration = LocalAuditInterval
+		c.Gossip.Interval.Duration = LocalGossipInterval
 	default:
 		return nil, fmt.Errorf("config: unknown profile %q (valid: %s)", profile, strings.Join(Profiles, ", "))
 	}
@@ -238,11 +274,10 @@ func DefaultConfig(profile string) (*Config, error) {
 }
 
 // Parse decodes a config file strictly (unknown fields and trailing data are
-// errors) and validates it. The retired keys Addresses.API,
-// Replication.RepairInterval and Gossip, which casd init once wrote but
-// nothing reads any more, are dropped rather than refused, so that a repo
-// made by an older casd still opens; the next [Repo.SaveConfig] leaves
-// them out.
+// errors) and validates it. The retired keys Addresses.API and
+// Replication.RepairInterval, which casd init once wrote but nothing reads
+// any more, are dropped rather than refused, so that a repo made by an
+// older casd still opens; the next [Repo.SaveConfig] leaves them out.
 func Parse(data []byte) (*Config, error) {
 	data, dropped := dropRetired(data)
 	if len(dropped) > 0 {
@@ -274,7 +309,6 @@ func (c *Config) marshal() ([]byte, error) {
 var retiredKeys = [][]string{
 	{"Addresses", "API"},              // a TCP API listener; the API is on api.sock only
 	{"Replication", "RepairInterval"}, // a periodic repair loop
-	{"Gossip"},                        // the /cas/peers/1.0 peer exchange
 }
 
 // dropRetired returns data without the [retiredKeys] and the dotted names
@@ -372,6 +406,16 @@ func (c *Config) normalize() {
 			d.v.Duration = d.def
 		}
 	}
+	g := &c.Gossip
+	if g.Interval.Duration == 0 {
+		g.Interval.Duration = DefaultGossipInterval
+	}
+	if g.SampleSize == 0 {
+		g.SampleSize = DefaultGossipSampleSize
+	}
+	if g.Fanout == 0 {
+		g.Fanout = DefaultGossipFanout
+	}
 }
 
 // Clone returns a deep copy of c.
@@ -414,25 +458,17 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, s := range c.Bootstrap {
-		m, err := parseAddr(s)
-		if err != nil {
+		if _, err := ParseBootstrapAddr(s, self); err != nil {
 			return fmt.Errorf("config: Bootstrap[%d]: %w", i, err)
-		}
-		transport, id := peer.SplitAddr(m)
-		if id == "" {
-			return fmt.Errorf("config: Bootstrap[%d]: %q: must end in /p2p/<peer id>", i, s)
-		}
-		if transport == nil {
-			return fmt.Errorf("config: Bootstrap[%d]: %q: has no address to dial before /p2p/", i, s)
-		}
-		if self != "" && id == self {
-			return fmt.Errorf("config: Bootstrap[%d]: %q: is this node's own peer ID", i, s)
 		}
 	}
 	if f := c.Replication.Factor; f < 0 || f > MaxReplicationFactor {
 		return fmt.Errorf("config: Replication.Factor: %d out of range 0..%d", f, MaxReplicationFactor)
 	}
 	if err := c.Replication.validate(); err != nil {
+		return err
+	}
+	if err := c.Gossip.validate(); err != nil {
 		return err
 	}
 	if s := c.Chunker.Size; s < MinChunkSize || s > MaxChunkSize || s&(s-1) != 0 {
@@ -460,6 +496,27 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// ParseBootstrapAddr checks s as [Config.Validate] checks an entry of
+// Bootstrap, and returns it parsed: a multiaddr with an address to dial,
+// then /p2p/<peer id>, of a peer other than self (self may be empty). The
+// error quotes s and says what is wrong with it, on one line.
+func ParseBootstrapAddr(s string, self peer.ID) (ma.Multiaddr, error) {
+	m, err := parseAddr(s)
+	if err != nil {
+		return nil, err
+	}
+	transport, id := peer.SplitAddr(m)
+	switch {
+	case id == "":
+		return nil, fmt.Errorf("%q: must end in /p2p/<peer id>", truncate(s))
+	case transport == nil:
+		return nil, fmt.Errorf("%q: has no address to dial before /p2p/", truncate(s))
+	case self != "" && id == self:
+		return nil, fmt.Errorf("%q: is this node's own peer ID", truncate(s))
+	}
+	return m, nil
+}
+
 // validate checks the durations of the repair loop. Zero passes: it
 // means the default (see normalize).
 func (r *Replication) validate() error {
@@ -471,6 +528,21 @@ func (r *Replication) validate() error {
 	}
 	if d := r.Lease.Duration; d != 0 && d < MinLease {
 		return fmt.Errorf("config: Replication.Lease: %s must be at least %s", d, MinLease)
+	}
+	return nil
+}
+
+// validate checks the gossip keys. Zero passes: it means the default
+// (see normalize).
+func (g *Gossip) validate() error {
+	if d := g.Interval.Duration; d != 0 && d < MinGossipInterval {
+		return fmt.Errorf("config: Gossip.Interval: %s must be at least %s", d, MinGossipInterval)
+	}
+	if n := g.SampleSize; n < 0 || n > MaxGossipSampleSize {
+		return fmt.Errorf("config: Gossip.SampleSize: %d out of range 1..%d", n, MaxGossipSampleSize)
+	}
+	if n := g.Fanout; n < 0 || n > MaxGossipFanout {
+		return fmt.Errorf("config: Gossip.Fanout: %d out of range 1..%d", n, MaxGossipFanout)
 	}
 	return nil
 }

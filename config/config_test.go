@@ -41,12 +41,12 @@ func TestDefaultConfigProfiles(t *testing.T) {
 		profile                                 string
 		swarm                                   []string
 		mdns, natPortMap, holePunching, relaySv bool
-		check, audit                            time.Duration
+		check, audit, gossip                    time.Duration
 	}{
-		{"", wideListen, true, true, true, false, time.Hour, 24 * time.Hour},
-		{"default", wideListen, true, true, true, false, time.Hour, 24 * time.Hour},
-		{"server", wideListen, false, false, true, true, time.Hour, 24 * time.Hour},
-		{"local", []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0/ws"}, false, false, false, false, 3 * time.Second, 10 * time.Second},
+		{"", wideListen, true, true, true, false, time.Hour, 24 * time.Hour, 30 * time.Second},
+		{"default", wideListen, true, true, true, false, time.Hour, 24 * time.Hour, 30 * time.Second},
+		{"server", wideListen, false, false, true, true, time.Hour, 24 * time.Hour, 30 * time.Second},
+		{"local", []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0/ws"}, false, false, false, false, 3 * time.Second, 10 * time.Second, 2 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run("profile="+tt.profile, func(t *testing.T) {
@@ -69,6 +69,10 @@ func TestDefaultConfigProfiles(t *testing.T) {
 			equal(t, 32, c.Swarm.ConnMgr.LowWater)
 			equal(t, 96, c.Swarm.ConnMgr.HighWater)
 			equal(t, 20*time.Second, c.Swarm.ConnMgr.GracePeriod.Duration)
+			equal(t, tt.gossip, c.Gossip.Interval.Duration)
+			equal(t, 16, c.Gossip.SampleSize)
+			equal(t, 3, c.Gossip.Fanout)
+			equal(t, false, c.Discovery.WithoutDHT)
 		})
 	}
 	t.Run("unknown", func(t *testing.T) {
@@ -89,10 +93,11 @@ func TestDefaultConfigJSON(t *testing.T) {
 	got := mustJSON(t, defaultConfig(t, "default"))
 	want := `{"Identity":{"PeerID":""},` +
 		`"Addresses":{"Swarm":["/ip4/0.0.0.0/tcp/4001","/ip6/::/tcp/4001","/ip4/0.0.0.0/udp/4001/quic-v1","/ip6/::/udp/4001/quic-v1","/ip4/0.0.0.0/tcp/4002/ws"],"Announce":[]},` +
-		`"Bootstrap":[],"Discovery":{"MDNS":true},` +
+		`"Bootstrap":[],"Discovery":{"MDNS":true,"WithoutDHT":false},` +
 		`"Replication":{"Factor":3,"CheckInterval":"1h","AuditInterval":"24h","Lease":"720h"},` +
 		`"Chunker":{"Size":1048576},"Storage":{"Quota":10737418240,"MaxPinsPerOwner":10000,"CollectInterval":"30s"},` +
-		`"Swarm":{"ConnMgr":{"LowWater":32,"HighWater":96,"GracePeriod":"20s"},"RelayService":false,"NATPortMap":true,"HolePunching":true}}`
+		`"Swarm":{"ConnMgr":{"LowWater":32,"HighWater":96,"GracePeriod":"20s"},"RelayService":false,"NATPortMap":true,"HolePunching":true},` +
+		`"Gossip":{"Interval":"30s","SampleSize":16,"Fanout":3}}`
 	equal(t, want, got)
 }
 
@@ -140,6 +145,9 @@ func TestGet(t *testing.T) {
 		{key: "Swarm.ConnMgr", want: `{"LowWater":32,"HighWater":96,"GracePeriod":"20s"}`},
 		{key: "Swarm.ConnMgr.HighWater", want: `96`},
 		{key: "Discovery.MDNS", want: `false`},
+		{key: "Discovery.WithoutDHT", want: `false`},
+		{key: "Gossip", want: `{"Interval":"2s","SampleSize":16,"Fanout":3}`},
+		{key: "Gossip.Fanout", want: `3`},
 		{key: "Identity.PeerID", want: `""`},
 		{key: "Replication.Factr", err: config.ErrUnknownKey},
 		{key: "replication.factor", err: config.ErrUnknownKey},
@@ -151,7 +159,6 @@ func TestGet(t *testing.T) {
 		// Retired keys: an old config file may hold them, but they are gone.
 		{key: "Replication.RepairInterval", err: config.ErrUnknownKey},
 		{key: "Addresses.API", err: config.ErrUnknownKey},
-		{key: "Gossip", err: config.ErrUnknownKey},
 		{key: "Nope", err: config.ErrUnknownKey},
 	}
 	for _, tt := range tests {
@@ -169,7 +176,7 @@ func TestGet(t *testing.T) {
 	t.Run("whole", func(t *testing.T) {
 		got, err := c.Get("Discovery")
 		noErr(t, err)
-		jsonEq(t, `{"MDNS":false}`, string(got))
+		jsonEq(t, `{"MDNS":false,"WithoutDHT":false}`, string(got))
 	})
 }
 
@@ -203,11 +210,18 @@ func TestSet(t *testing.T) {
 		{name: "announce", key: "Addresses.Announce", value: `["/dns4/example.com/tcp/4001"]`},
 		{name: "bootstrap", key: "Bootstrap", value: `["` + testBootstrap + `"]`},
 		{name: "nested object", key: "Swarm.ConnMgr", value: `{"LowWater":10,"HighWater":20,"GracePeriod":"1m"}`},
-		{name: "whole section", key: "Discovery", value: `{"MDNS":false}`},
+		{name: "whole section", key: "Discovery", value: `{"MDNS":false}`, want: `{"MDNS":false,"WithoutDHT":false}`},
 		{name: "high water 1", key: "Swarm.ConnMgr", value: `{"LowWater":0,"HighWater":1,"GracePeriod":"1s"}`},
 		{name: "low water zero", key: "Swarm.ConnMgr.LowWater", value: "0"},
 		{name: "low water at high water", key: "Swarm.ConnMgr.LowWater", value: "96"},
 		{name: "zero grace", key: "Swarm.ConnMgr.GracePeriod", value: `"0s"`},
+		{name: "without DHT", key: "Discovery.WithoutDHT", value: "true"},
+		{name: "gossip interval min", key: "Gossip.Interval", value: `"1s"`},
+		{name: "gossip interval zero is the default", key: "Gossip.Interval", value: `"0s"`, want: `"30s"`},
+		{name: "gossip sample bounds", key: "Gossip", value: `{"Interval":"1m","SampleSize":64,"Fanout":16}`},
+		{name: "gossip sample one", key: "Gossip.SampleSize", value: "1"},
+		{name: "gossip fanout one", key: "Gossip.Fanout", value: "1"},
+		{name: "gossip without keys is the default", key: "Gossip", value: `{}`, want: `{"Interval":"30s","SampleSize":16,"Fanout":3}`},
 
 		// Unknown keys.
 		{name: "unknown key", key: "Replication.Factr", value: "3", err: config.ErrUnknownKey, errContains: []string{"Replication.Factr"}},
@@ -216,7 +230,7 @@ func TestSet(t *testing.T) {
 		{name: "empty key", key: "", value: "1", err: config.ErrUnknownKey},
 		{name: "retired API", key: "Addresses.API", value: `"unix"`, err: config.ErrUnknownKey},
 		{name: "retired RepairInterval", key: "Replication.RepairInterval", value: `"10m"`, err: config.ErrUnknownKey},
-		{name: "retired Gossip", key: "Gossip", value: `{}`, err: config.ErrUnknownKey},
+		{name: "gossip unknown field", key: "Gossip", value: `{"Peers":3}`, errContains: []string{"Gossip", "Peers"}},
 		{name: "retired key in a section", key: "Replication", value: `{"Factor":3,"RepairInterval":"10m"}`, errContains: []string{"Replication", "RepairInterval"}},
 
 		// Wrong type or not JSON.
@@ -259,6 +273,12 @@ func TestSet(t *testing.T) {
 		{name: "low water negative", key: "Swarm.ConnMgr.LowWater", value: "-1", errContains: []string{"Swarm.ConnMgr.LowWater", "out of range"}},
 		{name: "high water zero", key: "Swarm.ConnMgr", value: `{"LowWater":0,"HighWater":0,"GracePeriod":"1s"}`, errContains: []string{"Swarm.ConnMgr.HighWater", "at least 1"}},
 		{name: "nested object invalid", key: "Swarm.ConnMgr", value: `{"LowWater":10}`, errContains: []string{"Swarm.ConnMgr.HighWater"}},
+		{name: "gossip interval short", key: "Gossip.Interval", value: `"999ms"`, errContains: []string{"Gossip.Interval", "at least 1s"}},
+		{name: "gossip interval negative", key: "Gossip.Interval", value: `"-30s"`, errContains: []string{"Gossip.Interval", "at least 1s"}},
+		{name: "gossip sample too big", key: "Gossip.SampleSize", value: "65", errContains: []string{"Gossip.SampleSize", "65", "1..64"}},
+		{name: "gossip sample negative", key: "Gossip.SampleSize", value: "-1", errContains: []string{"Gossip.SampleSize", "1..64"}},
+		{name: "gossip fanout too big", key: "Gossip.Fanout", value: "17", errContains: []string{"Gossip.Fanout", "17", "1..16"}},
+		{name: "gossip fanout negative", key: "Gossip.Fanout", value: "-2", errContains: []string{"Gossip.Fanout", "1..16"}},
 		{name: "peer id read-only", key: "Identity.PeerID", value: `"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"`, errContains: []string{"Identity.PeerID", "read-only"}},
 		{name: "identity read-only", key: "Identity", value: `{"PeerID":""}`, errContains: []string{"read-only"}},
 	}
@@ -384,8 +404,8 @@ func TestParse(t *testing.T) {
 
 // TestParseRetiredKeys loads the config file that casd init wrote before
 // Addresses.API, Replication.RepairInterval and Gossip were retired: it
-// loads as the same config without them, while other unknown keys are
-// still refused.
+// loads as the same config without the first two, its Gossip keys decode
+// into Gossip (which came back), and other unknown keys are still refused.
 func TestParseRetiredKeys(t *testing.T) {
 	old, err := os.ReadFile(filepath.Join("testdata", "config-retired-keys.json"))
 	noErr(t, err)
@@ -400,7 +420,8 @@ func TestParseRetiredKeys(t *testing.T) {
 		errContains    string // "" if it must load
 	}{
 		{"tcp API", `"API": "unix"`, `"API": "/ip4/127.0.0.1/tcp/5001"`, ""},
-		{"any Gossip content", `"Interval": "30s"`, `"Interval": 30, "Peers": [null]`, ""},
+		{"Gossip is read, not dropped", `"Fanout": 3`, `"Fanout": 99`, "Gossip.Fanout"},
+		{"Gossip is strict again", `"Fanout": 3`, `"Fanout": 3, "Peers": [null]`, "Peers"},
 		{"names match in any case", `"RepairInterval"`, `"repairinterval"`, ""},
 		{"a retired name elsewhere is unknown", `"MDNS": true`, `"MDNS": true, "API": "unix"`, "API"},
 		{"a near miss is unknown", `"Gossip"`, `"Gossips"`, "Gossips"},
@@ -419,6 +440,18 @@ func TestParseRetiredKeys(t *testing.T) {
 			equal(t, want, c)
 		})
 	}
+}
+
+// TestParseOldGossipKeys: the values of an old file's Gossip keys are
+// kept, and a key the file lacks takes its default.
+func TestParseOldGossipKeys(t *testing.T) {
+	old, err := os.ReadFile(filepath.Join("testdata", "config-retired-keys.json"))
+	noErr(t, err)
+	data := strings.NewReplacer(`"Interval": "30s"`, `"Interval": "45s"`, `"SampleSize": 16,`, ``,
+		`"Fanout": 3`, `"Fanout": 5`).Replace(string(old))
+	c, err := config.Parse([]byte(data))
+	noErr(t, err)
+	equal(t, config.Gossip{Interval: config.Duration{Duration: 45 * time.Second}, SampleSize: 16, Fanout: 5}, c.Gossip)
 }
 
 func TestValidateBootstrapSelf(t *testing.T) {

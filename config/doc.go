@@ -26,6 +26,7 @@
 //	datastore/meta.db    block metadata, owned by blockstore ([Repo.MetaPath])
 //	repo.lock            locked file holding the holder's pid (not on Windows) ([Repo.Lock])
 //	api.sock             the daemon's unix socket, 0600 on unix ([Repo.APISocketPath])
+//	peers.json           recently connected peers' signed records, 0600, owned by the node's gossip ([Repo.PeersPath])
 //
 // Every file config writes goes to a temporary file that is fsynced, renamed
 // into place, and whose directory is then fsynced, so a crash leaves either
@@ -39,11 +40,12 @@
 // ("Replication.Factor", "Addresses.Swarm") by [Config.Get] and
 // [Config.Set]. Decoding is strict: an unknown field is an error, so a typo
 // in a hand-edited file does not silently fall back to a default. The one
-// exception is the retired keys Addresses.API, Replication.RepairInterval
-// and Gossip, which casd init once wrote into every config file but nothing
-// reads: [Parse] drops them, so an older repo still opens, and the next
+// exception is the retired keys Addresses.API and Replication.RepairInterval,
+// which casd init once wrote into every config file but nothing reads:
+// [Parse] drops them, so an older repo still opens, and the next
 // [Repo.SaveConfig] leaves them out. They come back with the features that
-// read them. Secrets
+// read them (Gossip, retired the same way, came back with the peer exchange:
+// the keys of an older file decode into [Gossip] again). Secrets
 // never live in the config file (they are the key files), so showing the
 // whole config is safe.
 //

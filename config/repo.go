@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ const (
 	metaFile         = "meta.db"
 	lockFile         = "repo.lock"
 	apiSocket        = "api.sock"
+	peersFile        = "peers.json"
 )
 
 // EnvPath is the environment variable that names the repo when no flag does.
@@ -78,6 +80,10 @@ type InitOptions struct {
 	// Keys, if non-nil, are restored instead of generating new ones
 	// (casd init --restore).
 	Keys *Keys
+	// Bootstrap, if non-empty, replaces the profile's bootstrap peers
+	// (casd init --bootstrap): multiaddrs ending in /p2p/<peer id>. They
+	// are validated before anything is written.
+	Bootstrap []string
 }
 
 // Repo is an opened casd repo. Its fields are loaded by [Open] or [Init].
@@ -135,6 +141,9 @@ func Init(dir string, opts InitOptions) (_ *Repo, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(opts.Bootstrap) > 0 {
+		cfg.Bootstrap = slices.Clone(opts.Bootstrap)
+	}
 	var keys Keys
 	if opts.Keys != nil {
 		keys = *opts.Keys
@@ -159,6 +168,10 @@ func Init(dir string, opts InitOptions) (_ *Repo, err error) {
 		return nil, fmt.Errorf("config: init %s: peer ID: %w", dir, err)
 	}
 	cfg.Identity.PeerID = id.String()
+	// Before anything is created: a bad bootstrap address leaves no trace.
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfgBytes, err := cfg.marshal()
 	if err != nil {
 		return nil, err
@@ -364,6 +377,10 @@ func (r *Repo) MetaPath() string { return filepath.Join(r.Path, datastoreDirName
 
 // APISocketPath returns the path of the daemon's API unix socket.
 func (r *Repo) APISocketPath() string { return filepath.Join(r.Path, apiSocket) }
+
+// PeersPath returns the path of the remembered peers file, which the
+// node's gossip reads at start and writes atomically.
+func (r *Repo) PeersPath() string { return filepath.Join(r.Path, peersFile) }
 
 // LockPath returns the path of the repo lock file.
 func (r *Repo) LockPath() string { return filepath.Join(r.Path, lockFile) }

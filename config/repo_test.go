@@ -194,6 +194,28 @@ func TestInitFailureLeavesNoNewDir(t *testing.T) {
 	equal(t, map[string]string{".": mustStat(t, parent).Mode().String()}, snapshot(t, parent))
 }
 
+// TestInitBootstrap: Init writes the given bootstrap peers in place of the
+// profile's, and refuses a bad one before it creates anything.
+func TestInitBootstrap(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r := initRepo(t, dir, config.InitOptions{Profile: "local", Bootstrap: []string{testBootstrap}})
+	equal(t, []string{testBootstrap}, r.Config.Bootstrap)
+	equal(t, []string{testBootstrap}, openRepo(t, dir).Config.Bootstrap)
+
+	for _, tt := range []struct{ addr, errContains string }{
+		{"foo", "invalid multiaddr"},
+		{"/ip4/192.0.2.1/tcp/4001", "/p2p/"},
+		{"/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA", "no address"},
+	} {
+		t.Run(tt.addr, func(t *testing.T) {
+			parent := t.TempDir()
+			_, err := config.Init(filepath.Join(parent, "x", "repo"), config.InitOptions{Bootstrap: []string{testBootstrap, tt.addr}})
+			errContains(t, err, "Bootstrap[1]", tt.errContains)
+			equal(t, map[string]string{".": mustStat(t, parent).Mode().String()}, snapshot(t, parent))
+		})
+	}
+}
+
 func TestRestoreKeys(t *testing.T) {
 	var keys config.Keys
 	_, _ = rand.Read(keys.Master[:])
@@ -382,28 +404,34 @@ func TestSaveConfig(t *testing.T) {
 }
 
 // TestOpenOldRepo opens a repo whose config file an older casd init wrote,
-// with the retired keys Addresses.API, Replication.RepairInterval and
-// Gossip: it opens, and the next save leaves them out.
+// with the retired keys Addresses.API and Replication.RepairInterval and
+// the Gossip keys of before their retirement: it opens, the next save
+// leaves the retired keys out and keeps Gossip's values.
 func TestOpenOldRepo(t *testing.T) {
 	dir := t.TempDir()
 	r := initRepo(t, dir, config.InitOptions{})
 	old, err := os.ReadFile(filepath.Join("testdata", "config-retired-keys.json"))
 	noErr(t, err)
 	old = bytes.Replace(old, []byte("12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"), []byte(r.PeerID().String()), 1)
+	old = bytes.Replace(old, []byte(`"SampleSize": 16`), []byte(`"SampleSize": 9`), 1)
 	noErr(t, os.WriteFile(r.ConfigPath(), old, 0o600))
 
 	o := openRepo(t, dir)
-	equal(t, r.Config, o.Config)
+	want := r.Config.Clone()
+	want.Gossip.SampleSize = 9
+	equal(t, want, o.Config)
 
 	c, err := o.Config.Set("Replication.Factor", "4")
 	noErr(t, err)
 	noErr(t, o.SaveConfig(c))
 	saved, err := os.ReadFile(o.ConfigPath())
 	noErr(t, err)
-	for _, key := range []string{`"API"`, `"RepairInterval"`, `"Gossip"`} {
+	for _, key := range []string{`"API"`, `"RepairInterval"`} {
 		isTrue(t, !bytes.Contains(saved, []byte(key)), "saved config still holds %s:\n%s", key, saved)
 	}
-	equal(t, 4, openRepo(t, dir).Config.Replication.Factor)
+	again := openRepo(t, dir).Config
+	equal(t, 4, again.Replication.Factor)
+	equal(t, 9, again.Gossip.SampleSize)
 }
 
 func TestResolvePath(t *testing.T) {

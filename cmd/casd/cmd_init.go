@@ -16,8 +16,9 @@ import (
 )
 
 type initOpts struct {
-	profile string // config profile
-	restore string // key file to restore the owner's keys from
+	profile   string   // config profile
+	restore   string   // key file to restore the owner's keys from
+	bootstrap []string // bootstrap peers, instead of the profile's
 }
 
 func newInitCmd(g *globalOpts) *cobra.Command {
@@ -28,7 +29,9 @@ func newInitCmd(g *globalOpts) *cobra.Command {
 		Long: `Create a new repo: a fresh peer identity, the owner's keys and a config
 from a profile. With --restore the owner's keys come from a key file made by
 'casd key export', so that this node opens the owner's files and takes over
-their repair. An existing repo is never touched.
+their repair. An existing repo is never touched. Each --bootstrap adds a
+peer to dial at start (a multiaddr ending in /p2p/<peer id>); a bad one is
+refused before anything is created.
 
 The key file's passphrase comes from $CASD_PASSPHRASE, else the terminal.`,
 		Args: cobra.NoArgs,
@@ -39,6 +42,7 @@ The key file's passphrase comes from $CASD_PASSPHRASE, else the terminal.`,
 	c.Flags().StringVar(&o.profile, "profile", config.ProfileDefault,
 		"config profile: "+strings.Join(config.Profiles, ", "))
 	c.Flags().StringVar(&o.restore, "restore", "", "restore the owner's keys from this key file")
+	c.Flags().StringArrayVar(&o.bootstrap, "bootstrap", nil, "bootstrap peer `multiaddr` (repeatable)")
 	return c
 }
 
@@ -51,6 +55,9 @@ func runInit(_ context.Context, g *globalOpts, o initOpts, stdout, stderr io.Wri
 		return badInput(fmt.Errorf("init: unknown profile %q (valid: %s)", o.profile, strings.Join(config.Profiles, ", ")))
 	}
 	opts := config.InitOptions{Profile: o.profile}
+	if opts.Bootstrap, err = bootstrapAdd("init --bootstrap", nil, o.bootstrap, ""); err != nil {
+		return err
+	}
 	if o.restore != "" {
 		// Refuse an existing repo before asking for a passphrase.
 		if _, err := config.Open(dir); err == nil {

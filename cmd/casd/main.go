@@ -117,6 +117,7 @@ func newRootCmd(g *globalOpts) *cobra.Command {
 		newKeyCmd(g),
 		newIDCmd(g),
 		newConnectCmd(g),
+		newBootstrapCmd(g),
 		newPeersCmd(g),
 		newStatusCmd(g),
 		newRepairCmd(g),
