@@ -15,6 +15,14 @@
 //     the lease the offer grants and acknowledges only what is durably
 //     stored. A stream may instead carry one signed lease renewal
 //     ([Renew]) or removal ([Remove]).
+//   - /cas/peers/1.0 ([PeersID]): two peers swap lists of signed peer
+//     records (libp2p record envelopes of peer.PeerRecord), each checked
+//     by [DecodePeerRecords]: signed by the peer it names, within
+//     [MaxPeerRecords], [MaxRecordAddrs] and [MaxRecordSize]. The client
+//     is [ExchangePeers]; the server hands what it receives to a
+//     [PeersBackend] and answers with the backend's sample. A list that
+//     breaks a rule is rejected whole and the peer struck; so is a peer
+//     that the backend says floods ([ErrFlood]).
 //
 // The wire messages live in package [github.com/casd/casd/protocol/pb];
 // docs/wire.md specifies the format and message sequences.
@@ -22,7 +30,7 @@
 // # Serving
 //
 // A [Service] registers the handlers on a host for the backends it is
-// given ([GetBackend], [StoreBackend]):
+// given ([GetBackend], [StoreBackend], [PeersBackend]):
 //
 //	svc := protocol.New(h, protocol.WithGetBackend(store), protocol.WithStoreBackend(store))
 //	svc.Start()
@@ -45,7 +53,8 @@
 // (a tree challenge's answer waits for the context alone; the server
 // bounds its proof, and runs at most two at a time).
 // A handler that sees bad input resets the stream and reports the peer
-// through the strike function ([WithStrikeFunc]). A frame's buffer is
+// through the strike function ([WithStrikeFunc]); [IsPeerFault] tells
+// such errors from others. A frame's buffer is
 // reserved in the stream's resource scope before it is allocated. A store
 // stream also has a minimum rate and an absolute lifetime
 // ([WithMinStoreRate]) and accepts only blocks that its root reaches, each

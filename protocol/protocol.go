@@ -83,6 +83,7 @@ type Option func(*config)
 type config struct {
 	get    GetBackend
 	store  StoreBackend
+	peers  PeersBackend
 	strike func(peer.ID, string)
 	idle   time.Duration
 	rate   rateConfig // of store streams, defaults applied where used
@@ -112,8 +113,8 @@ func WithIdleTimeout(d time.Duration) Option {
 	}
 }
 
-// Service serves /cas/get/1.0 and /cas/store/1.0 on a host. Only the
-// protocols with a backend are served.
+// Service serves /cas/get/1.0, /cas/store/1.0 and /cas/peers/1.0 on a
+// host. Only the protocols with a backend are served.
 type Service struct {
 	h      host.Host
 	cfg    config
@@ -130,6 +131,9 @@ type Service struct {
 	// maxTreeProofs); treeWaiting counts the challenges waiting for one.
 	treeSlots   chan struct{}
 	treeWaiting atomic.Int32
+	// peerSlots holds a token per peer exchange served (at most
+	// maxPeerExchanges).
+	peerSlots chan struct{}
 }
 
 // New returns a Service for h; call [Service.Start] to serve.
@@ -139,7 +143,8 @@ func New(h host.Host, opts ...Option) *Service {
 		o(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{h: h, cfg: cfg, ctx: ctx, cancel: cancel, treeSlots: make(chan struct{}, maxTreeProofs)}
+	return &Service{h: h, cfg: cfg, ctx: ctx, cancel: cancel,
+		treeSlots: make(chan struct{}, maxTreeProofs), peerSlots: make(chan struct{}, maxPeerExchanges)}
 }
 
 // Start registers the stream handlers.
@@ -150,7 +155,11 @@ func (s *Service) Start() {
 	if s.cfg.store != nil {
 		s.h.SetStreamHandler(StoreID, s.handleStore)
 	}
-	log.Infow("protocol service started", "get", s.cfg.get != nil, "store", s.cfg.store != nil)
+	if s.cfg.peers != nil {
+		s.h.SetStreamHandler(PeersID, s.handlePeers)
+	}
+	log.Infow("protocol service started", "get", s.cfg.get != nil, "store", s.cfg.store != nil,
+		"peers", s.cfg.peers != nil)
 }
 
 // Close removes the handlers, cancels the context of in-flight handlers
@@ -161,6 +170,9 @@ func (s *Service) Close() error {
 	}
 	if s.cfg.store != nil {
 		s.h.RemoveStreamHandler(StoreID)
+	}
+	if s.cfg.peers != nil {
+		s.h.RemoveStreamHandler(PeersID)
 	}
 	s.mu.Lock()
 	s.closed = true
@@ -194,7 +206,7 @@ func (s *Service) begin(str network.Stream) (ctx context.Context, end func(), ok
 // before the reset, so a peer that sees its stream reset has been counted.
 func (s *Service) fail(str network.Stream, op string, err error) {
 	p := str.Conn().RemotePeer()
-	if isPeerFault(err) && s.cfg.strike != nil {
+	if IsPeerFault(err) && s.cfg.strike != nil {
 		s.cfg.strike(p, op+": "+err.Error())
 	}
 	_ = str.Reset()
@@ -203,7 +215,14 @@ func (s *Service) fail(str network.Stream, op string, err error) {
 	}
 }
 
-func isPeerFault(err error) bool {
+// IsPeerFault reports whether err is the peer's fault: a bad block
+// ([ErrBadBlock]), a protocol violation or malformed message
+// ([ErrProtocol]), an oversized message ([ErrMessageTooLarge]), a bad
+// signature ([ErrBadSignature]) or a flood ([ErrFlood]). Callers strike
+// the peer on it; other errors (I/O, timeouts, a busy resource manager)
+// are no one's fault.
+func IsPeerFault(err error) bool {
 	return errors.Is(err, ErrBadBlock) || errors.Is(err, ErrProtocol) ||
-		errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrBadSignature)
+		errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrBadSignature) ||
+		errors.Is(err, ErrFlood)
 }

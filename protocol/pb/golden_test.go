@@ -25,3 +25,14 @@ func TestGolden(t *testing.T) {
 }
 
 const goldenCid = "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"
+
+// TestGoldenPeerList pins the PeerList encoding of docs/wire.md ("Golden
+// example"): records are opaque bytes here, each a field 1.
+func TestGoldenPeerList(t *testing.T) {
+	env := pb.Marshal(&pb.PeerList{Records: [][]byte{{0x01, 0x02}, {0x03}}})
+	frame := append(binary.AppendUvarint(nil, uint64(len(env))), env...)
+	const want = "0b" + "080e" + "1207" + "0a020102" + "0a0103"
+	if got := hex.EncodeToString(frame); got != want {
+		t.Fatalf("frame\n got %s\nwant %s", got, want)
+	}
+}

@@ -1,7 +1,9 @@
 // Package pb holds the wire messages of the casd stream protocols
-// /cas/get/1.0 and /cas/store/1.0, including the storage challenges
-// ([Challenge], [TreeChallenge], [Proof]) of /cas/get/1.0 and the owner's
-// lease renewals and removals ([Lease], [Remove]) of /cas/store/1.0.
+// /cas/get/1.0, /cas/store/1.0 and /cas/peers/1.0, including the storage
+// challenges ([Challenge], [TreeChallenge], [Proof]) of /cas/get/1.0, the
+// owner's lease renewals and removals ([Lease], [Remove]) of
+// /cas/store/1.0 and the signed peer records ([PeerList]) of
+// /cas/peers/1.0.
 //
 // cas.proto defines their encoding (protocol buffers, proto3) and
 // docs/wire.md the protocols. Each frame on a stream carries one
@@ -30,7 +32,8 @@
 // nonce is not [NonceSize] bytes, a [Proof] that is not [ProofSize] bytes,
 // a [Lease], [Remove] or [TreeChallenge] without a root, with an owner key
 // that is not [OwnerKeySize] bytes or a signature that is not [SigSize]
-// bytes, a [TreeChallenge] whose nonce is not [NonceSize] bytes.
+// bytes, a [TreeChallenge] whose nonce is not [NonceSize] bytes, an empty
+// record in a [PeerList].
 // A singular field that appears twice takes its last value, which alone is
 // checked. Decoded byte slices may alias the input
 // buffer (those of a [Block] and of an [Envelope] do); the caller must not
@@ -74,6 +77,7 @@ const (
 	TypeLease         = Type(wire.MessageType_MESSAGE_TYPE_LEASE)
 	TypeRemove        = Type(wire.MessageType_MESSAGE_TYPE_REMOVE)
 	TypeTreeChallenge = Type(wire.MessageType_MESSAGE_TYPE_TREE_CHALLENGE)
+	TypePeerList      = Type(wire.MessageType_MESSAGE_TYPE_PEER_LIST)
 )
 
 var typeNames = [...]string{
@@ -90,6 +94,7 @@ var typeNames = [...]string{
 	TypeLease:         "Lease",
 	TypeRemove:        "Remove",
 	TypeTreeChallenge: "TreeChallenge",
+	TypePeerList:      "PeerList",
 }
 
 // String returns the message name of t.
@@ -142,6 +147,8 @@ func New(t Type) Message {
 		return new(Remove)
 	case TypeTreeChallenge:
 		return new(TreeChallenge)
+	case TypePeerList:
+		return new(PeerList)
 	default:
 		return nil
 	}

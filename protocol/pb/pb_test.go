@@ -51,6 +51,8 @@ func sampleMessages(tb testing.TB) map[string]pb.Message {
 		"TreeChallenge": &pb.TreeChallenge{Root: a, Nonce: [pb.NonceSize]byte{4, 31: 5},
 			Owner: owner, Time: 1 << 31, Sig: sig},
 		"TreeChallenge/zero nonce": &pb.TreeChallenge{Root: a, Owner: owner, Sig: sig},
+		"PeerList":                 &pb.PeerList{Records: [][]byte{[]byte("rec-a"), {0}, bytes.Repeat([]byte{5}, 300)}},
+		"PeerList/empty":           &pb.PeerList{},
 	}
 }
 
@@ -156,6 +158,8 @@ func TestMalformed(t *testing.T) {
 		"proof empty":                env(pb.TypeProof, nil),
 		"proof short":                env(pb.TypeProof, protowire.AppendBytes([]byte{0x0a}, make([]byte, pb.ProofSize-1))),
 		"proof long":                 env(pb.TypeProof, protowire.AppendBytes([]byte{0x0a}, make([]byte, pb.ProofSize+1))),
+		"peer list empty record":     pb.Marshal(&pb.PeerList{Records: [][]byte{[]byte("r"), nil}}),
+		"peer list record as int":    env(pb.TypePeerList, protowire.AppendVarint([]byte{0x08}, 1)),
 	}
 	for name, m := range signedMalformed(c) {
 		cases[name] = pb.Marshal(m)
@@ -287,6 +291,10 @@ func FuzzLease(f *testing.F) { fuzzRoundTrip[pb.Lease](f, sampleMessages(f)["Lea
 
 func FuzzRemove(f *testing.F) { fuzzRoundTrip[pb.Remove](f, sampleMessages(f)["Remove"]) }
 
+func FuzzPeerListMessage(f *testing.F) {
+	fuzzRoundTrip[pb.PeerList](f, sampleMessages(f)["PeerList"], sampleMessages(f)["PeerList/empty"])
+}
+
 func FuzzTreeChallenge(f *testing.F) {
 	fuzzRoundTrip[pb.TreeChallenge](f, sampleMessages(f)["TreeChallenge"], sampleMessages(f)["TreeChallenge/zero nonce"])
 }
@@ -341,7 +349,8 @@ func TestTypeString(t *testing.T) {
 		{pb.TypeLease, "Lease"},
 		{pb.TypeRemove, "Remove"},
 		{pb.TypeTreeChallenge, "TreeChallenge"},
-		{pb.TypeTreeChallenge + 1, "Type(14)"},
+		{pb.TypePeerList, "PeerList"},
+		{pb.TypePeerList + 1, "Type(15)"},
 		{1 << 40, "Type(1099511627776)"},
 	}
 	for _, tc := range cases {

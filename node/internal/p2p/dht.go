@@ -30,6 +30,49 @@ type DHTOption func(*dhtConfig)
 type dhtConfig struct {
 	limits    ProviderLimits
 	providers *providerStore // built from limits when nil
+	onPeer    func(peer.ID)  // nil: nobody is told
+	without   bool           // keep the DHT out of peer discovery
+}
+
+// WithPeerHook makes the DHT call f for each peer that an answer to one of
+// its queries names (not itself, not the queried target of a FindPeer,
+// which the DHT lets through without asking): the peers it learns of. f
+// runs on the DHT's query goroutines and must return quickly.
+func WithPeerHook(f func(peer.ID)) DHTOption {
+	return func(c *dhtConfig) { c.onPeer = f }
+}
+
+// WithoutDiscovery keeps the DHT out of peer discovery: its routing table
+// takes no peer and its queries follow none that an answer names, so it
+// learns of no peer (and the hook of [WithPeerHook] is never called). It
+// still serves other peers' queries. For tests of the other discovery
+// paths.
+func WithoutDiscovery() DHTOption {
+	return func(c *dhtConfig) { c.without = true }
+}
+
+// queryFilter approves a peer that an answer names for the query to
+// follow (and its addresses for the peerstore): every peer but self,
+// reported to the hook, or none without discovery.
+func (c *dhtConfig) queryFilter(self peer.ID) dht.QueryFilterFunc {
+	return func(_ any, ai peer.AddrInfo) bool {
+		if c.without {
+			return false
+		}
+		if c.onPeer != nil && ai.ID != self {
+			c.onPeer(ai.ID)
+		}
+		return true
+	}
+}
+
+// routingTableFilter refuses every peer without discovery; otherwise
+// there is none (the DHT's default: every peer that speaks its protocol).
+func (c *dhtConfig) routingTableFilter() dht.RouteTableFilterFunc {
+	if !c.without {
+		return nil
+	}
+	return func(any, peer.ID) bool { return false }
 }
 
 // WithProviderLimits bounds the provider records kept for other peers
@@ -72,6 +115,10 @@ func NewDHT(ctx context.Context, h host.Host, bootstrap []peer.AddrInfo, options
 		dht.DisableValues(),
 		dht.ProviderDatastore(cfg.providers),
 		dht.ProviderManagerOpts(records.Cache(noCache{})),
+		dht.QueryFilter(cfg.queryFilter(h.ID())),
+	}
+	if f := cfg.routingTableFilter(); f != nil {
+		opts = append(opts, dht.RoutingTableFilter(f))
 	}
 	if len(bootstrap) > 0 {
 		opts = append(opts, dht.BootstrapPeers(bootstrap...))

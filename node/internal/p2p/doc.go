@@ -4,7 +4,9 @@
 // protocols ([NewHost]); the private Kademlia DHT under the /cas prefix
 // ([NewDHT]), whose provider records of other peers are bounded per peer
 // and in total ([ProviderLimits]); and mDNS discovery on the LAN
-// ([StartMDNS]).
+// ([StartMDNS]). Both tell the caller of the peers they learn of
+// ([Options].OnDHTPeer, OnMDNSPeer), so that the node can say where it
+// heard of each peer; [Options].WithoutDHT keeps the DHT out of discovery.
 //
 // It is the only package that builds a host or a DHT. NAT traversal
 // (AutoNAT, relays, hole punching) belongs here too.

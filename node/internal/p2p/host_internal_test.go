@@ -416,17 +416,22 @@ func TestNewDHTCancelled(t *testing.T) {
 	require.NotContains(t, h.Mux().Protocols(), protocol.ID("/cas/kad/1.0.0"), "closed DHT still serves")
 }
 
-// TestMDNSHandlePeerFound drives the notifee directly, as mdns would.
+// TestMDNSHandlePeerFound drives the notifee directly, as mdns would: it
+// connects to the peers found and reports each of them, connected or not,
+// but neither itself nor anything after Close.
 func TestMDNSHandlePeerFound(t *testing.T) {
 	a := newTestHost(t, HostOptions{})
 	b := newTestHost(t, HostOptions{})
-	d := newMDNSDiscovery(a)
+	var found peerLog
+	d := newMDNSDiscovery(a, found.add)
 	d.HandlePeerFound(addrInfo(a)) // self: ignored
 	d.HandlePeerFound(addrInfo(b))
 	d.HandlePeerFound(addrInfo(b)) // duplicate while pending or connected
 	require.Eventually(t, func() bool {
 		return a.Network().Connectedness(b.ID()) == network.Connected
 	}, waitFor, 10*time.Millisecond)
+	d.HandlePeerFound(addrInfo(b)) // connected: reported, not dialled
+	require.Equal(t, []peer.ID{b.ID(), b.ID(), b.ID()}, found.all())
 	require.NoError(t, d.Close())
 	require.NoError(t, d.Close())
 
@@ -435,11 +440,12 @@ func TestMDNSHandlePeerFound(t *testing.T) {
 	c := newTestHost(t, HostOptions{})
 	d.HandlePeerFound(addrInfo(c))
 	require.NotEqual(t, network.Connected, a.Network().Connectedness(c.ID()))
+	require.Len(t, found.all(), 3, "a peer reported after Close")
 }
 
 func TestStartMDNSNoAddrs(t *testing.T) {
 	h := newTestHost(t, HostOptions{ListenAddrs: []string{}})
-	c, err := StartMDNS(h, "")
+	c, err := StartMDNS(h, "", nil)
 	require.ErrorContains(t, err, "start mdns")
 	require.Nil(t, c)
 }

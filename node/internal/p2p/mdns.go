@@ -28,6 +28,7 @@ const (
 // implements mdns.Notifee.
 type mdnsDiscovery struct {
 	h         host.Host
+	onPeer    func(peer.ID) // nil: nobody is told
 	svc       mdns.Service
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -44,13 +45,15 @@ var _ mdns.Notifee = (*mdnsDiscovery)(nil)
 
 // StartMDNS announces h on the local network under serviceTag (mdnsServiceTag
 // when empty) and connects to every peer announcing the same tag, each dial
-// bounded by mdnsConnectTimeout. Close stops the announcements and waits for
-// every goroutine it started.
-func StartMDNS(h host.Host, serviceTag string) (io.Closer, error) {
+// bounded by mdnsConnectTimeout. onPeer, if not nil, is called with each
+// peer found (other than h), connected or not, from mdns's goroutines: it
+// must return quickly. Close stops the announcements and waits for every
+// goroutine it started.
+func StartMDNS(h host.Host, serviceTag string, onPeer func(peer.ID)) (io.Closer, error) {
 	if serviceTag == "" {
 		serviceTag = mdnsServiceTag
 	}
-	d := newMDNSDiscovery(h)
+	d := newMDNSDiscovery(h, onPeer)
 	d.svc = mdns.NewMdnsService(h, serviceTag, d)
 	if err := d.svc.Start(); err != nil {
 		return nil, errors.Join(fmt.Errorf("start mdns: %w", err), d.Close())
@@ -60,10 +63,11 @@ func StartMDNS(h host.Host, serviceTag string) (io.Closer, error) {
 
 // newMDNSDiscovery starts the connecting workers; the caller sets d.svc before
 // starting it.
-func newMDNSDiscovery(h host.Host) *mdnsDiscovery {
+func newMDNSDiscovery(h host.Host, onPeer func(peer.ID)) *mdnsDiscovery {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &mdnsDiscovery{
 		h:       h,
+		onPeer:  onPeer,
 		ctx:     ctx,
 		cancel:  cancel,
 		found:   make(chan peer.AddrInfo, mdnsQueue),
@@ -75,13 +79,19 @@ func newMDNSDiscovery(h host.Host) *mdnsDiscovery {
 	return d
 }
 
-// HandlePeerFound queues ai for a connection unless it is h itself, already
-// connected or already queued. It never blocks: mdns calls it from goroutines
-// of its own, possibly after Close, and a full queue drops the peer until
-// mDNS reports it again.
+// HandlePeerFound reports ai to onPeer and queues it for a connection,
+// unless it is h itself or d is closed; a peer already connected or
+// already queued is not queued again. It never blocks: mdns calls it from
+// goroutines of its own, possibly after Close, and a full queue drops the
+// peer until mDNS reports it again.
 func (d *mdnsDiscovery) HandlePeerFound(ai peer.AddrInfo) {
-	if ai.ID == d.h.ID() || d.ctx.Err() != nil ||
-		d.h.Network().Connectedness(ai.ID) == network.Connected {
+	if ai.ID == d.h.ID() || d.ctx.Err() != nil {
+		return
+	}
+	if d.onPeer != nil {
+		d.onPeer(ai.ID)
+	}
+	if d.h.Network().Connectedness(ai.ID) == network.Connected {
 		return
 	}
 	d.mu.Lock()

@@ -20,6 +20,15 @@ type Options struct {
 	// MDNS announces the node on the LAN and connects to the casd peers
 	// found there.
 	MDNS bool
+	// WithoutDHT keeps the DHT out of peer discovery (see
+	// [WithoutDiscovery]); OnDHTPeer is then never called.
+	WithoutDHT bool
+	// OnDHTPeer, if set, is called for each peer that an answer to a DHT
+	// query names (see [WithPeerHook]).
+	OnDHTPeer func(peer.ID)
+	// OnMDNSPeer, if set, is called for each peer mDNS finds (see
+	// [StartMDNS]).
+	OnMDNSPeer func(peer.ID)
 }
 
 // Stack is a node's libp2p stack: its host, its private DHT and, if asked
@@ -47,11 +56,15 @@ func New(ctx context.Context, o Options) (_ *Stack, err error) {
 			err = errors.Join(err, s.Close())
 		}
 	}()
-	if s.DHT, err = NewDHT(ctx, h, o.Bootstrap); err != nil {
+	dhtOpts := []DHTOption{WithPeerHook(o.OnDHTPeer)}
+	if o.WithoutDHT {
+		dhtOpts = append(dhtOpts, WithoutDiscovery())
+	}
+	if s.DHT, err = NewDHT(ctx, h, o.Bootstrap, dhtOpts...); err != nil {
 		return nil, fmt.Errorf("start DHT: %w", err)
 	}
 	if o.MDNS {
-		if s.mdns, err = StartMDNS(h, ""); err != nil {
+		if s.mdns, err = StartMDNS(h, "", o.OnMDNSPeer); err != nil {
 			return nil, fmt.Errorf("start mDNS: %w", err)
 		}
 	}

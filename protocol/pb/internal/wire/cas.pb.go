@@ -1,7 +1,7 @@
-// The wire messages of /cas/get/1.0 and /cas/store/1.0: the one
-// definition of their encoding. docs/wire.md specifies the protocols;
-// package github.com/casd/casd/protocol/pb wraps these messages in Go
-// types with parsed CIDs and checks them after decoding.
+// The wire messages of /cas/get/1.0, /cas/store/1.0 and /cas/peers/1.0:
+// the one definition of their encoding. docs/wire.md specifies the
+// protocols; package github.com/casd/casd/protocol/pb wraps these messages
+// in Go types with parsed CIDs and checks them after decoding.
 //
 // Regenerate internal/wire/cas.pb.go with `make proto` after any edit. A
 // change of a field number or type, or of a message type number, changes
@@ -50,6 +50,7 @@ const (
 	MessageType_MESSAGE_TYPE_LEASE          MessageType = 11
 	MessageType_MESSAGE_TYPE_REMOVE         MessageType = 12
 	MessageType_MESSAGE_TYPE_TREE_CHALLENGE MessageType = 13
+	MessageType_MESSAGE_TYPE_PEER_LIST      MessageType = 14
 )
 
 // Enum value maps for MessageType.
@@ -69,6 +70,7 @@ var (
 		11: "MESSAGE_TYPE_LEASE",
 		12: "MESSAGE_TYPE_REMOVE",
 		13: "MESSAGE_TYPE_TREE_CHALLENGE",
+		14: "MESSAGE_TYPE_PEER_LIST",
 	}
 	MessageType_value = map[string]int32{
 		"MESSAGE_TYPE_UNSPECIFIED":    0,
@@ -85,6 +87,7 @@ var (
 		"MESSAGE_TYPE_LEASE":          11,
 		"MESSAGE_TYPE_REMOVE":         12,
 		"MESSAGE_TYPE_TREE_CHALLENGE": 13,
+		"MESSAGE_TYPE_PEER_LIST":      14,
 	}
 )
 
@@ -938,6 +941,54 @@ func (x *TreeChallenge) GetSig() []byte {
 	return nil
 }
 
+// PeerList carries signed peer records on /cas/peers/1.0, one each way
+// (client first). Each record is a marshalled libp2p record envelope
+// (record.Envelope) whose payload is a peer record (peer.PeerRecord); at
+// most 64 records, each at most 4 KiB. docs/wire.md gives the checks.
+type PeerList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       [][]byte               `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerList) Reset() {
+	*x = PeerList{}
+	mi := &file_cas_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerList) ProtoMessage() {}
+
+func (x *PeerList) ProtoReflect() protoreflect.Message {
+	mi := &file_cas_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerList.ProtoReflect.Descriptor instead.
+func (*PeerList) Descriptor() ([]byte, []int) {
+	return file_cas_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PeerList) GetRecords() [][]byte {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_cas_proto protoreflect.FileDescriptor
 
 const file_cas_proto_rawDesc = "" +
@@ -999,7 +1050,9 @@ const file_cas_proto_rawDesc = "" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x14\n" +
 	"\x05owner\x18\x03 \x01(\fR\x05owner\x12\x12\n" +
 	"\x04time\x18\x04 \x01(\x03R\x04time\x12\x10\n" +
-	"\x03sig\x18\x05 \x01(\fR\x03sig*\x8c\x03\n" +
+	"\x03sig\x18\x05 \x01(\fR\x03sig\"$\n" +
+	"\bPeerList\x12\x18\n" +
+	"\arecords\x18\x01 \x03(\fR\arecords*\xa8\x03\n" +
 	"\vMessageType\x12\x1c\n" +
 	"\x18MESSAGE_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18MESSAGE_TYPE_GET_REQUEST\x10\x01\x12\x16\n" +
@@ -1015,7 +1068,8 @@ const file_cas_proto_rawDesc = "" +
 	"\x12\x16\n" +
 	"\x12MESSAGE_TYPE_LEASE\x10\v\x12\x17\n" +
 	"\x13MESSAGE_TYPE_REMOVE\x10\f\x12\x1f\n" +
-	"\x1bMESSAGE_TYPE_TREE_CHALLENGE\x10\rB0Z.github.com/casd/casd/protocol/pb/internal/wireb\x06proto3"
+	"\x1bMESSAGE_TYPE_TREE_CHALLENGE\x10\r\x12\x1a\n" +
+	"\x16MESSAGE_TYPE_PEER_LIST\x10\x0eB0Z.github.com/casd/casd/protocol/pb/internal/wireb\x06proto3"
 
 var (
 	file_cas_proto_rawDescOnce sync.Once
@@ -1030,7 +1084,7 @@ func file_cas_proto_rawDescGZIP() []byte {
 }
 
 var file_cas_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_cas_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_cas_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_cas_proto_goTypes = []any{
 	(MessageType)(0),      // 0: casd.pb.MessageType
 	(*Envelope)(nil),      // 1: casd.pb.Envelope
@@ -1047,6 +1101,7 @@ var file_cas_proto_goTypes = []any{
 	(*Lease)(nil),         // 12: casd.pb.Lease
 	(*Remove)(nil),        // 13: casd.pb.Remove
 	(*TreeChallenge)(nil), // 14: casd.pb.TreeChallenge
+	(*PeerList)(nil),      // 15: casd.pb.PeerList
 }
 var file_cas_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -1068,7 +1123,7 @@ func file_cas_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cas_proto_rawDesc), len(file_cas_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
