@@ -17,8 +17,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -62,10 +66,45 @@ type lab struct {
 }
 
 // newLab returns an empty lab; the namespaces it makes are deleted when
-// the test ends, whether it passed or not.
+// the test ends, whether it passed or not. The first lab of a process
+// deletes the namespaces left by test processes that were killed before
+// their cleanups ran.
 func newLab(t testing.TB) *lab {
 	t.Helper()
-	return &lab{t: t, ip: requireNetAdmin(t)}
+	l := &lab{t: t, ip: requireNetAdmin(t)}
+	sweepOnce.Do(l.sweep)
+	return l
+}
+
+var sweepOnce sync.Once
+
+// labNSRE matches the namespaces labs make and captures the pid of the
+// test process that made it.
+var labNSRE = regexp.MustCompile(`^casd-([0-9]+)-[0-9]+-`)
+
+// sweep deletes the lab namespaces of test processes that no longer run.
+func (l *lab) sweep() {
+	out, err := l.try("netns", "list")
+	if err != nil {
+		l.t.Logf("list namespaces: %v", err)
+		return
+	}
+	for _, line := range strings.Split(out, "\n") {
+		ns, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		m := labNSRE.FindStringSubmatch(ns)
+		if m == nil {
+			continue
+		}
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		if _, err := l.try("netns", "delete", ns); err != nil {
+			l.t.Logf("delete stale namespace %s: %v", ns, err)
+			continue
+		}
+		l.t.Logf("deleted namespace %s of a test process (pid %d) that is gone", ns, pid)
+	}
 }
 
 // run runs `ip args...` and fails the test if it fails.
@@ -188,12 +227,6 @@ func hostAddr(i int) netip.Addr {
 	return netip.AddrFrom4(a)
 }
 
-// routes lists the routes of ns, one per line.
-func (l *lab) routes(ns string) string {
-	l.t.Helper()
-	return l.run("-n", ns, "route", "show")
-}
-
 // argv returns the program and arguments that run bin with args as n's
 // commands run: inside n.netns when it is set.
 func (n *node) argv(bin string, args ...string) (string, []string) {
@@ -211,4 +244,49 @@ func ipPath() string {
 		return "ip"
 	}
 	return p
+}
+
+// TestLabIsolation checks the lab's rules: building a LAN adds nothing to
+// the root namespace, a host reaches the lab's subnet through its LAN
+// interface and nothing else (no default route), and the namespaces are
+// gone when the test that made them ends.
+func TestLabIsolation(t *testing.T) {
+	l := newLab(t)
+	rootLinks := l.run("-o", "link", "show")
+	var made []string
+	t.Run("lan", func(t *testing.T) {
+		l := newLab(t)
+		s := l.newLAN()
+		a, b := s.addHost(), s.addHost()
+		made = []string{s.ns, a.ns, b.ns}
+		check(t, l.run("-o", "link", "show") == rootLinks, "building a LAN changed the root namespace's links")
+		for _, h := range []*labHost{a, b} {
+			other := b
+			if h == b {
+				other = a
+			}
+			via := l.run("-n", h.ns, "route", "get", other.addr.String())
+			check(t, strings.Contains(via, "dev "+h.ifc), "%s reaches %s by %q, want dev %s", h.ns, other.addr, via, h.ifc)
+			out, err := l.try("-n", h.ns, "route", "get", "192.0.2.1")
+			check(t, err != nil, "%s has a route out of the lab: %s", h.ns, out)
+			check(t, strings.Contains(out, "unreachable"), "%s: route get 192.0.2.1: %v, want network unreachable", h.ns, err)
+			routes := l.run("-n", h.ns, "route", "show")
+			check(t, !strings.Contains(routes, "default"), "%s has a default route: %s", h.ns, routes)
+			check(t, strings.Contains(l.run("-n", h.ns, "addr", "show", "dev", h.ifc), h.addr.String()+"/24"), "%s lacks %s on %s", h.ns, h.addr, h.ifc)
+		}
+	})
+	list := l.run("netns", "list")
+	for _, ns := range made {
+		check(t, !strings.Contains(list, ns), "namespace %s outlived its test: %s", ns, list)
+	}
+	check(t, len(made) == 3, "the lan subtest made %d namespaces, want 3", len(made))
+
+	// A namespace left by a test process that was killed is swept.
+	gone := exec.Command("true")
+	noErr(t, gone.Run(), "run true")
+	stale := fmt.Sprintf("casd-%d-1-stale", gone.Process.Pid)
+	l.run("netns", "add", stale)
+	t.Cleanup(func() { _, _ = l.try("netns", "delete", stale) }) // if sweep failed to
+	l.sweep()
+	check(t, !strings.Contains(l.run("netns", "list"), stale), "sweep left %s of the exited pid %d", stale, gone.Process.Pid)
 }
