@@ -107,19 +107,23 @@ func requireLabAddrs(t testing.TB, ln *lanNode) {
 }
 
 // waitMDNSPeer polls `casd peers --all --json` of a, from the root
-// namespace, until it lists b connected with source "mdns".
+// namespace, until it lists b connected with source "mdns", then checks
+// that it knows b by b's address on the LAN.
 func waitMDNSPeer(t testing.TB, a, b *lanNode) {
 	t.Helper()
+	var p peerJSON
 	pollEvery(t, mdnsDiscoveryTimeout, mdnsPoll, func() (bool, string) {
 		ps := allPeers(t, a.cli)
 		i := slices.IndexFunc(ps, func(p peerJSON) bool { return p.ID == b.d.ID })
 		if i < 0 {
 			return false, fmt.Sprintf("daemon in %s does not know %s: %+v", a.h.ns, b.d.ID, ps)
 		}
-		p := ps[i]
+		p = ps[i]
 		return p.Connected && p.hasSource("mdns"),
 			fmt.Sprintf("daemon in %s lists %s as %+v, want connected with source mdns", a.h.ns, b.d.ID, p)
 	})
+	check(t, slices.ContainsFunc(p.Addrs, func(s string) bool { ip, ok := addrIP(s); return ok && ip == b.h.addr }),
+		"daemon in %s knows %s by %q, none of them its LAN address %s", a.h.ns, b.d.ID, p.Addrs, b.h.addr)
 }
 
 // never calls bad every period for window and fails the test as soon as
