@@ -458,7 +458,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, s := range c.Bootstrap {
-		if _, err := ParseBootstrapAddr(s, self); err != nil {
+		if _, err := parseBootstrapAddr(s, self); err != nil {
 			return fmt.Errorf("config: Bootstrap[%d]: %w", i, err)
 		}
 	}
@@ -496,11 +496,30 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// ParseBootstrapAddr checks s as [Config.Validate] checks an entry of
-// Bootstrap, and returns it parsed: a multiaddr with an address to dial,
-// then /p2p/<peer id>, of a peer other than self (self may be empty). The
-// error quotes s and says what is wrong with it, on one line.
-func ParseBootstrapAddr(s string, self peer.ID) (ma.Multiaddr, error) {
+// CanonicalBootstrapAddr checks s as [Config.Validate] checks an entry of
+// Bootstrap and returns its canonical form (/p2p/ for /ipfs/, and so on):
+// a multiaddr with an address to dial, then /p2p/<peer id>, of a peer
+// other than self (a peer ID; "" for none). The error quotes s and says
+// what is wrong with it, on one line.
+func CanonicalBootstrapAddr(s, self string) (string, error) {
+	var selfID peer.ID
+	if self != "" {
+		id, err := peer.Decode(self)
+		if err != nil {
+			return "", fmt.Errorf("%q: invalid own peer ID: %w", self, err)
+		}
+		selfID = id
+	}
+	m, err := parseBootstrapAddr(s, selfID)
+	if err != nil {
+		return "", err
+	}
+	return m.String(), nil
+}
+
+// parseBootstrapAddr is [CanonicalBootstrapAddr] for a decoded self, and
+// returns the address parsed.
+func parseBootstrapAddr(s string, self peer.ID) (ma.Multiaddr, error) {
 	m, err := parseAddr(s)
 	if err != nil {
 		return nil, err

@@ -90,6 +90,14 @@ type PeerInfo struct {
 	ID        string   `json:"id"`
 	Addrs     []string `json:"addrs"`
 	Connected bool     `json:"connected"`
+	// Sources says how the node learned of the peer: any of "dht",
+	// "gossip", "mdns", "bootstrap", "remembered" and "inbound", in that
+	// order; empty (never null) when it does not know.
+	Sources []string `json:"sources"`
+	// LastSeen is when the node last heard of the peer (it connected,
+	// left, or was named by a source): now for a connected peer, zero
+	// when never.
+	LastSeen time.Time `json:"last_seen"`
 }
 
 // StatusInfo is the result of Status.

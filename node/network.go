@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -14,6 +15,7 @@ import (
 	"github.com/casd/casd/dag"
 	"github.com/casd/casd/node/internal/announce"
 	"github.com/casd/casd/node/internal/fetch"
+	"github.com/casd/casd/node/internal/gossip"
 	"github.com/casd/casd/node/internal/p2p"
 	"github.com/casd/casd/node/internal/peers"
 	"github.com/casd/casd/node/internal/replicate"
@@ -27,6 +29,8 @@ const networkWindow = 16
 // needs and each owning its goroutines. It holds no state of its own.
 type online struct {
 	stack    *p2p.Stack
+	disc     *discovery
+	gossip   *gossip.Gossip
 	proto    *protocol.Service
 	strikes  *peers.Strikes
 	bans     *peers.Bans
@@ -39,7 +43,7 @@ type online struct {
 }
 
 func ourProtocols() []string {
-	return []string{string(protocol.StoreID), string(protocol.GetID)}
+	return []string{string(protocol.StoreID), string(protocol.GetID), string(protocol.PeersID)}
 }
 
 // startNetwork builds the network parts from the repo's config, then
@@ -51,6 +55,7 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 	if err != nil {
 		return nil, err
 	}
+	disc := newDiscovery(0)
 	stack, err := p2p.New(ctx, p2p.Options{
 		Host: p2p.HostOptions{
 			Identity:       n.repo.Identity,
@@ -64,20 +69,32 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 			RelayService:   cfg.Swarm.RelayService,
 			NATPortMap:     cfg.Swarm.NATPortMap,
 			HolePunching:   cfg.Swarm.HolePunching,
-			ProtocolLimits: []libp2pproto.ID{protocol.StoreID, protocol.GetID},
+			ProtocolLimits: []libp2pproto.ID{protocol.StoreID, protocol.GetID, protocol.PeersID},
 		},
-		Bootstrap: bootstrap,
-		MDNS:      cfg.Discovery.MDNS,
+		Bootstrap:  bootstrap,
+		MDNS:       cfg.Discovery.MDNS,
+		WithoutDHT: cfg.Discovery.WithoutDHT,
+		OnDHTPeer:  disc.dhtPeer,
+		OnMDNSPeer: disc.mdnsPeer,
 	})
 	if err != nil {
 		return nil, err
 	}
 	h := stack.Host
-	nw := &online{stack: stack, bans: bans, hints: peers.NewHints()}
+	disc.attach(h, bootstrap)
+	nw := &online{stack: stack, disc: disc, bans: bans, hints: peers.NewHints()}
 	nw.strikes = peers.NewStrikes(func(p peer.ID) {
 		bans.Ban(p)
 		_ = h.Network().ClosePeer(p) // best effort: the peer may be gone already
 	})
+	nw.gossip, err = gossip.New(gossip.Config{
+		Host: h, Interval: cfg.Gossip.Interval.Duration, SampleSize: cfg.Gossip.SampleSize, Fanout: cfg.Gossip.Fanout,
+		LowWater: cfg.Swarm.ConnMgr.LowWater, Sources: disc.sources, Strike: nw.strike, RememberPath: n.repo.PeersPath(),
+	})
+	if err != nil {
+		disc.detach()
+		return nil, errors.Join(fmt.Errorf("gossip: %w", err), stack.Close())
+	}
 	nw.announce = announce.New(announce.Config{Router: stack.DHT, Pins: n.store, Events: h.EventBus()})
 	proven := peers.NewProven()
 	audit := replicate.NewAuditor(replicate.AuditorConfig{Host: h, Local: n.store, Strike: nw.strike, Proven: proven})
@@ -91,7 +108,8 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 		Lease: cfg.Replication.Lease.Duration, Lookup: nw.fetch.FindHolders, Strike: nw.strike,
 	})
 	if err != nil {
-		return nil, errors.Join(err, stack.Close())
+		disc.detach()
+		return nil, errors.Join(err, nw.gossip.Close(), stack.Close())
 	}
 	nw.collect = blockstore.NewCollector(n.store, blockstore.CollectorConfig{
 		Links: dag.Links, Options: []blockstore.GCOption{blockstore.WithLeaves(dag.LinksAreLeaves)},
@@ -106,12 +124,14 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 	nw.proto = protocol.New(h,
 		protocol.WithGetBackend(watchedBackend{getBackend{n.store}, audit.Served}),
 		protocol.WithStoreBackend(held),
+		protocol.WithPeersBackend(nw.gossip),
 		protocol.WithStrikeFunc(nw.strike),
 	)
 	nw.announce.Start()
 	nw.repl.Start()
 	nw.collect.Start()
 	nw.leases.Start()
+	nw.gossip.Start()
 	nw.proto.Start()
 	return nw, nil
 }
@@ -120,18 +140,20 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 func (nw *online) strike(p peer.ID, reason string) { nw.strikes.Strike(p, reason) }
 
 // close stops the background collector (a sweep in progress ends), stops
-// accepting streams and resets those open, then stops the loops (lease
-// sweep, replicator, announcer) and waits for them, then closes the DHT
-// and the host.
+// accepting streams and resets those open, then stops gossip (which saves
+// the remembered peers) and the loops (lease sweep, replicator, announcer)
+// and waits for them, then closes the DHT and the host.
 func (nw *online) close() error {
-	return errors.Join(
+	err := errors.Join(
 		nw.collect.Close(), // first: the streams that proto resets need no sweep
 		nw.proto.Close(),
+		nw.gossip.Close(), // before the stack: it saves what the peerstore holds
 		nw.leases.Close(),
 		nw.repl.Close(),
 		nw.announce.Close(),
-		nw.stack.Close(),
 	)
+	nw.disc.detach()
+	return errors.Join(err, nw.stack.Close())
 }
 
 // replicate places root on peers; see [replicate.Replicator.Replicate].

@@ -2,8 +2,11 @@ package node_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -81,4 +84,87 @@ func TestAddReportsUnderReplication(t *testing.T) {
 	got, _, err := cat(t.Context(), nodes[1], res.Cid)
 	require.NoError(t, err)
 	require.Len(t, got, 1000)
+}
+
+// peerByID returns the entry of id in ps.
+func peerByID(ps []core.PeerInfo, id string) (core.PeerInfo, bool) {
+	i := slices.IndexFunc(ps, func(p core.PeerInfo) bool { return p.ID == id })
+	if i < 0 {
+		return core.PeerInfo{}, false
+	}
+	return ps[i], true
+}
+
+// TestPeersReportSources: three nodes, b and c bootstrapped from a. a
+// reports b and c as inbound, b reports a as its bootstrap peer, and b,
+// whose DHT is kept out of discovery, learns of c by gossip alone. Every
+// entry has sources (never null) and a last-seen time, now for a
+// connected peer.
+func TestPeersReportSources(t *testing.T) {
+	a := openNode(t, newRepo(t, nil), true)
+	aID, err := a.ID(t.Context())
+	require.NoError(t, err)
+	join := func(c *config.Config) { c.Bootstrap = aID.Addrs[:1] }
+	b := openNode(t, newRepo(t, func(c *config.Config) { join(c); c.Discovery.WithoutDHT = true }), true)
+	c := openNode(t, newRepo(t, join), true)
+	bID, err := b.ID(t.Context())
+	require.NoError(t, err)
+	cID, err := c.ID(t.Context())
+	require.NoError(t, err)
+	start := time.Now()
+
+	onA, err := a.Peers(t.Context(), true)
+	require.NoError(t, err)
+	for _, id := range []string{bID.ID, cID.ID} {
+		p, ok := peerByID(onA, id)
+		require.True(t, ok, "a does not list %s: %+v", id, onA)
+		require.True(t, p.Connected)
+		require.Equal(t, []string{"inbound"}, p.Sources)
+	}
+
+	onB, err := b.Peers(t.Context(), true)
+	require.NoError(t, err)
+	boot, ok := peerByID(onB, aID.ID)
+	require.True(t, ok, "b does not list its bootstrap peer: %+v", onB)
+	require.Contains(t, boot.Sources, "bootstrap")
+	require.True(t, boot.Connected)
+	require.WithinRange(t, boot.LastSeen, start, time.Now())
+
+	var fromC core.PeerInfo
+	require.Eventually(t, func() bool {
+		onB, err := b.Peers(t.Context(), true)
+		if err != nil {
+			return false
+		}
+		fromC, ok = peerByID(onB, cID.ID)
+		return ok && slices.Contains(fromC.Sources, "gossip")
+	}, 30*time.Second, 50*time.Millisecond, "b never heard of c by gossip")
+	require.NotContains(t, fromC.Sources, "dht", "b's DHT is out of discovery")
+	require.NotEmpty(t, fromC.Addrs)
+	require.False(t, fromC.LastSeen.IsZero())
+
+	connected, err := b.Peers(t.Context(), false)
+	require.NoError(t, err)
+	for _, p := range connected {
+		require.True(t, p.Connected, "%s", p.ID)
+		require.NotNil(t, p.Sources)
+	}
+}
+
+// TestCloseRemembersPeers: a node remembers, in its repo's peers file,
+// the peers it was connected to, its bootstrap peer (connected before
+// gossip started) among them.
+func TestCloseRemembersPeers(t *testing.T) {
+	nodes, repos := startNetwork(t, 2)
+	first, err := nodes[0].ID(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, nodes[1].Close())
+	data, err := os.ReadFile(repos[1].PeersPath())
+	require.NoError(t, err)
+	var file struct {
+		Peers []struct{ ID string }
+	}
+	require.NoError(t, json.Unmarshal(data, &file))
+	require.Len(t, file.Peers, 1, "%s", data)
+	require.Equal(t, first.ID, file.Peers[0].ID)
 }

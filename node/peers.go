@@ -32,8 +32,9 @@ func (n *Node) Connect(ctx context.Context, addr string) error {
 	return nil
 }
 
-// Peers lists the connected peers or, with all, every peer with a known
-// address.
+// Peers lists the connected peers or, with all, also every peer of which
+// the peerstore holds an address, each with how the node learned of it
+// and when it last heard of it (now, for a connected peer).
 func (n *Node) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
 	if n.net == nil {
 		return nil, core.ErrOffline
@@ -41,26 +42,43 @@ func (n *Node) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
 	h := n.net.stack.Host
 	ids := h.Network().Peers()
 	if all {
-		ids = h.Peerstore().PeersWithAddrs()
+		ids = append(ids, h.Peerstore().PeersWithAddrs()...)
 	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	now := time.Now()
 	out := []core.PeerInfo{}
 	for _, p := range ids {
-		if p == h.ID() {
-			continue
+		if p != h.ID() {
+			out = append(out, n.net.peerInfo(p, now))
 		}
-		info := core.PeerInfo{ID: p.String(), Addrs: []string{}, Connected: len(h.Network().ConnsToPeer(p)) > 0}
-		for _, c := range h.Network().ConnsToPeer(p) {
-			info.Addrs = append(info.Addrs, c.RemoteMultiaddr().String())
-		}
-		if len(info.Addrs) == 0 {
-			for _, a := range h.Peerstore().Addrs(p) {
-				info.Addrs = append(info.Addrs, a.String())
-			}
-		}
-		out = append(out, info)
 	}
 	slices.SortFunc(out, func(a, b core.PeerInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+// peerInfo describes p: the addresses of its connections, else those the
+// peerstore holds; its sources; when it was last heard of.
+func (nw *online) peerInfo(p peer.ID, now time.Time) core.PeerInfo {
+	h := nw.stack.Host
+	conns := h.Network().ConnsToPeer(p)
+	info := core.PeerInfo{ID: p.String(), Addrs: []string{}, Connected: len(conns) > 0, Sources: []string{}}
+	for _, c := range conns {
+		info.Addrs = append(info.Addrs, c.RemoteMultiaddr().String())
+	}
+	if len(info.Addrs) == 0 {
+		for _, a := range h.Peerstore().Addrs(p) {
+			info.Addrs = append(info.Addrs, a.String())
+		}
+	}
+	if src, ok := nw.disc.sources.Get(p); ok {
+		info.Sources = src.Sources.Names()
+		info.LastSeen = src.LastSeen.UTC()
+	}
+	if info.Connected {
+		info.LastSeen = now.UTC()
+	}
+	return info
 }
 
 // Status describes the replicas of a root. On the owner's node, once the

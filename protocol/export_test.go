@@ -10,3 +10,9 @@ func TreeWaiting(s *Service) int { return int(s.treeWaiting.Load()) }
 func WithTreeProofBound(grace time.Duration, rate float64) Option {
 	return func(c *config) { c.tree = treeBound{grace: grace, rate: rate} }
 }
+
+// WithPeersTimeout sets the bound of a served peer exchange (default
+// [PeersTimeout]).
+func WithPeersTimeout(d time.Duration) Option {
+	return func(c *config) { c.peersTimeout = d }
+}

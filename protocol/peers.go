@@ -106,8 +106,8 @@ func (s *Service) handlePeers(str network.Stream) {
 // servePeers runs the server side of one exchange with p: read and check
 // the client's list and its end of stream, merge, answer.
 func (s *Service) servePeers(str network.Stream, p peer.ID) error {
-	c := newConn(str, PeersTimeout)
-	c.limit = time.Now().Add(PeersTimeout)
+	c := newConn(str, s.cfg.peersTimeout)
+	c.limit = time.Now().Add(s.cfg.peersTimeout)
 	recs, err := recvPeerList(c, s.h.ID())
 	if err != nil {
 		return fmt.Errorf("read peer list: %w", err)

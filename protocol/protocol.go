@@ -88,6 +88,9 @@ type config struct {
 	idle   time.Duration
 	rate   rateConfig // of store streams, defaults applied where used
 	tree   treeBound  // of tree proofs
+	// peersTimeout bounds a served peer exchange: PeersTimeout, but for
+	// tests.
+	peersTimeout time.Duration
 }
 
 // WithGetBackend serves /cas/get/1.0 from b.
@@ -138,7 +141,8 @@ type Service struct {
 
 // New returns a Service for h; call [Service.Start] to serve.
 func New(h host.Host, opts ...Option) *Service {
-	cfg := config{idle: DefaultIdleTimeout, tree: treeBound{grace: treeProofGrace, rate: treeProofFloorRate}}
+	cfg := config{idle: DefaultIdleTimeout, tree: treeBound{grace: treeProofGrace, rate: treeProofFloorRate},
+		peersTimeout: PeersTimeout}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	"github.com/casd/casd/config"
@@ -54,7 +53,7 @@ where it is.
 		Example: `  casd bootstrap add /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return editBootstrap(g, func(list []string, self peer.ID) ([]string, error) {
+			return editBootstrap(g, func(list []string, self string) ([]string, error) {
 				return bootstrapAdd("bootstrap add", list, args, self)
 			})
 		},
@@ -81,7 +80,7 @@ address that is not in the list is bad input, and then nothing is removed.
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return editBootstrap(g, func(list []string, self peer.ID) ([]string, error) {
+			return editBootstrap(g, func(list []string, self string) ([]string, error) {
 				if all {
 					return []string{}, nil
 				}
@@ -95,12 +94,12 @@ address that is not in the list is bad input, and then nothing is removed.
 
 // editBootstrap replaces the repo's Bootstrap list by what edit makes of
 // it and saves the config; an error of edit writes nothing.
-func editBootstrap(g *globalOpts, edit func(list []string, self peer.ID) ([]string, error)) error {
+func editBootstrap(g *globalOpts, edit func(list []string, self string) ([]string, error)) error {
 	repo, err := openRepo(g)
 	if err != nil {
 		return err
 	}
-	list, err := edit(repo.Config.Bootstrap, repo.PeerID())
+	list, err := edit(repo.Config.Bootstrap, repo.Config.Identity.PeerID)
 	if err != nil {
 		return err
 	}
@@ -112,20 +111,20 @@ func editBootstrap(g *globalOpts, edit func(list []string, self peer.ID) ([]stri
 // bootstrapAdd returns list with the addresses of add appended, in their
 // canonical form, skipping those already in it. Any bad address is bad
 // input naming it, after op.
-func bootstrapAdd(op string, list, add []string, self peer.ID) ([]string, error) {
+func bootstrapAdd(op string, list, add []string, self string) ([]string, error) {
 	out := slices.Clone(list)
 	keys, err := canonicalAddrs(list, self)
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range add {
-		m, err := config.ParseBootstrapAddr(s, self)
+		c, err := config.CanonicalBootstrapAddr(s, self)
 		if err != nil {
 			return nil, badInput(fmt.Errorf("%s: %w", op, err))
 		}
-		if !slices.Contains(keys, m.String()) {
-			keys = append(keys, m.String())
-			out = append(out, m.String())
+		if !slices.Contains(keys, c) {
+			keys = append(keys, c)
+			out = append(out, c)
 		}
 	}
 	return out, nil
@@ -134,18 +133,18 @@ func bootstrapAdd(op string, list, add []string, self peer.ID) ([]string, error)
 // bootstrapRm returns list without the addresses of rm (compared in their
 // canonical form). An address that is bad, or not in list, is bad input
 // naming it.
-func bootstrapRm(list, rm []string, self peer.ID) ([]string, error) {
+func bootstrapRm(list, rm []string, self string) ([]string, error) {
 	keys, err := canonicalAddrs(list, self)
 	if err != nil {
 		return nil, err
 	}
 	drop := make([]bool, len(list))
 	for _, s := range rm {
-		m, err := config.ParseBootstrapAddr(s, self)
+		c, err := config.CanonicalBootstrapAddr(s, self)
 		if err != nil {
 			return nil, badInput(fmt.Errorf("bootstrap rm: %w", err))
 		}
-		i := slices.Index(keys, m.String())
+		i := slices.Index(keys, c)
 		if i < 0 {
 			return nil, badInput(fmt.Errorf("bootstrap rm: %q: not in the bootstrap list", s))
 		}
@@ -162,14 +161,14 @@ func bootstrapRm(list, rm []string, self peer.ID) ([]string, error) {
 
 // canonicalAddrs returns the canonical form of each address of list (the
 // repo's, which its config's validation already checked).
-func canonicalAddrs(list []string, self peer.ID) ([]string, error) {
+func canonicalAddrs(list []string, self string) ([]string, error) {
 	keys := make([]string, 0, len(list))
 	for _, s := range list {
-		m, err := config.ParseBootstrapAddr(s, self)
+		c, err := config.CanonicalBootstrapAddr(s, self)
 		if err != nil {
 			return nil, fmt.Errorf("bootstrap: config: %w", err)
 		}
-		keys = append(keys, m.String())
+		keys = append(keys, c)
 	}
 	return keys, nil
 }

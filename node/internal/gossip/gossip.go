@@ -141,7 +141,8 @@ func normalize(cfg *Config) error {
 	return nil
 }
 
-// Start registers the connection notifee, launches the dial workers and
+// Start registers the connection notifee (and counts the connections
+// already open as connected now), launches the dial workers and
 // the round loop, and, if the host has no connection, dials the
 // remembered peers. It does nothing after Close or a second time.
 func (g *Gossip) Start() {
@@ -152,6 +153,12 @@ func (g *Gossip) Start() {
 	}
 	g.started = true
 	g.h.Network().Notify(g.notifee)
+	// Connections made before Start (the bootstrap peers', dialled while
+	// the node's stack was built) are remembered too.
+	now := time.Now()
+	for _, p := range g.h.Network().Peers() {
+		g.mem.connected(p, now)
+	}
 	g.dials.start(&g.wg)
 	g.wg.Go(func() {
 		if g.alone() {

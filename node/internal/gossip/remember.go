@@ -180,12 +180,22 @@ func (g *Gossip) load() {
 		}
 		return
 	}
+	seen := make(map[string]struct{}, min(len(f.Peers), RememberMax))
 	for i, pe := range f.Peers {
+		if len(seen) == RememberMax {
+			log.Warnw("remembered peers beyond the bound skipped", "path", g.cfg.RememberPath, "skipped", len(f.Peers)-i)
+			break
+		}
+		if _, dup := seen[pe.ID]; dup {
+			log.Warnw("skip remembered peer listed twice", "path", g.cfg.RememberPath, "entry", i, "peer", pe.ID)
+			continue
+		}
 		e, err := g.loadEntry(pe)
 		if err != nil {
 			log.Warnw("skip remembered peer", "path", g.cfg.RememberPath, "entry", i, "err", err)
 			continue
 		}
+		seen[pe.ID] = struct{}{}
 		if g.mem.add(e) && g.cfg.Sources != nil {
 			g.cfg.Sources.Note(e.id, peers.SourceRemembered)
 		}

@@ -1,0 +1,278 @@
+package gossip
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/require"
+
+	"github.com/casd/casd/node/internal/peers"
+	"github.com/casd/casd/protocol"
+)
+
+// readFile decodes the remembered file at path.
+func readFile(t *testing.T, path string) peersFile {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var f peersFile
+	require.NoError(t, json.Unmarshal(data, &f))
+	return f
+}
+
+func writeFile(t *testing.T, path string, f any) {
+	t.Helper()
+	data, err := json.Marshal(f)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+}
+
+// exchange runs one exchange from a to b by hand, as a round would.
+func exchange(t *testing.T, a *node, b host.Host) {
+	t.Helper()
+	recs, err := protocol.ExchangePeers(exchangeCtx(t), a.h, b.ID(), a.g.Sample(b.ID()))
+	require.NoError(t, err)
+	a.g.Merge(b.ID(), recs)
+}
+
+// TestRememberRoundTrip: the peers a node connected to are saved at Close,
+// most recent first, each with its verified record and its addresses, in a
+// 0600 file written with nothing left beside it; a Gossip built on another
+// host loads them back into its peerstore and notes them as remembered.
+// (Prepending in the notifee reversed, or a load that skips the record,
+// fails it.)
+func TestRememberRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "peers.json")
+	a := startNode(t, Config{Interval: time.Hour, RememberPath: path})
+	var others []peer.ID
+	for range 3 {
+		b := startNode(t, Config{Interval: time.Hour})
+		connect(t, a.h, b.h)
+		exchange(t, a, b.h)
+		others = append([]peer.ID{b.h.ID()}, others...)
+	}
+	require.NoError(t, a.g.Close())
+
+	f := readFile(t, path)
+	require.Equal(t, peersFileVersion, f.Version)
+	require.Len(t, f.Peers, len(others))
+	for i, e := range f.Peers {
+		require.Equal(t, others[i].String(), e.ID, "entry %d out of order", i)
+		raw, err := base64.StdEncoding.DecodeString(e.Record)
+		require.NoError(t, err)
+		recs, err := protocol.DecodePeerRecords([][]byte{raw}, a.h.ID())
+		require.NoError(t, err)
+		require.Equal(t, others[i], recs[0].Record.PeerID)
+		require.NotEmpty(t, e.Addrs)
+		if i > 0 {
+			require.False(t, e.LastConnected.After(f.Peers[i-1].LastConnected), "entry %d newer than the one before", i)
+		}
+	}
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "a temporary file was left beside peers.json")
+
+	src := peers.NewSources(0, nil)
+	g, err := New(Config{Host: newHost(t), RememberPath: path, Sources: src})
+	require.NoError(t, err)
+	require.Equal(t, others, g.mem.ids())
+	for _, p := range others {
+		require.NotNil(t, g.cab.GetPeerRecord(p), "record of %s not loaded", p)
+		info, ok := src.Get(p)
+		require.True(t, ok)
+		require.Equal(t, peers.SourceRemembered, info.Sources)
+	}
+	require.NoError(t, g.Close())
+}
+
+// testIDs returns n peer IDs of fresh keys.
+func testIDs(t *testing.T, n int) []peer.ID {
+	t.Helper()
+	out := make([]peer.ID, n)
+	for i := range out {
+		id, err := peer.IDFromPrivateKey(newKey(t))
+		require.NoError(t, err)
+		out[i] = id
+	}
+	return out
+}
+
+// TestMemoryCapAndOrder: the list keeps the RememberMax most recently
+// connected peers, most recent first; a reconnection moves a peer to the
+// front. (A cap off by one, or appending instead of prepending, fails it.)
+func TestMemoryCapAndOrder(t *testing.T) {
+	ps := testIDs(t, RememberMax+10)
+	m := newMemory()
+	now := time.Now()
+	for i, p := range ps {
+		m.connected(p, now.Add(time.Duration(i)*time.Second))
+	}
+	got := m.ids()
+	require.Len(t, got, RememberMax)
+	for i := range got {
+		require.Equal(t, ps[len(ps)-1-i], got[i])
+	}
+	again := ps[len(ps)-5]
+	m.connected(again, now.Add(time.Hour))
+	require.Equal(t, again, m.ids()[0])
+	require.Len(t, m.ids(), RememberMax)
+}
+
+// TestRememberLoadCap: a file of more than RememberMax entries loads the
+// first RememberMax, in order.
+func TestRememberLoadCap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "peers.json")
+	f := peersFile{Version: peersFileVersion}
+	var want []peer.ID
+	for i := range RememberMax + 6 {
+		key := newKey(t)
+		raw, err := signedRecord(t, key, 1, loopbackAddr(i)).Marshal()
+		require.NoError(t, err)
+		id, err := peer.IDFromPrivateKey(key)
+		require.NoError(t, err)
+		want = append(want, id)
+		f.Peers = append(f.Peers, peerEntry{ID: id.String(), Record: base64.StdEncoding.EncodeToString(raw), Addrs: []string{}})
+	}
+	writeFile(t, path, f)
+	g, err := New(Config{Host: newHost(t), RememberPath: path})
+	require.NoError(t, err)
+	require.Equal(t, want[:RememberMax], g.mem.ids())
+	require.NoError(t, g.Close())
+}
+
+// TestRememberCorruptTolerated: a corrupt file, or one of another
+// version, loads as empty and is left alone by Close; in a readable file
+// bad entries are skipped and the rest loaded: a bad record falls back to
+// the entry's addresses, bad addresses are skipped, and an entry naming
+// this node or with nothing to dial is dropped.
+func TestRememberCorruptTolerated(t *testing.T) {
+	h := newHost(t)
+	for name, content := range map[string]string{
+		"not json":      `{"version":1,"peers":[{"id":`,
+		"other version": `{"version":2,"peers":[]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "peers.json")
+			require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+			g, err := New(Config{Host: h, RememberPath: path})
+			require.NoError(t, err)
+			require.Empty(t, g.mem.ids())
+			require.NoError(t, g.Close())
+			data, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.Equal(t, content, string(data), "Close rewrote a file it could not read")
+		})
+	}
+
+	good, addrsOnly, badRec, forged := newKey(t), newKey(t), newKey(t), newKey(t)
+	goodID, addrsID, badRecID, forgedID := idOf(t, good), idOf(t, addrsOnly), idOf(t, badRec), idOf(t, forged)
+	goodRaw, err := signedRecord(t, good, 1, loopbackAddr(1)).Marshal()
+	require.NoError(t, err)
+	forgedRaw, err := sealRecord(t, good, forgedID, 1, loopbackAddr(2)).Marshal()
+	require.NoError(t, err)
+	b64 := base64.StdEncoding.EncodeToString
+	path := filepath.Join(t.TempDir(), "peers.json")
+	writeFile(t, path, peersFile{Version: peersFileVersion, Peers: []peerEntry{
+		{ID: "not a peer id", Addrs: []string{loopbackAddr(0)}},
+		{ID: h.ID().String(), Addrs: []string{loopbackAddr(0)}},
+		{ID: forgedID.String(), Record: b64(forgedRaw)},
+		{ID: badRecID.String(), Record: "%%%", Addrs: []string{loopbackAddr(3)}},
+		{ID: goodID.String(), Record: b64(goodRaw)},
+		{ID: addrsID.String(), Addrs: []string{"/not/an/addr", loopbackAddr(4)}},
+		{ID: goodID.String(), Addrs: []string{loopbackAddr(5)}},
+	}})
+	src := peers.NewSources(0, nil)
+	g, err := New(Config{Host: h, RememberPath: path, Sources: src})
+	require.NoError(t, err)
+	require.Equal(t, []peer.ID{badRecID, goodID, addrsID}, g.mem.ids())
+	require.NotNil(t, g.cab.GetPeerRecord(goodID))
+	require.Nil(t, g.cab.GetPeerRecord(badRecID))
+	require.Equal(t, []string{loopbackAddr(3)}, addrStrings(h, badRecID))
+	require.Equal(t, []string{loopbackAddr(4)}, addrStrings(h, addrsID))
+	require.Empty(t, h.Peerstore().Addrs(forgedID))
+	require.NotContains(t, addrStrings(h, goodID), loopbackAddr(5), "a second entry of a peer was loaded")
+	_, known := src.Get(forgedID)
+	require.False(t, known)
+	require.NoError(t, g.Close())
+}
+
+func idOf(t *testing.T, k crypto.PrivKey) peer.ID {
+	t.Helper()
+	id, err := peer.IDFromPrivateKey(k)
+	require.NoError(t, err)
+	return id
+}
+
+func addrStrings(h host.Host, p peer.ID) []string {
+	var out []string
+	for _, a := range h.Peerstore().Addrs(p) {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// rememberPeers writes a remembered file at path listing n plain hosts
+// (which dial nobody), by running a Gossip connected to them, and returns
+// the hosts.
+func rememberPeers(t *testing.T, path string, n int) []host.Host {
+	t.Helper()
+	g, err := New(Config{Host: newHost(t), Interval: time.Hour, RememberPath: path})
+	require.NoError(t, err)
+	g.Start()
+	var hs []host.Host
+	for range n {
+		h := newHost(t)
+		connect(t, g.h, h)
+		hs = append(hs, h)
+	}
+	require.NoError(t, g.Close())
+	require.Len(t, readFile(t, path).Peers, n)
+	return hs
+}
+
+func connectedToAll(h host.Host, hs []host.Host) bool {
+	for _, o := range hs {
+		if !connected(h, o.ID()) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestDialRememberedAtStart: a node with no connection dials its
+// remembered peers when it starts, without waiting for a round (Interval
+// is an hour). (Not dialling them at Start fails it.)
+func TestDialRememberedAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "peers.json")
+	hs := rememberPeers(t, path, 3)
+	n := startNode(t, Config{Interval: time.Hour, RememberPath: path})
+	eventually(t, func() bool { return connectedToAll(n.h, hs) }, "remembered peers not dialled at start")
+	info, _ := n.src.Get(hs[0].ID())
+	require.NotZero(t, info.Sources&peers.SourceRemembered)
+}
+
+// TestRoundRedialsRemembered: a node left with no connection dials its
+// remembered peers again at its next round. (A round that does not, fails
+// it.)
+func TestRoundRedialsRemembered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "peers.json")
+	hs := rememberPeers(t, path, 2)
+	n := startNode(t, Config{Interval: 200 * time.Millisecond, RememberPath: path})
+	eventually(t, func() bool { return connectedToAll(n.h, hs) }, "remembered peers not dialled")
+	eventually(t, func() bool { return !n.g.remembering.Load() }, "the start dial did not end")
+	for _, o := range hs {
+		require.NoError(t, n.h.Network().ClosePeer(o.ID()))
+	}
+	eventually(t, func() bool { return connectedToAll(n.h, hs) }, "remembered peers not dialled again")
+}
