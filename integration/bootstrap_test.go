@@ -146,3 +146,35 @@ func configBytes(t testing.TB, n *node) []byte {
 	noErr(t, err, "read config")
 	return data
 }
+
+// TestBootstrapPeersDialled checks that the daemon dials what the CLI
+// wrote: a node made with `casd init --bootstrap` and one given a peer by
+// `casd bootstrap add` each connect to that peer when their daemon starts,
+// and list it with source "bootstrap".
+func TestBootstrapPeersDialled(t *testing.T) {
+	boot := startDaemon(t, newNode(t))
+	addr := boot.tcpAddr(t)
+
+	byInit := newEmptyNode(t)
+	res := byInit.run(t, "init", "--profile=local", "--bootstrap", addr)
+	byInit.requireOK(t, res)
+	byInit.id = parseInit(t, byInit, res)
+
+	byAdd := newNode(t)
+	bootstrapOK(t, byAdd, "add", addr)
+
+	for _, n := range []*node{byInit, byAdd} {
+		startDaemon(t, n)
+	}
+	for _, n := range []*node{byInit, byAdd} {
+		waitFor(t, daemonStartTimeout, func() (bool, string) {
+			ps := allPeers(t, n)
+			i := slices.IndexFunc(ps, func(p peerJSON) bool { return p.ID == boot.ID })
+			if i < 0 {
+				return false, fmt.Sprintf("%s does not know its bootstrap peer %s: %+v", n.repo, boot.ID, ps)
+			}
+			return ps[i].Connected && ps[i].hasSource("bootstrap"),
+				fmt.Sprintf("%s lists its bootstrap peer as %+v, want connected with source bootstrap", n.repo, ps[i])
+		})
+	}
+}
