@@ -13,6 +13,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -96,7 +97,7 @@ func (l *lab) sweep() {
 			continue
 		}
 		pid, err := strconv.Atoi(m[1])
-		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH {
+		if err != nil || pid == os.Getpid() || !processGone(pid) {
 			continue
 		}
 		if _, err := l.try("netns", "delete", ns); err != nil {
@@ -244,6 +245,15 @@ func ipPath() string {
 		return "ip"
 	}
 	return p
+}
+
+// processGone reports whether no process has the id pid.
+func processGone(pid int) bool {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return true
+	}
+	return errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
 
 // TestLabIsolation checks the lab's rules: building a LAN adds nothing to
