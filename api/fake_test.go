@@ -334,13 +334,18 @@ func (f *fakeNetwork) Connect(_ context.Context, addr string) error {
 	return nil
 }
 
+// fakeSeen is the last-seen time of the fake's peers.
+var fakeSeen = time.Date(2026, 12, 2, 3, 4, 5, 0, time.UTC)
+
 func (f *fakeNetwork) Peers(_ context.Context, all bool) ([]core.PeerInfo, error) {
 	f.mu.Lock()
 	f.peersAll = append(f.peersAll, all)
 	f.mu.Unlock()
-	out := []core.PeerInfo{{ID: "12D3KooWa", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}, Connected: true}}
+	out := []core.PeerInfo{{ID: "12D3KooWa", Addrs: []string{"/ip4/10.0.0.1/tcp/4001"}, Connected: true,
+		Sources: []string{"bootstrap", "inbound"}, LastSeen: fakeSeen}}
 	if all {
-		out = append(out, core.PeerInfo{ID: "12D3KooWb", Addrs: []string{"/ip4/10.0.0.2/udp/4001/quic-v1"}})
+		out = append(out, core.PeerInfo{ID: "12D3KooWb", Addrs: []string{"/ip4/10.0.0.2/udp/4001/quic-v1"},
+			Sources: []string{"gossip"}, LastSeen: fakeSeen.Add(-time.Minute)})
 	}
 	return out, nil
 }

@@ -26,6 +26,9 @@ func FuzzSet(f *testing.F) {
 		{"Storage.Quota", "-1"},
 		{"Identity.PeerID", `""`},
 		{"Gossip..Fanout", "1"},
+		{"Gossip.Interval", `"500ms"`},
+		{"Gossip", `{"Interval":"1s","SampleSize":64,"Fanout":17}`},
+		{"Discovery.WithoutDHT", "true"},
 		{"", ""},
 		{"Discovery.MDNS", "null"},
 	}

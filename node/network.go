@@ -6,10 +6,12 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/casd/casd/blockstore"
+	"github.com/casd/casd/config"
 	"github.com/casd/casd/core"
 	"github.com/casd/casd/crypt"
 	"github.com/casd/casd/dag"
@@ -87,13 +89,9 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 		bans.Ban(p)
 		_ = h.Network().ClosePeer(p) // best effort: the peer may be gone already
 	})
-	nw.gossip, err = gossip.New(gossip.Config{
-		Host: h, Interval: cfg.Gossip.Interval.Duration, SampleSize: cfg.Gossip.SampleSize, Fanout: cfg.Gossip.Fanout,
-		LowWater: cfg.Swarm.ConnMgr.LowWater, Sources: disc.sources, Strike: nw.strike, RememberPath: n.repo.PeersPath(),
-	})
-	if err != nil {
+	if nw.gossip, err = newGossip(h, n.repo, disc, nw.strike); err != nil {
 		disc.detach()
-		return nil, errors.Join(fmt.Errorf("gossip: %w", err), stack.Close())
+		return nil, errors.Join(err, stack.Close())
 	}
 	nw.announce = announce.New(announce.Config{Router: stack.DHT, Pins: n.store, Events: h.EventBus()})
 	proven := peers.NewProven()
@@ -134,6 +132,22 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 	nw.gossip.Start()
 	nw.proto.Start()
 	return nw, nil
+}
+
+// newGossip builds the peer exchange of the repo's config: it dials the
+// peers it learns of while the node has fewer connections than the
+// connection manager's low-water mark, notes their sources in d, and
+// remembers peers in the repo's peers file.
+func newGossip(h host.Host, repo *config.Repo, d *discovery, strike func(peer.ID, string)) (*gossip.Gossip, error) {
+	cfg := repo.Config
+	g, err := gossip.New(gossip.Config{
+		Host: h, Interval: cfg.Gossip.Interval.Duration, SampleSize: cfg.Gossip.SampleSize, Fanout: cfg.Gossip.Fanout,
+		LowWater: cfg.Swarm.ConnMgr.LowWater, Sources: d.sources, Strike: strike, RememberPath: repo.PeersPath(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
+	return g, nil
 }
 
 // strike counts bad input from p; see [peers.Strikes].

@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -227,6 +228,9 @@ func decodePeerRecord(b []byte) (PeerRecord, error) {
 	if len(b) > MaxRecordSize {
 		return PeerRecord{}, fmt.Errorf("%w: record of %d bytes, limit %d", ErrMessageTooLarge, len(b), MaxRecordSize)
 	}
+	if err := checkRecordKey(b); err != nil {
+		return PeerRecord{}, err
+	}
 	rec := &peer.PeerRecord{}
 	env, err := record.ConsumeTypedEnvelope(b, rec)
 	switch {
@@ -249,6 +253,23 @@ func decodePeerRecord(b []byte) (PeerRecord, error) {
 			ErrMessageTooLarge, rec.PeerID, len(rec.Addrs), MaxRecordAddrs)
 	}
 	return PeerRecord{Envelope: env, Record: rec}, nil
+}
+
+// checkRecordKey refuses, before any signature is checked, a record
+// signed with a key other than Ed25519: every casd peer's identity is an
+// Ed25519 key (p2p.NewHost refuses any other), and an RSA signature of
+// up to 8192 bits (libp2p's cap) costs a verifier milliseconds, which a
+// list of MaxPeerRecords of them would multiply. A record that does not
+// even parse is left to the full check, which names its fault.
+func checkRecordKey(b []byte) error {
+	env, err := record.UnmarshalEnvelope(b)
+	if err != nil {
+		return nil
+	}
+	if t := env.PublicKey.Type(); t != cryptopb.KeyType_Ed25519 {
+		return fmt.Errorf("%w: record signed with a %s key, not Ed25519", ErrProtocol, t)
+	}
+	return nil
 }
 
 // encodePeerRecords marshals the envelopes to send to `to`: at most
@@ -301,6 +322,9 @@ func encodePeerRecord(env *record.Envelope) ([]byte, peer.ID, error) {
 	}
 	if len(rec.Addrs) > MaxRecordAddrs {
 		return nil, "", fmt.Errorf("record of %s with %d addresses, limit %d", rec.PeerID, len(rec.Addrs), MaxRecordAddrs)
+	}
+	if env.PublicKey == nil || env.PublicKey.Type() != cryptopb.KeyType_Ed25519 {
+		return nil, "", fmt.Errorf("record of %s not signed with an Ed25519 key", rec.PeerID)
 	}
 	b, err := env.Marshal()
 	if err != nil {

@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/record"
@@ -31,7 +33,7 @@ func (r *otherCodecRecord) Codec() []byte { return []byte{0x03, 0x02} }
 
 // badLists returns, by name, the records of peer lists that break one rule
 // each, and a substring of the error that names it.
-func badLists(t *testing.T, self peer.ID) map[string]struct {
+func badLists(t testing.TB, self peer.ID) map[string]struct {
 	records [][]byte
 	reason  string
 } {
@@ -78,13 +80,14 @@ func badLists(t *testing.T, self peer.ID) map[string]struct {
 		"peer twice":         {[][]byte{good, marshalEnv(t, a.record(t, 2, 1))}, "twice"},
 		"same record twice":  {[][]byte{marshalEnv(t, b.record(t, 1, 1)), marshalEnv(t, b.record(t, 1, 1))}, "twice"},
 		"empty record (pb)":  {[][]byte{good, nil}, "empty peer record"},
+		"RSA key":            {[][]byte{good, marshalEnv(t, rsaRecord(t))}, "RSA key, not Ed25519"},
 		"receiver's, forged": {[][]byte{marshalEnv(t, seal(t, a.priv, self, 1, testAddrs(t, 4000, 1)))}, "signed by"},
 	}
 }
 
 // longAddrs returns n DNS addresses of some 200 bytes each: 20 make a
 // record of over 4 KiB with fewer than MaxRecordAddrs addresses.
-func longAddrs(t *testing.T, n int) []ma.Multiaddr {
+func longAddrs(t testing.TB, n int) []ma.Multiaddr {
 	t.Helper()
 	out := make([]ma.Multiaddr, n)
 	for i := range out {
@@ -360,6 +363,7 @@ func TestExchangePeersSends(t *testing.T) {
 		serverID.record(t, 1, 1),
 		a.record(t, 1, protocol.MaxRecordAddrs+1),
 		seal(t, a.priv, a.id, 1, longAddrs(t, 20)),
+		rsaRecord(t),
 	}, valid[:3]...)
 	out = append(out, a.record(t, 2, 1)) // a again
 	out = append(out, valid[3:]...)
@@ -379,6 +383,20 @@ func TestExchangePeersSends(t *testing.T) {
 	if s := st.of(client.ID()); len(s) != 0 {
 		t.Fatalf("strikes %q", s)
 	}
+}
+
+// rsaRecord returns a well-formed record of a peer whose key is RSA.
+func rsaRecord(t testing.TB) *record.Envelope {
+	t.Helper()
+	key, _, err := crypto.GenerateRSAKeyPair(2048, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seal(t, key, id, 1, testAddrs(t, 4000, 1))
 }
 
 // TestExchangePeersFrameBudget: records that would not fit in one frame

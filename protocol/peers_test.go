@@ -6,11 +6,14 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/record"
+	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/casd/casd/protocol"
@@ -212,5 +215,84 @@ func TestExchangePeers(t *testing.T) {
 	}
 	if s := st.of(client.ID()); len(s) != 0 {
 		t.Fatalf("strikes %v", s)
+	}
+}
+
+// TestStaleRecordRefusedByPeerstore pins the libp2p behaviour that gossip
+// relies on for stale records: DecodePeerRecords accepts a record whatever
+// its sequence number (a receiver cannot know), and the certified address
+// book of pstoremem refuses (accepted false, no error) a record older than
+// one it consumed, keeping the newer addresses; an equal or newer one is
+// accepted.
+func TestStaleRecordRefusedByPeerstore(t *testing.T) {
+	p := newIdentity(t)
+	newer := seal(t, p.priv, p.id, 5, testAddrs(t, 5000, 2))
+	older := seal(t, p.priv, p.id, 4, testAddrs(t, 6000, 3))
+	for _, env := range []*record.Envelope{newer, older} {
+		if _, err := protocol.DecodePeerRecords([][]byte{marshalEnv(t, env)}, ""); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+	}
+
+	ps, err := pstoremem.NewPeerstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ps.Close() })
+	cab, ok := peerstore.GetCertifiedAddrBook(ps)
+	if !ok {
+		t.Fatal("pstoremem has no certified address book")
+	}
+	consume := func(env *record.Envelope) bool {
+		t.Helper()
+		accepted, err := cab.ConsumePeerRecord(env, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return accepted
+	}
+	if !consume(newer) {
+		t.Fatal("first record refused")
+	}
+	if consume(older) {
+		t.Fatal("a record of an older sequence number was accepted")
+	}
+	want := testAddrs(t, 5000, 2)
+	got := ps.Addrs(p.id)
+	if len(got) != len(want) || !slices.ContainsFunc(got, want[0].Equal) || !slices.ContainsFunc(got, want[1].Equal) {
+		t.Fatalf("addrs %v after the stale record; want the newer record's %v", got, want)
+	}
+	if !consume(newer) {
+		t.Fatal("the same record again was refused")
+	}
+	if !consume(seal(t, p.priv, p.id, 6, testAddrs(t, 7000, 1))) {
+		t.Fatal("a newer record was refused")
+	}
+}
+
+// TestPeersServedWithBackend: a service serves /cas/peers/1.0 only when
+// given a PeersBackend, and stops serving it at Close.
+func TestPeersServedWithBackend(t *testing.T) {
+	client, server := hostPair(t)
+	plain := protocol.New(server, protocol.WithGetBackend(newMemBackend()))
+	plain.Start()
+	if _, err := protocol.ExchangePeers(t.Context(), client, server.ID(), nil); err == nil {
+		t.Fatal("exchange with a service without a peers backend succeeded")
+	}
+	_ = plain.Close()
+
+	svc := protocol.New(server, protocol.WithPeersBackend(&peersBackend{}))
+	svc.Start()
+	if _, err := protocol.ExchangePeers(t.Context(), client, server.ID(), nil); err != nil {
+		t.Fatalf("exchange with a peers backend: %v", err)
+	}
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := protocol.ExchangePeers(t.Context(), client, server.ID(), nil); err == nil {
+		t.Fatal("exchange after Close succeeded")
+	}
+	if slices.Contains(server.Mux().Protocols(), protocol.PeersID) {
+		t.Fatal("handler still registered after Close")
 	}
 }

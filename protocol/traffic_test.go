@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	p2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/record"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/casd/casd/protocol"
 )
@@ -128,4 +131,67 @@ func measureAudit(t *testing.T, n int) auditCost {
 		t.Fatal(err)
 	}
 	return auditCost{light: light, tree: counter.of(protocol.GetID) - before}
+}
+
+// TestPeersTraffic measures what one peer exchange costs on the wire, in
+// stream bytes both ways: 16 records each way, each of an Ed25519 peer
+// with 4 addresses (TCP and QUIC, IPv4 and IPv6), as a gossip round of the
+// default sample size sends. docs/wire.md ("/cas/peers/1.0") quotes it.
+func TestPeersTraffic(t *testing.T) {
+	server := newHost(t)
+	b := &peersBackend{sample: realisticRecords(t, 16, 0)}
+	st := startPeers(t, server, b)
+	counter := &streamBytes{}
+	client, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.BandwidthReporter(counter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	if err := client.Connect(t.Context(), peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	out := realisticRecords(t, 16, 100)
+	got, err := protocol.ExchangePeers(t.Context(), client, server.ID(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms := b.merges(); len(got) != 16 || len(ms) != 1 || len(ms[0].recs) != 16 || len(st.of(client.ID())) != 0 {
+		t.Fatalf("exchange of %d and %d records; want 16 each way and no strike", len(got), len(ms))
+	}
+	recBytes := 0
+	for _, e := range out {
+		recBytes += len(marshalEnv(t, e))
+	}
+	n := counter.of(protocol.PeersID)
+	t.Logf("stream bytes, both ways: %d for 16+16 records of 4 addresses (a record marshals to %d bytes on average)",
+		n, recBytes/len(out))
+	// The records both ways, plus protocol negotiation, frame and field
+	// headers: under 1 KiB more.
+	if lo, hi := int64(2*recBytes), int64(2*recBytes+1<<10); n < lo || n > hi {
+		t.Fatalf("an exchange of %d bytes; want %d..%d", n, lo, hi)
+	}
+}
+
+// realisticRecords returns n records of fresh Ed25519 identities, each
+// with 4 public-looking addresses numbered from base.
+func realisticRecords(tb testing.TB, n, base int) []*record.Envelope {
+	tb.Helper()
+	out := make([]*record.Envelope, n)
+	for i := range out {
+		id := newIdentity(tb)
+		k := base + i
+		var addrs []ma.Multiaddr
+		for _, s := range []string{
+			"/ip4/198.51.%d.%d/tcp/4001", "/ip4/198.51.%d.%d/udp/4001/quic-v1",
+			"/ip6/2001:db8::%x:%x/tcp/4001", "/ip6/2001:db8::%x:%x/udp/4001/quic-v1",
+		} {
+			a, err := ma.NewMultiaddr(fmt.Sprintf(s, k/256, k%256))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			addrs = append(addrs, a)
+		}
+		out[i] = seal(tb, id.priv, id.id, peer.TimestampSeq(), addrs)
+	}
+	return out
 }

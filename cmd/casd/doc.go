@@ -18,7 +18,8 @@
 // A command that needs the node talks to the daemon of its repo over the
 // repo's API socket when one runs, and otherwise opens the repo itself, under
 // the repo lock, as an offline node (see openBackend). Network commands
-// (connect, peers, status) need the daemon. Each runX function takes only
+// (connect, peers, status) need the daemon; those that edit the config
+// (config, bootstrap) work on the repo's file, daemon or not. Each runX function takes only
 // the concern of [core.Backend] it uses ([core.Files], [core.Blocks],
 // [core.Repo] or [core.Network]), so that its test fakes only that.
 //

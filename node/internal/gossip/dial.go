@@ -100,29 +100,31 @@ func (d *dialer) work() {
 			return
 		case p := <-d.queued:
 			if d.belowLowWater() {
-				dial(d.ctx, d.h, p, "learned")
+				dial(d.ctx, d.h, peer.AddrInfo{ID: p}, "learned")
 			}
 			d.done(p)
 		}
 	}
 }
 
-// dial connects h to p at the addresses the peerstore holds, within
-// dialTimeout; a failure is logged at debug (the peer may be gone).
-func dial(ctx context.Context, h host.Host, p peer.ID, kind string) {
-	if h.Network().Connectedness(p) == network.Connected {
+// dial connects h to ai.ID, at ai.Addrs and the addresses the peerstore
+// holds, within dialTimeout; a failure is logged at debug (the peer may be
+// gone).
+func dial(ctx context.Context, h host.Host, ai peer.AddrInfo, kind string) {
+	if h.Network().Connectedness(ai.ID) == network.Connected {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	if err := h.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
-		log.Debugw("dial "+kind+" peer", "peer", p, "err", err)
+	if err := h.Connect(ctx, ai); err != nil {
+		log.Debugw("dial "+kind+" peer", "peer", ai.ID, "err", err)
 		return
 	}
-	log.Debugw("connected "+kind+" peer", "peer", p)
+	log.Debugw("connected "+kind+" peer", "peer", ai.ID)
 }
 
-// dialRemembered dials the remembered peers, most recent first, at most
+// dialRemembered dials the remembered peers at the addresses last known of
+// them (the peerstore's may have expired), most recent first, at most
 // rememberedDials at once, and returns when every dial has. Only one runs
 // at a time; a call while another runs returns at once.
 func (g *Gossip) dialRemembered(ctx context.Context) {
@@ -133,7 +135,7 @@ func (g *Gossip) dialRemembered(ctx context.Context) {
 	sem := make(chan struct{}, rememberedDials)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for _, p := range g.mem.ids() {
+	for _, ai := range g.mem.addrInfos() {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -141,7 +143,7 @@ func (g *Gossip) dialRemembered(ctx context.Context) {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			dial(ctx, g.h, p, "remembered")
+			dial(ctx, g.h, ai, "remembered")
 		})
 	}
 }

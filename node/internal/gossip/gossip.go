@@ -126,7 +126,8 @@ func New(cfg Config) (*Gossip, error) {
 // normalize gives zero fields their defaults and refuses negative ones.
 func normalize(cfg *Config) error {
 	if cfg.Interval < 0 || cfg.SampleSize < 0 || cfg.Fanout < 0 || cfg.LowWater < 0 {
-		return fmt.Errorf("gossip: negative setting in %+v", *cfg)
+		return fmt.Errorf("gossip: negative setting: interval %s, sample size %d, fanout %d, low water %d",
+			cfg.Interval, cfg.SampleSize, cfg.Fanout, cfg.LowWater)
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
@@ -142,9 +143,10 @@ func normalize(cfg *Config) error {
 }
 
 // Start registers the connection notifee (and counts the connections
-// already open as connected now), launches the dial workers and
-// the round loop, and, if the host has no connection, dials the
-// remembered peers. It does nothing after Close or a second time.
+// already open as connected now), subscribes to identify's records,
+// launches the dial workers and the round loop, and, if the host has no
+// connection, dials the remembered peers. It does nothing after Close or
+// a second time.
 func (g *Gossip) Start() {
 	g.life.Lock()
 	defer g.life.Unlock()
@@ -158,6 +160,9 @@ func (g *Gossip) Start() {
 	now := time.Now()
 	for _, p := range g.h.Network().Peers() {
 		g.mem.connected(p, now)
+	}
+	if sub := g.subscribeIdentify(); sub != nil {
+		g.wg.Go(func() { g.watchIdentify(sub) })
 	}
 	g.dials.start(&g.wg)
 	g.wg.Go(func() {

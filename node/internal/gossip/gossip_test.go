@@ -277,3 +277,100 @@ func ids(t *testing.T, envs []*record.Envelope) []peer.ID {
 	}
 	return out
 }
+
+// TestIdentifyKeepsRecords: the signed record a peer sends in identify is
+// kept in the certified address book, with no exchange (Interval is an
+// hour and the peer does not speak /cas/peers/1.0), so it is sampled and
+// remembered. (Dropping it, as libp2p does, fails it.)
+func TestIdentifyKeepsRecords(t *testing.T) {
+	n := startNode(t, Config{Interval: time.Hour})
+	other := newHost(t)
+	connect(t, other, n.h)
+	eventually(t, func() bool { return hasRecord(n.h, other.ID()) }, "identified peer's record not kept")
+	require.Contains(t, ids(t, n.g.Sample("")), other.ID())
+}
+
+// TestChainOfTwelveLocalProfile measures gossip alone (no DHT) at the
+// local profile's Interval of 2s on the chain of twelve: how long
+// until every node holds the records of at least 9 of the 11 others, and
+// of all of them, without dialling (LowWater 0), and, dialling below a
+// low-water mark of 32, how long until every node is connected to at
+// least 9 others. The bound is 90s.
+func TestChainOfTwelveLocalProfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a measurement of about a minute")
+	}
+	const size, want, bound = 12, 9, 90 * time.Second
+	for _, lowWater := range []int{0, 32} {
+		t.Run(fmt.Sprintf("LowWater %d", lowWater), func(t *testing.T) {
+			start := time.Now()
+			nodes := chain(t, size, Config{Interval: 2 * time.Second, LowWater: lowWater})
+			least := func(count func(a, b *node) bool) int {
+				m := size
+				for _, a := range nodes {
+					k := 0
+					for _, b := range nodes {
+						if a != b && count(a, b) {
+							k++
+						}
+					}
+					m = min(m, k)
+				}
+				return m
+			}
+			known := func(a, b *node) bool { return hasRecord(a.h, b.h.ID()) }
+			linked := func(a, b *node) bool { return connected(a.h, b.h.ID()) }
+			deadline := start.Add(bound)
+			var at9, atAll time.Duration
+			for time.Now().Before(deadline) && (at9 == 0 || atAll == 0) {
+				k := least(known)
+				if lowWater > 0 {
+					k = least(linked)
+				}
+				if at9 == 0 && k >= want {
+					at9 = time.Since(start)
+				}
+				if atAll == 0 && k == size-1 {
+					atAll = time.Since(start)
+				}
+				time.Sleep(pollEvery)
+			}
+			what := "knows"
+			if lowWater > 0 {
+				what = "is connected to"
+			}
+			require.NotZero(t, at9, "after %s not every node %s %d others", bound, what, want)
+			t.Logf("every node %s >= %d of %d others after %s, all of them after %s", what, want, size-1, at9, atAll)
+		})
+	}
+}
+
+// TestLifecycle: Start twice starts once, Close twice is safe, Start after
+// Close starts nothing (goleak would see it), and New refuses a missing
+// host or a negative setting.
+func TestLifecycle(t *testing.T) {
+	h := newHost(t)
+	g, err := New(Config{Host: h, Interval: time.Hour})
+	require.NoError(t, err)
+	g.Start()
+	g.Start()
+	require.NoError(t, g.Close())
+	require.NoError(t, g.Close())
+
+	g, err = New(Config{Host: h})
+	require.NoError(t, err)
+	require.NoError(t, g.Close())
+	g.Start()
+	require.False(t, g.started, "Start after Close started")
+
+	_, err = New(Config{})
+	require.Error(t, err)
+	_, err = New(Config{Host: h, Fanout: -1})
+	require.Error(t, err)
+	g, err = New(Config{Host: h, SampleSize: 1000})
+	require.NoError(t, err)
+	require.Equal(t, protocol.MaxPeerRecords, g.cfg.SampleSize)
+	require.Equal(t, DefaultInterval, g.cfg.Interval)
+	require.Equal(t, DefaultFanout, g.cfg.Fanout)
+	require.NoError(t, g.Close())
+}

@@ -103,6 +103,18 @@ func (m *memory) ids() []peer.ID {
 	return out
 }
 
+// addrInfos returns the remembered peers with the addresses last known of
+// them, most recent first.
+func (m *memory) addrInfos() []peer.AddrInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]peer.AddrInfo, len(m.list))
+	for i, e := range m.list {
+		out[i] = peer.AddrInfo{ID: e.id, Addrs: slices.Clone(e.addrs)}
+	}
+	return out
+}
+
 // changed reports whether the list changed since the last save.
 func (m *memory) changed() bool {
 	m.mu.Lock()
@@ -237,14 +249,16 @@ func (g *Gossip) loadEntry(pe peerEntry) (*remembered, error) {
 	}
 	e := &remembered{id: id, last: pe.LastConnected}
 	if pe.Record != "" {
-		raw, err := g.loadRecord(id, pe.Record)
+		raw, rec, err := g.loadRecord(id, pe.Record)
 		if err != nil {
 			log.Warnw("remembered peer's record refused, using its addresses", "peer", id, "err", err)
 		} else {
-			e.record = raw
+			e.record, e.addrs = raw, rec.Addrs
 		}
 	}
-	e.addrs = parseAddrs(id, pe.Addrs)
+	if addrs := parseAddrs(id, pe.Addrs); len(addrs) > 0 {
+		e.addrs = addrs
+	}
 	if e.record == nil {
 		if len(e.addrs) == 0 {
 			return nil, fmt.Errorf("peer %s: no valid record or address", id)
@@ -255,23 +269,27 @@ func (g *Gossip) loadEntry(pe peerEntry) (*remembered, error) {
 }
 
 // loadRecord decodes and verifies a remembered record of id and consumes
-// it into the certified address book; it returns the marshalled envelope.
-func (g *Gossip) loadRecord(id peer.ID, b64 string) ([]byte, error) {
+// it into the certified address book; it returns the marshalled envelope
+// and the record.
+func (g *Gossip) loadRecord(id peer.ID, b64 string) ([]byte, *peer.PeerRecord, error) {
 	raw, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return nil, fmt.Errorf("record: %w", err)
+		return nil, nil, fmt.Errorf("record: %w", err)
 	}
 	recs, err := protocol.DecodePeerRecords([][]byte{raw}, g.h.ID())
 	if err != nil {
-		return nil, fmt.Errorf("record: %w", err)
+		return nil, nil, fmt.Errorf("record: %w", err)
 	}
 	if len(recs) != 1 || recs[0].Record.PeerID != id {
-		return nil, fmt.Errorf("record is not %s's", id)
+		return nil, nil, fmt.Errorf("record is not %s's", id)
+	}
+	if len(recs[0].Record.Addrs) == 0 {
+		return nil, nil, errors.New("record names no address")
 	}
 	if _, err := g.cab.ConsumePeerRecord(recs[0].Envelope, GossipAddrTTL); err != nil {
-		return nil, fmt.Errorf("record: %w", err)
+		return nil, nil, fmt.Errorf("record: %w", err)
 	}
-	return raw, nil
+	return raw, recs[0].Record, nil
 }
 
 // parseAddrs parses up to protocol.MaxRecordAddrs addresses; bad ones are

@@ -207,7 +207,7 @@ func TestRememberCorruptTolerated(t *testing.T) {
 	require.NoError(t, g.Close())
 }
 
-func idOf(t *testing.T, k crypto.PrivKey) peer.ID {
+func idOf(t testing.TB, k crypto.PrivKey) peer.ID {
 	t.Helper()
 	id, err := peer.IDFromPrivateKey(k)
 	require.NoError(t, err)
@@ -263,8 +263,9 @@ func TestDialRememberedAtStart(t *testing.T) {
 }
 
 // TestRoundRedialsRemembered: a node left with no connection dials its
-// remembered peers again at its next round. (A round that does not, fails
-// it.)
+// remembered peers again at its next round, at the addresses remembered
+// even once the peerstore forgot them. (A round that does not dial, or
+// dials by the peerstore's addresses only, fails it.)
 func TestRoundRedialsRemembered(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "peers.json")
 	hs := rememberPeers(t, path, 2)
@@ -273,6 +274,81 @@ func TestRoundRedialsRemembered(t *testing.T) {
 	eventually(t, func() bool { return !n.g.remembering.Load() }, "the start dial did not end")
 	for _, o := range hs {
 		require.NoError(t, n.h.Network().ClosePeer(o.ID()))
+		eventually(t, func() bool { return !connected(n.h, o.ID()) }, "%s still connected", o.ID())
+		n.h.Peerstore().ClearAddrs(o.ID()) // as if they had expired: the remembered ones remain
+		require.Empty(t, n.h.Peerstore().Addrs(o.ID()))
 	}
 	eventually(t, func() bool { return connectedToAll(n.h, hs) }, "remembered peers not dialled again")
+}
+
+// TestRoundSavesRemembered: a round saves the remembered peers once they
+// changed, without waiting for Close. (A round that does not save, fails
+// it.)
+func TestRoundSavesRemembered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "peers.json")
+	n := startNode(t, Config{Interval: 200 * time.Millisecond, RememberPath: path})
+	other := newHost(t)
+	connect(t, n.h, other)
+	eventually(t, func() bool {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		var f peersFile
+		return json.Unmarshal(data, &f) == nil && len(f.Peers) == 1 && f.Peers[0].ID == other.ID().String()
+	}, "the round did not save the remembered peers")
+}
+
+// FuzzLoadPeersFile: whatever the remembered file holds, New succeeds,
+// loads at most RememberMax peers, none of them this node, and each with
+// something to dial it by.
+func FuzzLoadPeersFile(f *testing.F) {
+	key := newKey(f)
+	raw, err := signedRecord(f, key, 1, loopbackAddr(1)).Marshal()
+	require.NoError(f, err)
+	id := idOf(f, key)
+	good, err := json.Marshal(peersFile{Version: 1, Peers: []peerEntry{
+		{ID: id.String(), Record: base64.StdEncoding.EncodeToString(raw), Addrs: []string{loopbackAddr(2)}},
+	}})
+	require.NoError(f, err)
+	f.Add(good)
+	f.Add([]byte(`{"version":1,"peers":[{"id":"` + id.String() + `","record":"AAAA","addrs":["/ip4/1.2.3.4"]}]}`))
+	bare := newKey(f) // a record naming no address, of a peer the host knows nothing of
+	empty, err := signedRecord(f, bare, 2).Marshal()
+	require.NoError(f, err)
+	f.Add([]byte(`{"version":1,"peers":[{"id":"` + idOf(f, bare).String() + `","record":"` + base64.StdEncoding.EncodeToString(empty) + `"}]}`))
+	f.Add([]byte(`{"version":1,"peers":null}`))
+	f.Add([]byte(`[]`))
+	h := newHost(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "peers.json")
+		require.NoError(t, os.WriteFile(path, data, 0o600))
+		g, err := New(Config{Host: h, RememberPath: path})
+		require.NoError(t, err)
+		loaded := g.mem.ids()
+		require.LessOrEqual(t, len(loaded), RememberMax)
+		require.NotContains(t, loaded, h.ID())
+		for _, p := range loaded {
+			require.NotEmpty(t, h.Peerstore().Addrs(p), "%s loaded with no address", p)
+		}
+		require.NoError(t, g.Close())
+	})
+}
+
+// TestStartRemembersOpenConnections: a connection opened before Start
+// (a bootstrap peer's, dialled while the node's stack was built) is
+// remembered like the later ones. (Start not seeding the list: caught.)
+func TestStartRemembersOpenConnections(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "peers.json")
+	h, early, late := newHost(t), newHost(t), newHost(t)
+	connect(t, h, early)
+	g, err := New(Config{Host: h, Interval: time.Hour, RememberPath: path})
+	require.NoError(t, err)
+	g.Start()
+	connect(t, h, late)
+	require.NoError(t, g.Close())
+	f := readFile(t, path)
+	require.Len(t, f.Peers, 2)
+	require.Equal(t, late.ID().String(), f.Peers[0].ID)
+	require.Equal(t, early.ID().String(), f.Peers[1].ID)
 }
