@@ -28,16 +28,45 @@ const (
 // node is told of any other: whatever more they know, they discovered.
 func startChain(t testing.TB, n int, kv ...string) *cluster {
 	t.Helper()
+	start := time.Now()
 	c := &cluster{nodes: make([]*node, n), daemons: make([]*daemon, n)}
+	defer func() {
+		t.Logf("started a chain of %d daemons in %.1f s (the first had run that long when the last was ready)", n, time.Since(start).Seconds())
+	}()
 	for i := range n {
-		c.nodes[i] = newNode(t)
-		setConfig(t, c.nodes[i], kv...)
+		c.nodes[i] = newQuickNode(t)
+		c.nodes[i].setConfigQuick(t, kv...)
 		if i > 0 {
-			setConfig(t, c.nodes[i], "Bootstrap", bootstrapFrom(t, c.daemons[i-1]))
+			c.nodes[i].setConfigQuick(t, "Bootstrap", bootstrapFrom(t, c.daemons[i-1]))
 		}
 		c.daemons[i] = startDaemon(t, c.nodes[i])
 	}
 	return c
+}
+
+// quick runs casd with args as run does, without the second a -race
+// binary sleeps before it exits (see quickExit).
+func (n *node) quick(t testing.TB, args ...string) result {
+	t.Helper()
+	return n.exec(t, runOpts{env: quickExit}, args...)
+}
+
+// newQuickNode is newNode, its init run quick.
+func newQuickNode(t testing.TB) *node {
+	t.Helper()
+	n := newEmptyNode(t)
+	res := n.quick(t, "init", "--profile=local")
+	n.requireOK(t, res)
+	n.id = parseInit(t, n, res)
+	return n
+}
+
+// setConfigQuick is setConfig, each command run quick.
+func (n *node) setConfigQuick(t testing.TB, kv ...string) {
+	t.Helper()
+	for i := 0; i+1 < len(kv); i += 2 {
+		n.requireOK(t, n.quick(t, "config", kv[i], kv[i+1]))
+	}
 }
 
 // knowledge is what one node of a cluster lists in `casd peers --all
@@ -112,41 +141,52 @@ func (k knowledge) connected() []int {
 
 // waitDiscovered polls every node of c until each has discovered (see
 // knowledge.discovered) at least want of the others, bounded by timeout,
-// and returns how long that took. A node that got there is not asked
-// again; once all have, every node is asked once more, and all must hold
-// at once. It returns the nodes' knowledge of that last round.
+// and returns how long that took and the nodes' knowledge then.
 func (c *cluster) waitDiscovered(t testing.TB, want int, timeout time.Duration) (time.Duration, []knowledge) {
+	t.Helper()
+	what := fmt.Sprintf("discovered %d of the %d others (with >= 1 via gossip)", want, len(c.nodes)-1)
+	return c.waitKnowledge(t, c.others(), timeout, what, func(k knowledge) bool { return k.discovered(want) })
+}
+
+// waitKnowledge polls the nodes idx of c until ok holds for what each
+// knows, bounded by timeout, and returns how long that took. A node that
+// got there is not asked again; once all have, each is asked once more,
+// and ok must hold for all at once. It returns the nodes' knowledge of
+// that last round, indexed by node (empty for the nodes not in idx).
+func (c *cluster) waitKnowledge(t testing.TB, idx []int, timeout time.Duration, what string, ok func(knowledge) bool) (time.Duration, []knowledge) {
 	t.Helper()
 	start := time.Now()
 	ks := make([]knowledge, len(c.nodes))
 	done := make([]bool, len(c.nodes))
 	pollEvery(t, timeout, discoveryPoll, func() (bool, string) {
 		all := true
-		for i := range c.nodes {
+		for _, i := range idx {
 			if !done[i] {
 				ks[i] = c.known(t, i)
-				done[i] = ks[i].discovered(want)
+				done[i] = ok(ks[i])
 			}
 			all = all && done[i]
 		}
-		return all, fmt.Sprintf("not every node discovered %d of the %d others (with >= 1 via gossip):\n%s",
-			want, len(c.nodes)-1, c.describeAll(ks))
+		return all, fmt.Sprintf("not every node of %v %s:\n%s", idx, what, c.describeAll(ks))
 	})
 	took := time.Since(start)
-	for i := range c.nodes {
+	for _, i := range idx {
 		ks[i] = c.known(t, i)
 	}
-	for i, k := range ks {
-		check(t, k.discovered(want), "node %d discovered %d peers within %v, but no longer does:\n%s", i, want, took, c.describeAll(ks))
+	for _, i := range idx {
+		check(t, ok(ks[i]), "node %d %s within %v, but no longer does:\n%s", i, what, took, c.describeAll(ks))
 	}
 	return took, ks
 }
 
-// describeAll is one line per node of what it knows.
+// describeAll is one line per node of what it knows (none for a node
+// not asked).
 func (c *cluster) describeAll(ks []knowledge) string {
-	lines := make([]string, len(ks))
+	var lines []string
 	for i, k := range ks {
-		lines[i] = "  " + k.describe(i, len(c.nodes))
+		if k.peers != nil {
+			lines = append(lines, "  "+k.describe(i, len(c.nodes)))
+		}
 	}
 	return strings.Join(lines, "\n")
 }
@@ -169,7 +209,7 @@ func requireBootstrapSource(t testing.TB, c *cluster, ks []knowledge) {
 func TestChainDiscovery(t *testing.T) {
 	c := startChain(t, chainLen)
 	took, ks := c.waitDiscovered(t, chainKnowsAtLeast, 60*time.Second)
-	t.Logf("chain converged in %.1f s (DHT on):\n%s", took.Seconds(), c.describeAll(ks))
+	t.Logf("chain converged in %.1f s after its last daemon was ready (DHT on):\n%s", took.Seconds(), c.describeAll(ks))
 	requireBootstrapSource(t, c, ks)
 	var viaDHT []int
 	for i, k := range ks {
@@ -199,7 +239,7 @@ func TestChainDiscovery(t *testing.T) {
 func TestChainDiscoveryGossipOnly(t *testing.T) {
 	c := startChain(t, chainLen, "Discovery.WithoutDHT", "true")
 	took, ks := c.waitDiscovered(t, chainKnowsAtLeast, 90*time.Second)
-	t.Logf("chain converged in %.1f s (gossip only):\n%s", took.Seconds(), c.describeAll(ks))
+	t.Logf("chain converged in %.1f s after its last daemon was ready (gossip only):\n%s", took.Seconds(), c.describeAll(ks))
 	requireBootstrapSource(t, c, ks)
 	for i, k := range ks {
 		check(t, len(k.withSource("dht")) == 0, "Discovery.WithoutDHT is set, yet node %d lists peers %v with source \"dht\":\n%s",
