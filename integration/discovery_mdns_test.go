@@ -43,6 +43,15 @@ func TestMDNSInNamespaces(t *testing.T) {
 		tok := a.n.share(t, root)
 		requireSameBytes(t, data, b.n.cat(t, tok), "cat by capability at B of A's file")
 	})
+	t.Run("default profile", func(t *testing.T) {
+		// mDNS is on in the default profile: repos made by a plain
+		// `casd init`, nothing configured, find each other on a LAN.
+		a, b := lanPairProfile(t, "default")
+		start := time.Now()
+		waitMDNSPeer(t, a, b)
+		waitMDNSPeer(t, b, a)
+		t.Logf("default profile: both daemons list each other with source mdns %v after both were ready", time.Since(start).Round(time.Millisecond))
+	})
 	t.Run("without mdns", func(t *testing.T) {
 		a, b := lanPair(t, false)
 		never(t, mdnsQuietWindow, mdnsPoll, func() string {
@@ -71,15 +80,26 @@ type lanNode struct {
 // Discovery.MDNS as mdns. It returns when both are ready.
 func lanPair(t *testing.T, mdns bool) (a, b *lanNode) {
 	t.Helper()
+	return lanPairProfile(t, "local",
+		"Discovery.MDNS", fmt.Sprint(mdns),
+		"Addresses.Swarm", `["/ip4/0.0.0.0/tcp/4001","/ip4/0.0.0.0/udp/4001/quic-v1"]`,
+		"Bootstrap", `[]`,
+		"Replication.Factor", "1")
+}
+
+// lanPairProfile makes a LAN of two hosts and starts a daemon on each,
+// its repo made with `casd init --profile=profile` and then the config
+// keys of kv (key, JSON value, ...). It returns when both are ready.
+func lanPairProfile(t *testing.T, profile string, kv ...string) (a, b *lanNode) {
+	t.Helper()
 	lan := newLab(t).newLAN()
 	nodes := []*lanNode{{h: lan.addHost()}, {h: lan.addHost()}}
 	for _, ln := range nodes {
-		ln.n = newNode(t)
-		setConfig(t, ln.n,
-			"Discovery.MDNS", fmt.Sprint(mdns),
-			"Addresses.Swarm", `["/ip4/0.0.0.0/tcp/4001","/ip4/0.0.0.0/udp/4001/quic-v1"]`,
-			"Bootstrap", `[]`,
-			"Replication.Factor", "1")
+		ln.n = newEmptyNode(t)
+		res := ln.n.run(t, "init", "--profile="+profile)
+		ln.n.requireOK(t, res)
+		ln.n.id = parseInit(t, ln.n, res)
+		setConfig(t, ln.n, kv...)
 		ln.n.netns = ln.h.ns
 		ln.cli = &node{repo: ln.n.repo, home: ln.n.home, work: ln.n.work, id: ln.n.id}
 		ln.d = spawnDaemon(t, ln.n)
@@ -98,9 +118,9 @@ func requireLabAddrs(t testing.TB, ln *lanNode) {
 	var onLAN bool
 	for _, a := range ln.d.Addrs {
 		ip, ok := addrIP(a)
-		check(t, ok, "daemon in %s: listen address %q has no IPv4", ln.h.ns, a)
-		check(t, ip.IsLoopback() || labSubnet.Contains(ip),
-			"daemon in %s listens on %s, outside the lab (%s) and loopback", ln.h.ns, a, labSubnet)
+		check(t, ok, "daemon in %s: listen address %q has no IP", ln.h.ns, a)
+		check(t, ip.IsLoopback() || ip.IsLinkLocalUnicast() || labSubnet.Contains(ip),
+			"daemon in %s listens on %s, outside the lab (%s, loopback, link-local)", ln.h.ns, a, labSubnet)
 		onLAN = onLAN || ip == ln.h.addr
 	}
 	check(t, onLAN, "daemon in %s lists no address on %s: %q", ln.h.ns, ln.h.addr, ln.d.Addrs)
@@ -147,11 +167,14 @@ func never(t testing.TB, window, period time.Duration, bad func() string) {
 	}
 }
 
-// addrIP returns the IPv4 address of a multiaddr "/ip4/<ip>/...".
+// addrIP returns the IP address of a multiaddr "/ip4/<ip>/..." or
+// "/ip6/<ip>/...".
 func addrIP(a string) (netip.Addr, bool) {
 	rest, ok := strings.CutPrefix(a, "/ip4/")
 	if !ok {
-		return netip.Addr{}, false
+		if rest, ok = strings.CutPrefix(a, "/ip6/"); !ok {
+			return netip.Addr{}, false
+		}
 	}
 	s, _, _ := strings.Cut(rest, "/")
 	ip, err := netip.ParseAddr(s)
