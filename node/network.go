@@ -136,13 +136,15 @@ func startNetwork(ctx context.Context, n *Node, agentVersion string) (_ *online,
 
 // newGossip builds the peer exchange of the repo's config: it dials the
 // peers it learns of while the node has fewer connections than the
-// connection manager's low-water mark, notes their sources in d, and
+// connection manager's low-water mark (Swarm.ConnMgr.LowWater, 0 meaning
+// the host's default, as for the connection manager), notes their sources in d, and
 // remembers peers in the repo's peers file.
 func newGossip(h host.Host, repo *config.Repo, d *discovery, strike func(peer.ID, string)) (*gossip.Gossip, error) {
 	cfg := repo.Config
+	low, _ := p2p.ConnWatermarks(cfg.Swarm.ConnMgr.LowWater, cfg.Swarm.ConnMgr.HighWater)
 	g, err := gossip.New(gossip.Config{
 		Host: h, Interval: cfg.Gossip.Interval.Duration, SampleSize: cfg.Gossip.SampleSize, Fanout: cfg.Gossip.Fanout,
-		LowWater: cfg.Swarm.ConnMgr.LowWater, Sources: d.sources, Strike: strike, RememberPath: repo.PeersPath(),
+		LowWater: low, Sources: d.sources, Strike: strike, RememberPath: repo.PeersPath(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)

@@ -96,8 +96,9 @@ func peerByID(ps []core.PeerInfo, id string) (core.PeerInfo, bool) {
 }
 
 // TestPeersReportSources: three nodes, b and c bootstrapped from a. a
-// reports b and c as inbound, b reports a as its bootstrap peer, and b,
-// whose DHT is kept out of discovery, learns of c by gossip alone. Every
+// reports b and c as inbound, b reports a as its bootstrap peer, b, whose
+// DHT is kept out of discovery, learns of c by gossip alone, and c's DHT
+// names b. Every
 // entry has sources (never null) and a last-seen time, now for a
 // connected peer.
 func TestPeersReportSources(t *testing.T) {
@@ -140,6 +141,15 @@ func TestPeersReportSources(t *testing.T) {
 		return ok && slices.Contains(fromC.Sources, "gossip")
 	}, 30*time.Second, 50*time.Millisecond, "b never heard of c by gossip")
 	require.NotContains(t, fromC.Sources, "dht", "b's DHT is out of discovery")
+	// c's DHT, in discovery, hears of b from a (b's DHT still serves).
+	require.Eventually(t, func() bool {
+		onC, err := c.Peers(t.Context(), true)
+		if err != nil {
+			return false
+		}
+		fromB, ok := peerByID(onC, bID.ID)
+		return ok && slices.Contains(fromB.Sources, "dht")
+	}, 30*time.Second, 50*time.Millisecond, "c's DHT never named b")
 	require.NotEmpty(t, fromC.Addrs)
 	require.False(t, fromC.LastSeen.IsZero())
 

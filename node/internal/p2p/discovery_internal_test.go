@@ -104,3 +104,18 @@ func TestDHTFilters(t *testing.T) {
 	require.False(t, off.routingTableFilter()(nil, other))
 	require.Equal(t, []peer.ID{other}, heard.all(), "hook called without discovery")
 }
+
+// TestConnWatermarks: zero marks take the defaults, bounded by the other
+// mark; set marks are kept.
+func TestConnWatermarks(t *testing.T) {
+	for _, tt := range []struct{ low, high, wantLow, wantHigh int }{
+		{0, 0, 32, 96},
+		{10, 20, 10, 20},
+		{0, 8, 8, 8},
+		{200, 0, 200, 200},
+		{0, 50, 32, 50},
+	} {
+		low, high := ConnWatermarks(tt.low, tt.high)
+		require.Equal(t, [2]int{tt.wantLow, tt.wantHigh}, [2]int{low, high}, "ConnWatermarks(%d, %d)", tt.low, tt.high)
+	}
+}

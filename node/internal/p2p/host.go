@@ -112,6 +112,21 @@ var (
 	}
 )
 
+// ConnWatermarks returns the connection manager's low and high water
+// marks for HostOptions' ConnLow and ConnHigh, as [NewHost] sets them: a
+// zero high mark is the default (at least low), a zero low mark the
+// default (at most high). Gossip dials learned peers while the host has
+// fewer connections than the low mark.
+func ConnWatermarks(low, high int) (int, int) {
+	if high == 0 {
+		high = max(defaultConnHigh, low)
+	}
+	if low == 0 {
+		low = min(defaultConnLow, high)
+	}
+	return low, high
+}
+
 var (
 	errNoIdentity     = errors.New("p2p: host options: no identity key")
 	errNotEd25519     = errors.New("p2p: host options: identity key is not Ed25519")
@@ -141,13 +156,8 @@ func NewHost(opts HostOptions) (_ host.Host, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse announce addresses: %w", err)
 	}
-	low, high, grace := opts.ConnLow, opts.ConnHigh, opts.ConnGrace
-	if high == 0 {
-		high = max(defaultConnHigh, low)
-	}
-	if low == 0 {
-		low = min(defaultConnLow, high)
-	}
+	low, high := ConnWatermarks(opts.ConnLow, opts.ConnHigh)
+	grace := opts.ConnGrace
 	if grace == 0 {
 		grace = defaultConnGrace
 	}
