@@ -395,7 +395,9 @@ var peerSources = []string{"dht", "gossip", "mdns", "bootstrap", "remembered", "
 // list decoded.
 func allPeers(t testing.TB, n *node) []peerJSON {
 	t.Helper()
+	before := time.Now()
 	res := n.exec(t, runOpts{env: quickExit}, "peers", "--all", "--json")
+	after := time.Now()
 	n.requireOK(t, res)
 	var raw []map[string]json.RawMessage
 	noErr(t, json.Unmarshal(res.stdout, &raw), fmt.Sprintf("decode %s", res))
@@ -408,8 +410,22 @@ func allPeers(t testing.TB, n *node) []peerJSON {
 		}
 		check(t, strings.HasPrefix(string(m["sources"]), "["), "peers --all --json element %d: sources %s, want an array: %s", i, m["sources"], res)
 		requireSourceNames(t, ps[i])
+		requireLastSeen(t, ps[i], before, after)
 	}
 	return ps
+}
+
+// requireLastSeen fails unless p's last_seen is now (within [before,
+// after], the run of the command, with a second of slack) for a connected
+// peer, and for any other is not in the future, and is set if the daemon
+// names a source (learning of a peer is seeing it).
+func requireLastSeen(t testing.TB, p peerJSON, before, after time.Time) {
+	t.Helper()
+	const slack = time.Second
+	check(t, !p.LastSeen.After(after.Add(slack)), "peer %s: last_seen %v is after the command ended (%v)", p.ID, p.LastSeen, after)
+	check(t, !p.Connected || !p.LastSeen.Before(before.Add(-slack)),
+		"connected peer %s: last_seen %v, want now (the command ran %v..%v)", p.ID, p.LastSeen, before, after)
+	check(t, len(p.Sources) == 0 || !p.LastSeen.IsZero(), "peer %s with sources %q has no last_seen", p.ID, p.Sources)
 }
 
 // requireSourceNames fails unless p's sources are known names, in the

@@ -24,8 +24,9 @@ const (
 
 // startChain inits n repos with the local profile, sets the config keys kv
 // (key, JSON value, ...) on each, and starts their daemons one after the
-// other, node i > 0 bootstrapped only from node i-1's TCP address. No
-// node is told of any other: whatever more they know, they discovered.
+// other, node i > 0 bootstrapped (`casd bootstrap add`) only from node
+// i-1's TCP address. No node is told of any other: whatever more they
+// know, they discovered.
 func startChain(t testing.TB, n int, kv ...string) *cluster {
 	t.Helper()
 	start := time.Now()
@@ -37,7 +38,7 @@ func startChain(t testing.TB, n int, kv ...string) *cluster {
 		c.nodes[i] = newQuickNode(t)
 		c.nodes[i].setConfigQuick(t, kv...)
 		if i > 0 {
-			c.nodes[i].setConfigQuick(t, "Bootstrap", bootstrapFrom(t, c.daemons[i-1]))
+			c.nodes[i].requireOK(t, c.nodes[i].quick(t, "bootstrap", "add", c.daemons[i-1].tcpAddr(t)))
 		}
 		c.daemons[i] = startDaemon(t, c.nodes[i])
 	}
