@@ -77,7 +77,8 @@ func spawnDaemon(t testing.TB, n *node) *daemon {
 	if n.bin != "" {
 		bin = n.bin
 	}
-	cmd := exec.Command(bin, "daemon")
+	prog, argv := n.argv(bin, "daemon")
+	cmd := exec.Command(prog, argv...)
 	level := "info"
 	if v := os.Getenv("CASD_TEST_LOG_LEVEL"); v != "" {
 		level = v // e.g. "info,casd/node=debug" to debug a failure

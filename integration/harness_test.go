@@ -52,6 +52,9 @@ type node struct {
 	// bin, if set, is the casd binary its daemon runs instead of casdBin
 	// (see measuredBin).
 	bin string
+	// netns, if set, is the network namespace (see netns_test.go) its
+	// commands and its daemon run in.
+	netns string
 
 	mu         sync.Mutex // guards transcript
 	transcript []string
@@ -178,10 +181,11 @@ func (n *node) environ(extra map[string]string) []string {
 
 // command prepares a casd command; the caller starts and waits for it.
 func (n *node) command(ctx context.Context, o runOpts, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, casdBin, args...)
+	prog, argv := n.argv(casdBin, args...)
 	if o.umask != "" {
-		cmd = exec.CommandContext(ctx, "sh", append([]string{"-c", `umask ` + o.umask + ` && exec "$0" "$@"`, casdBin}, args...)...)
+		prog, argv = n.argv("sh", append([]string{"-c", `umask ` + o.umask + ` && exec "$0" "$@"`, casdBin}, args...)...)
 	}
+	cmd := exec.CommandContext(ctx, prog, argv...)
 	cmd.Env = n.environ(o.env)
 	cmd.Dir = o.dir
 	if cmd.Dir == "" {

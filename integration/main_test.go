@@ -12,6 +12,13 @@
 // Every test gets its own repo directories, its own $HOME and its own working
 // directory (see [newNode]). Every command is logged in a transcript that is
 // printed, with its stderr, when the test fails.
+//
+// # Network labs
+//
+// Tests of what happens on a LAN (mDNS) run daemons in Linux network
+// namespaces that the test creates and deletes (see netns_test.go): they
+// need root and iproute2, and skip without them unless CI=true. Nothing of
+// a lab is in the machine's own namespace, and no lab has a route out.
 package integration
 
 import (
