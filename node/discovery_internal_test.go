@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
@@ -67,4 +68,23 @@ func TestDiscoveryForgetsEvicted(t *testing.T) {
 	require.Equal(t, peers.SourceDHT, info.Sources)
 	info, _ = d.sources.Get(fourth)
 	require.Equal(t, peers.SourceMDNS, info.Sources)
+}
+
+// connConn is a network.Conn that knows only its remote address.
+type connConn struct {
+	network.Conn
+	remote ma.Multiaddr
+}
+
+func (c connConn) RemoteMultiaddr() ma.Multiaddr { return c.remote }
+
+// TestConnAddrsOnce: two connections between the same two addresses (two
+// peers that dialled each other at once over QUIC) list the address once,
+// and the connections' order is kept.
+func TestConnAddrsOnce(t *testing.T) {
+	a := ma.StringCast("/ip4/10.77.0.2/udp/4001/quic-v1")
+	b := ma.StringCast("/ip4/10.77.0.2/tcp/4001")
+	conns := []network.Conn{connConn{remote: a}, connConn{remote: b}, connConn{remote: a}}
+	require.Equal(t, []string{a.String(), b.String()}, connAddrs(conns))
+	require.NotNil(t, connAddrs(nil), "no connection lists no address, not null")
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -62,10 +63,7 @@ func (n *Node) Peers(ctx context.Context, all bool) ([]core.PeerInfo, error) {
 func (nw *online) peerInfo(p peer.ID, now time.Time) core.PeerInfo {
 	h := nw.stack.Host
 	conns := h.Network().ConnsToPeer(p)
-	info := core.PeerInfo{ID: p.String(), Addrs: []string{}, Connected: len(conns) > 0, Sources: []string{}}
-	for _, c := range conns {
-		info.Addrs = append(info.Addrs, c.RemoteMultiaddr().String())
-	}
+	info := core.PeerInfo{ID: p.String(), Addrs: connAddrs(conns), Connected: len(conns) > 0, Sources: []string{}}
 	if len(info.Addrs) == 0 {
 		for _, a := range h.Peerstore().Addrs(p) {
 			info.Addrs = append(info.Addrs, a.String())
@@ -79,6 +77,19 @@ func (nw *online) peerInfo(p peer.ID, now time.Time) core.PeerInfo {
 		info.LastSeen = now.UTC()
 	}
 	return info
+}
+
+// connAddrs returns the remote addresses of conns, each once, in the
+// order of the connections: two peers that dial each other at once over
+// QUIC hold two connections between the same two addresses.
+func connAddrs(conns []network.Conn) []string {
+	out := []string{}
+	for _, c := range conns {
+		if a := c.RemoteMultiaddr().String(); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Status describes the replicas of a root. On the owner's node, once the
