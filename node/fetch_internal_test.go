@@ -153,16 +153,7 @@ func TestFetcherAbandonsSilentPeer(t *testing.T) {
 	connect(t, reader, silent)
 
 	f, sources := fetcherOf(reader, root, silent, honest)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // under the idle timeout
-	defer cancel()
-	c, err := dag.ParseCapability(res.Capability)
-	require.NoError(t, err)
-	file, err := dag.OpenFile(ctx, f, root, c.Key)
-	require.NoError(t, err)
-	var out bytes.Buffer
-	_, err = file.WriteTo(ctx, &out, f, dag.ReadOptions{})
-	require.NoError(t, err)
-	require.Equal(t, "who answers?", out.String())
+	require.Equal(t, "who answers?", readWithin(t, f, root, res.Capability, 20*time.Second)) // under the idle timeout
 	require.True(t, sources.Parked(silent.net.stack.Host.ID()), "the silent peer was not parked")
 }
 
@@ -194,16 +185,7 @@ func TestFetcherRetriesSilentOnlySource(t *testing.T) {
 	connect(t, reader, empty)
 
 	f, sources := fetcherOf(reader, root, holder, empty)
-	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Second) // under the idle timeout
-	defer cancel()
-	c, err := dag.ParseCapability(res.Capability)
-	require.NoError(t, err)
-	file, err := dag.OpenFile(ctx, f, root, c.Key)
-	require.NoError(t, err)
-	var out bytes.Buffer
-	_, err = file.WriteTo(ctx, &out, f, dag.ReadOptions{})
-	require.NoError(t, err)
-	require.Equal(t, "slow but there", out.String())
+	require.Equal(t, "slow but there", readWithin(t, f, root, res.Capability, 25*time.Second)) // under the idle timeout
 	require.False(t, sources.Dropped(h.ID()), "the slow holder was dropped")
 }
 
@@ -314,6 +296,21 @@ func fetcherOf(n *Node, root cid.Cid, from ...*Node) (*fetch.Fetcher, *fetch.Sou
 	}
 	s.Seal()
 	return n.net.fetch.OpenSources(root, s), s
+}
+
+// readWithin reads the file of capability through f, within d.
+func readWithin(t *testing.T, f *fetch.Fetcher, root cid.Cid, capability string, d time.Duration) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	defer cancel()
+	c, err := dag.ParseCapability(capability)
+	require.NoError(t, err)
+	file, err := dag.OpenFile(ctx, f, root, c.Key)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	_, err = file.WriteTo(ctx, &out, f, dag.ReadOptions{})
+	require.NoError(t, err)
+	return out.String()
 }
 
 // treeBlocks yields every block of a file held by n, root first.

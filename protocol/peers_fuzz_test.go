@@ -5,9 +5,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/casd/casd/protocol"
 	"github.com/casd/casd/protocol/pb"
 )
@@ -79,15 +76,7 @@ func FuzzPeerList(f *testing.F) {
 // that fuzz seeds stay valid from run to run.
 func fixedIdentity(tb testing.TB, seed byte) identity {
 	tb.Helper()
-	priv, _, err := crypto.GenerateEd25519Key(bytes.NewReader(bytes.Repeat([]byte{seed}, 64)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(priv)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return identity{priv, id}
+	return identityFrom(tb, bytes.NewReader(bytes.Repeat([]byte{seed}, 64)))
 }
 
 // BenchmarkDecodePeerRecords measures the check of one PeerList of 16

@@ -3,6 +3,7 @@ package protocol_test
 import (
 	"crypto/rand"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -99,7 +100,13 @@ type identity struct {
 
 func newIdentity(tb testing.TB) identity {
 	tb.Helper()
-	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	return identityFrom(tb, rand.Reader)
+}
+
+// identityFrom returns the identity whose Ed25519 key is read from r.
+func identityFrom(tb testing.TB, r io.Reader) identity {
+	tb.Helper()
+	priv, _, err := crypto.GenerateEd25519Key(r)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	p2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
@@ -109,15 +110,7 @@ func measureAudit(t *testing.T, n int) auditCost {
 	svc.Start()
 	t.Cleanup(func() { _ = svc.Close() })
 
-	counter := &streamBytes{}
-	client, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.BandwidthReporter(counter))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
-	if err := client.Connect(t.Context(), peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
+	client, counter := countingClient(t, server)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 
@@ -141,15 +134,7 @@ func TestPeersTraffic(t *testing.T) {
 	server := newHost(t)
 	b := &peersBackend{sample: realisticRecords(t, 16, 0)}
 	st := startPeers(t, server, b)
-	counter := &streamBytes{}
-	client, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.BandwidthReporter(counter))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
-	if err := client.Connect(t.Context(), peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
+	client, counter := countingClient(t, server)
 	out := realisticRecords(t, 16, 100)
 	got, err := protocol.ExchangePeers(t.Context(), client, server.ID(), out)
 	if err != nil {
@@ -194,4 +179,20 @@ func realisticRecords(tb testing.TB, n, base int) []*record.Envelope {
 		out[i] = seal(tb, id.priv, id.id, peer.TimestampSeq(), addrs)
 	}
 	return out
+}
+
+// countingClient returns a host connected to server whose stream bytes,
+// both ways, counter counts per protocol.
+func countingClient(t testing.TB, server host.Host) (host.Host, *streamBytes) {
+	t.Helper()
+	counter := &streamBytes{}
+	client, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.BandwidthReporter(counter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	if err := client.Connect(t.Context(), peer.AddrInfo{ID: server.ID(), Addrs: server.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	return client, counter
 }
