@@ -117,7 +117,7 @@ func New(cfg Config) (*Gossip, error) {
 	}
 	g.dials = newDialer(ctx, cfg.Host, cfg.LowWater)
 	g.notifee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
-		g.mem.connected(c.RemotePeer(), time.Now())
+		g.mem.connected(c.RemotePeer(), time.Now(), c.Stat().Direction == network.DirOutbound)
 	}}
 	g.load()
 	return g, nil
@@ -158,8 +158,8 @@ func (g *Gossip) Start() {
 	// Connections made before Start (the bootstrap peers', dialled while
 	// the node's stack was built) are remembered too.
 	now := time.Now()
-	for _, p := range g.h.Network().Peers() {
-		g.mem.connected(p, now)
+	for _, c := range g.h.Network().Conns() {
+		g.mem.connected(c.RemotePeer(), now, c.Stat().Direction == network.DirOutbound)
 	}
 	if sub := g.subscribeIdentify(); sub != nil {
 		g.wg.Go(func() { g.watchIdentify(sub) })

@@ -23,6 +23,15 @@ import (
 // RememberMax bounds the peers in the remembered file.
 const RememberMax = 64
 
+// maxRememberedInbound bounds the remembered peers that only ever
+// connected to this node: anyone can open connections, under as many
+// fresh peer IDs as it likes, and without the bound a burst of them
+// would push every peer the node dialled out of the list, so that a
+// restart whose bootstrap peers are gone would lead only to the
+// attacker's peers (an eclipse). Peers the node dialled, whose addresses
+// it chose, keep the other slots.
+const maxRememberedInbound = RememberMax / 4
+
 // peersFileVersion is the version of the remembered file's format.
 const peersFileVersion = 1
 
@@ -42,6 +51,7 @@ type peerEntry struct {
 	Record        string    `json:"record"` // base64 (std) of the marshalled envelope; "" if none
 	Addrs         []string  `json:"addrs"`
 	LastConnected time.Time `json:"last_connected"`
+	Outbound      bool      `json:"outbound,omitempty"` // this node dialled it at least once
 }
 
 // remembered is one peer in memory: what was last known of it.
@@ -50,6 +60,9 @@ type remembered struct {
 	last   time.Time
 	record []byte // marshalled envelope, nil if none known
 	addrs  []ma.Multiaddr
+	// outbound: this node dialled the peer at least once (else the peer
+	// only ever connected to it).
+	outbound bool
 }
 
 // memory is the list of remembered peers, most recently connected first,
@@ -62,9 +75,11 @@ type memory struct {
 
 func newMemory() *memory { return &memory{} }
 
-// connected moves p to the front with time now (called by the host's
-// notifee on each connection: it must not block).
-func (m *memory) connected(p peer.ID, now time.Time) {
+// connected moves p to the front with time now, noting whether this node
+// dialled it (called by the host's notifee on each connection: it must
+// not block). Over maxRememberedInbound peers that were never dialled,
+// the oldest of them goes; over RememberMax, the oldest peer.
+func (m *memory) connected(p peer.ID, now time.Time, outbound bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := &remembered{id: p}
@@ -73,11 +88,31 @@ func (m *memory) connected(p peer.ID, now time.Time) {
 		m.list = slices.Delete(m.list, i, i+1)
 	}
 	e.last = now
+	e.outbound = e.outbound || outbound
 	m.list = slices.Insert(m.list, 0, e)
+	m.trim()
+	m.dirty = true
+}
+
+// trim drops the oldest inbound-only peers while there are more than
+// maxRememberedInbound of them, then the oldest peers while the list is
+// over RememberMax.
+func (m *memory) trim() {
+	inbound := 0
+	for _, e := range m.list {
+		if !e.outbound {
+			inbound++
+		}
+	}
+	for i := len(m.list) - 1; i >= 0 && inbound > maxRememberedInbound; i-- {
+		if !m.list[i].outbound {
+			m.list = slices.Delete(m.list, i, i+1)
+			inbound--
+		}
+	}
 	if len(m.list) > RememberMax {
 		m.list = m.list[:RememberMax]
 	}
-	m.dirty = true
 }
 
 // add appends a loaded entry (the file is most recent first) unless p is
@@ -168,7 +203,7 @@ func (g *Gossip) refresh(e *remembered) {
 
 // entry is e as the file holds it.
 func (e *remembered) entry() peerEntry {
-	out := peerEntry{ID: e.id.String(), Addrs: make([]string, 0, len(e.addrs)), LastConnected: e.last.UTC()}
+	out := peerEntry{ID: e.id.String(), Addrs: make([]string, 0, len(e.addrs)), LastConnected: e.last.UTC(), Outbound: e.outbound}
 	if e.record != nil {
 		out.Record = base64.StdEncoding.EncodeToString(e.record)
 	}
@@ -247,7 +282,7 @@ func (g *Gossip) loadEntry(pe peerEntry) (*remembered, error) {
 	if id == g.h.ID() {
 		return nil, errors.New("names this node")
 	}
-	e := &remembered{id: id, last: pe.LastConnected}
+	e := &remembered{id: id, last: pe.LastConnected, outbound: pe.Outbound}
 	if pe.Record != "" {
 		raw, rec, err := g.loadRecord(id, pe.Record)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -72,6 +73,7 @@ func TestRememberRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, others[i], recs[0].Record.PeerID)
 		require.NotEmpty(t, e.Addrs)
+		require.True(t, e.Outbound, "entry %d: a dialled the peer", i)
 		if i > 0 {
 			require.False(t, e.LastConnected.After(f.Peers[i-1].LastConnected), "entry %d newer than the one before", i)
 		}
@@ -87,6 +89,9 @@ func TestRememberRoundTrip(t *testing.T) {
 	g, err := New(Config{Host: newHost(t), RememberPath: path, Sources: src})
 	require.NoError(t, err)
 	require.Equal(t, others, g.mem.ids())
+	for _, e := range g.mem.list {
+		require.True(t, e.outbound, "%s loaded as inbound-only", e.id)
+	}
 	for _, p := range others {
 		require.NotNil(t, g.cab.GetPeerRecord(p), "record of %s not loaded", p)
 		info, ok := src.Get(p)
@@ -116,7 +121,7 @@ func TestMemoryCapAndOrder(t *testing.T) {
 	m := newMemory()
 	now := time.Now()
 	for i, p := range ps {
-		m.connected(p, now.Add(time.Duration(i)*time.Second))
+		m.connected(p, now.Add(time.Duration(i)*time.Second), true)
 	}
 	got := m.ids()
 	require.Len(t, got, RememberMax)
@@ -124,9 +129,43 @@ func TestMemoryCapAndOrder(t *testing.T) {
 		require.Equal(t, ps[len(ps)-1-i], got[i])
 	}
 	again := ps[len(ps)-5]
-	m.connected(again, now.Add(time.Hour))
+	m.connected(again, now.Add(time.Hour), true)
 	require.Equal(t, again, m.ids()[0])
 	require.Len(t, m.ids(), RememberMax)
+}
+
+// TestMemoryInboundBounded: peers that only connected to the node, however
+// many and however recent, hold at most maxRememberedInbound slots; the
+// peers the node dialled keep the rest, and a dialled peer stays dialled
+// when it later connects inbound. (Without the bound, a burst of fresh
+// inbound peers pushes out every dialled one.)
+func TestMemoryInboundBounded(t *testing.T) {
+	dialled := testIDs(t, RememberMax)
+	strangers := testIDs(t, 3*RememberMax)
+	m := newMemory()
+	now := time.Now()
+	for i, p := range dialled {
+		m.connected(p, now.Add(time.Duration(i)*time.Millisecond), true)
+	}
+	m.connected(dialled[0], now.Add(time.Second), false) // it now connects inbound
+	for i, p := range strangers {
+		m.connected(p, now.Add(time.Minute+time.Duration(i)*time.Millisecond), false)
+	}
+	got := m.ids()
+	require.Len(t, got, RememberMax)
+	inbound := 0
+	for _, p := range got {
+		if slices.Contains(strangers, p) {
+			inbound++
+		}
+	}
+	require.Equal(t, maxRememberedInbound, inbound)
+	// The newest strangers, newest first, then the newest dialled peers.
+	for i := range maxRememberedInbound {
+		require.Equal(t, strangers[len(strangers)-1-i], got[i])
+	}
+	require.Equal(t, dialled[0], got[maxRememberedInbound], "a dialled peer that came back inbound is still dialled")
+	require.Equal(t, dialled[len(dialled)-1], got[maxRememberedInbound+1])
 }
 
 // TestRememberLoadCap: a file of more than RememberMax entries loads the
