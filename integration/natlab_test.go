@@ -653,3 +653,94 @@ func natMapping(t *testing.T, mode natMode, h, srv, srv2 *labHost) {
 		check(t, len(distinct) > 1, "--random-fully mapped one local port to WAN port %v for every destination, want a new port per flow", ports)
 	}
 }
+
+// TestNATLabDaemons runs casd daemons in the lab, one on the internet and
+// one in home 1 behind a MASQUERADE router, and checks that the home
+// daemon connects to the public one by its multiaddr, that the public one
+// sees the connection come from the router's WAN address, and that a file
+// added at home reads back on the internet by capability over it. Before
+// that, the public daemon's dial of the home daemon at the router's WAN
+// address fails without an answer.
+func TestNATLabDaemons(t *testing.T) {
+	requireNetAdmin(t)
+	n := newNATLab(t, natMasquerade)
+	pub := natDaemon(t, n.addInternetHost())
+	home := natDaemon(t, n.addHomeHost(1))
+
+	// Dialled on the router's WAN address, where its port would be if it
+	// were forwarded, the home daemon is out of reach: the dial fails,
+	// and not because something answered.
+	wan := n.wan(1)
+	start := time.Now()
+	res := pub.cli.run(t, "connect", fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", wan, home.d.ID))
+	check(t, res.code != 0, "the public daemon connected to the home daemon through its router's WAN address: %s", res)
+	check(t, !strings.Contains(res.stderr, "refused") && !strings.Contains(res.stderr, "unreachable"),
+		"the router answered the public daemon's dial: %s", res)
+	t.Logf("the public daemon's dial of the home daemon at the WAN address failed after %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(res.stderr))
+
+	to := natLabAddr(t, pub, "/tcp/")
+	home.cli.requireOK(t, home.cli.run(t, "connect", to))
+	var seen peerJSON
+	waitFor(t, daemonStartTimeout, func() (bool, string) {
+		ps := peerList(t, pub.cli, false)
+		i := slices.IndexFunc(ps, func(p peerJSON) bool { return p.ID == home.d.ID })
+		if i < 0 {
+			return false, fmt.Sprintf("the public daemon does not list %s connected: %+v", home.d.ID, ps)
+		}
+		seen = ps[i]
+		return true, ""
+	})
+	check(t, slices.ContainsFunc(seen.Addrs, func(s string) bool { ip, ok := addrIP(s); return ok && ip == wan }),
+		"the public daemon sees the home daemon at %q, want the router's WAN address %s", seen.Addrs, wan)
+	check(t, !slices.ContainsFunc(seen.Addrs, func(s string) bool { ip, ok := addrIP(s); return ok && ip == home.h.addr }),
+		"the public daemon sees the home daemon at its LAN address: %q", seen.Addrs)
+	t.Logf("the public daemon sees the home daemon connected from %q", seen.Addrs)
+
+	data := randBytes(mib)
+	root := home.n.add(t, writeFile(t, home.n.work, "home.bin", data))
+	tok := home.n.share(t, root)
+	requireSameBytes(t, data, pub.n.cat(t, tok), "cat on the internet by capability of a file added at home")
+}
+
+// natDaemon starts a daemon on h: a local-profile repo listening on every
+// address of h's namespace at the default ports, no bootstrap peers, no
+// mDNS, replication factor 1. It returns when the daemon is ready, having
+// checked it listens on h's address and nowhere outside the lab.
+func natDaemon(t *testing.T, h *labHost) *lanNode {
+	t.Helper()
+	ln := &lanNode{h: h, n: newEmptyNode(t)}
+	res := ln.n.run(t, "init", "--profile=local")
+	ln.n.requireOK(t, res)
+	ln.n.id = parseInit(t, ln.n, res)
+	setConfig(t, ln.n,
+		"Discovery.MDNS", "false",
+		"Addresses.Swarm", `["/ip4/0.0.0.0/tcp/4001","/ip4/0.0.0.0/udp/4001/quic-v1"]`,
+		"Bootstrap", `[]`,
+		"Replication.Factor", "1")
+	ln.n.netns = h.ns
+	ln.cli = &node{repo: ln.n.repo, home: ln.n.home, work: ln.n.work, id: ln.n.id}
+	ln.d = startDaemon(t, ln.n)
+	var onHost bool
+	for _, a := range ln.d.Addrs {
+		ip, ok := addrIP(a)
+		check(t, ok, "daemon in %s: listen address %q has no IP", h.ns, a)
+		check(t, ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip == h.addr,
+			"daemon in %s listens on %s, not its lab address %s (or loopback, link-local)", h.ns, a, h.addr)
+		onHost = onHost || ip == h.addr
+	}
+	check(t, onHost, "daemon in %s lists no address on %s: %q", h.ns, h.addr, ln.d.Addrs)
+	return ln
+}
+
+// natLabAddr is a listen address of ln's daemon on its lab address whose
+// transport part contains transport ("/tcp/", "/quic-v1").
+func natLabAddr(t *testing.T, ln *lanNode, transport string) string {
+	t.Helper()
+	for _, a := range ln.d.Addrs {
+		if ip, ok := addrIP(a); ok && ip == ln.h.addr && strings.Contains(a, transport) {
+			return a
+		}
+	}
+	t.Fatalf("daemon in %s lists no %s address on %s: %q", ln.h.ns, transport, ln.h.addr, ln.d.Addrs)
+	return ""
+}
