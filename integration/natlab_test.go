@@ -41,6 +41,9 @@ package integration
 //     WAN port (endpoint-independent mapping; Linux keeps the host's port
 //     when it is free); natRandomFully (MASQUERADE --random-fully) picks a
 //     new random WAN port for every flow, so hole punching cannot guess it.
+//     So a UDP hole punch between the homes (each learns its public
+//     endpoint from an internet host, then both send to each other's) gets
+//     through behind MASQUERADE and never behind --random-fully.
 //
 // Tests run clients and servers inside the lab with inNS: a socket opened
 // on an OS thread that joined a namespace belongs to that namespace for
@@ -57,6 +60,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -371,15 +375,20 @@ func dialUDP(t testing.TB, h *labHost, to netip.AddrPort) *net.UDPConn {
 // out): an error other than a timeout means something answered (RST:
 // ECONNREFUSED; ICMP: EHOSTUNREACH, ENETUNREACH, ECONNREFUSED...).
 func answered(err error) string {
-	var ne net.Error
 	switch {
 	case err == nil:
 		return "an answer"
-	case errors.As(err, &ne) && ne.Timeout():
+	case isTimeout(err):
 		return ""
 	default:
 		return fmt.Sprintf("an answer: %v", err)
 	}
+}
+
+// isTimeout reports whether err is a deadline or dial timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // TestNATLabAddresses checks the lab's address plan against libp2p's idea
@@ -411,7 +420,8 @@ func TestNATLabAddresses(t *testing.T) {
 // TestNATLab checks that the lab behaves like the internet and home
 // routers, for each kind of router: home hosts reach the internet behind
 // their router's WAN address, the internet reaches nothing at home and
-// gets no answer, and the routers map UDP flows as their kind says.
+// gets no answer, the routers map UDP flows as their kind says, and a UDP
+// hole punch between the homes gets through exactly behind MASQUERADE.
 func TestNATLab(t *testing.T) {
 	requireNetAdmin(t)
 	requireIPTables(t)
@@ -425,8 +435,8 @@ func TestNATLab(t *testing.T) {
 
 // testNATLab runs TestNATLab's checks on a lab whose routers use mode.
 func testNATLab(t *testing.T, mode natMode) {
+	rootLinks := newLab(t).run("-o", "link", "show")
 	n := newNATLab(t, mode)
-	rootLinks := n.l.run("-o", "link", "show")
 	srv, srv2 := n.addInternetHost(), n.addInternetHost()
 	home := [2]*labHost{n.addHomeHost(1), n.addHomeHost(2)}
 	check(t, n.l.run("-o", "link", "show") == rootLinks, "building the NAT lab changed the root namespace's links")
@@ -440,6 +450,7 @@ func testNATLab(t *testing.T, mode natMode) {
 	})
 	t.Run("unsolicited", func(t *testing.T) { natUnsolicited(t, n, srv, srv2, home[0]) })
 	t.Run("mapping", func(t *testing.T) { natMapping(t, mode, home[0], srv, srv2) })
+	t.Run("punch", func(t *testing.T) { natPunchCheck(t, mode, home, srv) })
 }
 
 // natRoutes checks the routes: internet hosts have no default route, home
@@ -664,8 +675,8 @@ func natMapping(t *testing.T, mode natMode, h, srv, srv2 *labHost) {
 func TestNATLabDaemons(t *testing.T) {
 	requireNetAdmin(t)
 	n := newNATLab(t, natMasquerade)
-	pub := natDaemon(t, n.addInternetHost())
-	home := natDaemon(t, n.addHomeHost(1))
+	pub := natDaemon(t, n.addInternetHost(), "local")
+	home := natDaemon(t, n.addHomeHost(1), "local")
 
 	// Dialled on the router's WAN address, where its port would be if it
 	// were forwarded, the home daemon is out of reach: the dial fails,
@@ -702,21 +713,23 @@ func TestNATLabDaemons(t *testing.T) {
 	requireSameBytes(t, data, pub.n.cat(t, tok), "cat on the internet by capability of a file added at home")
 }
 
-// natDaemon starts a daemon on h: a local-profile repo listening on every
-// address of h's namespace at the default ports, no bootstrap peers, no
-// mDNS, replication factor 1. It returns when the daemon is ready, having
-// checked it listens on h's address and nowhere outside the lab.
-func natDaemon(t *testing.T, h *labHost) *lanNode {
+// natDaemon starts a daemon on h: a repo of the given profile listening
+// on every address of h's namespace at the default ports, no bootstrap
+// peers, no mDNS, replication factor 1, then the config keys of kv (key,
+// JSON value, ...). It returns when the daemon is ready, having checked it
+// listens on h's address and nowhere outside the lab.
+func natDaemon(t *testing.T, h *labHost, profile string, kv ...string) *lanNode {
 	t.Helper()
 	ln := &lanNode{h: h, n: newEmptyNode(t)}
-	res := ln.n.run(t, "init", "--profile=local")
+	res := ln.n.run(t, "init", "--profile="+profile)
 	ln.n.requireOK(t, res)
 	ln.n.id = parseInit(t, ln.n, res)
-	setConfig(t, ln.n,
+	setConfig(t, ln.n, append([]string{
 		"Discovery.MDNS", "false",
 		"Addresses.Swarm", `["/ip4/0.0.0.0/tcp/4001","/ip4/0.0.0.0/udp/4001/quic-v1"]`,
 		"Bootstrap", `[]`,
-		"Replication.Factor", "1")
+		"Replication.Factor", "1",
+	}, kv...)...)
 	ln.n.netns = h.ns
 	ln.cli = &node{repo: ln.n.repo, home: ln.n.home, work: ln.n.work, id: ln.n.id}
 	ln.d = startDaemon(t, ln.n)
@@ -743,4 +756,85 @@ func natLabAddr(t *testing.T, ln *lanNode, transport string) string {
 	}
 	t.Fatalf("daemon in %s lists no %s address on %s: %q", ln.h.ns, transport, ln.h.addr, ln.d.Addrs)
 	return ""
+}
+
+const (
+	// natPunchWindow bounds a UDP hole punch: behind MASQUERADE it takes
+	// a round trip or two.
+	natPunchWindow = 3 * time.Second
+	// natPunchEvery is how often a puncher sends.
+	natPunchEvery = 20 * time.Millisecond
+)
+
+// natPunchCheck checks that the lab's NATs are what hole punching needs to
+// tell apart: behind MASQUERADE a UDP hole punch between the two homes
+// gets through both ways; behind --random-fully it gets through neither.
+func natPunchCheck(t *testing.T, mode natMode, home [2]*labHost, srv *labHost) {
+	start := time.Now()
+	got, err := natPunch(t, home, srv)
+	noErr(t, err)
+	t.Logf("%s: udp hole punch between the homes: home 1 received %v, home 2 received %v (%v)", mode, got[0], got[1], time.Since(start).Round(time.Millisecond))
+	switch mode {
+	case natMasquerade:
+		check(t, got[0] && got[1], "MASQUERADE: the hole punch between the homes got through %v, want both ways", got)
+	case natRandomFully:
+		check(t, !got[0] && !got[1], "--random-fully: the hole punch between the homes got through %v, want neither way", got)
+	}
+}
+
+// natPunch has the home hosts h[0] and h[1] learn their public endpoints
+// from srv, as from a STUN server, then each send to the other's endpoint
+// every natPunchEvery until both received the other's datagram or
+// natPunchWindow ends. got[i] is whether h[i] received.
+func natPunch(t *testing.T, h [2]*labHost, srv *labHost) (got [2]bool, err error) {
+	stun := listenUDP(t, srv, 5003)
+	defer stun.Close()
+	var c [2]*net.UDPConn
+	var public [2]netip.AddrPort
+	for i := range h {
+		c[i] = listenUDP(t, h[i], 0)
+		defer c[i].Close()
+		if _, err := c[i].WriteToUDPAddrPort([]byte("stun"), netip.AddrPortFrom(srv.addr, 5003)); err != nil {
+			return got, fmt.Errorf("stun from %s: %w", h[i].ns, err)
+		}
+		if err := stun.SetReadDeadline(time.Now().Add(natAnswerTimeout)); err != nil {
+			return got, fmt.Errorf("stun deadline: %w", err)
+		}
+		if _, public[i], err = stun.ReadFromUDPAddrPort(make([]byte, 16)); err != nil {
+			return got, fmt.Errorf("stun read: %w", err)
+		}
+	}
+	var received [2]atomic.Bool
+	deadline := time.Now().Add(natPunchWindow)
+	errs := runAll([]func() (string, error){
+		func() (string, error) { return "", punchFrom(c[0], public[1], deadline, &received[0], &received[1]) },
+		func() (string, error) { return "", punchFrom(c[1], public[0], deadline, &received[1], &received[0]) },
+	})
+	if len(errs) > 0 {
+		return got, errors.New(strings.Join(errs, "; "))
+	}
+	return [2]bool{received[0].Load(), received[1].Load()}, nil
+}
+
+// punchFrom sends "punch" on c to peer every natPunchEvery and reads
+// between sends, setting mine when a datagram from peer arrives, until
+// mine and theirs are both set or deadline passes.
+func punchFrom(c *net.UDPConn, peer netip.AddrPort, deadline time.Time, mine, theirs *atomic.Bool) error {
+	buf := make([]byte, 16)
+	for time.Now().Before(deadline) && !(mine.Load() && theirs.Load()) {
+		if _, err := c.WriteToUDPAddrPort([]byte("punch"), peer); err != nil {
+			return fmt.Errorf("punch %s -> %s: %w", c.LocalAddr(), peer, err)
+		}
+		if err := c.SetReadDeadline(time.Now().Add(natPunchEvery)); err != nil {
+			return fmt.Errorf("punch deadline: %w", err)
+		}
+		k, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil && !isTimeout(err) {
+			return fmt.Errorf("punch read at %s: %w", c.LocalAddr(), err)
+		}
+		if err == nil && from == peer && string(buf[:k]) == "punch" {
+			mine.Store(true)
+		}
+	}
+	return nil
 }
