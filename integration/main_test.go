@@ -18,7 +18,10 @@
 // Tests of what happens on a LAN (mDNS) run daemons in Linux network
 // namespaces that the test creates and deletes (see netns_test.go): they
 // need root and iproute2, and skip without them unless CI=true. Nothing of
-// a lab is in the machine's own namespace, and no lab has a route out.
+// a lab is in the machine's own namespace, and no lab has a route out. The
+// NAT lab (natlab_test.go; it also needs iptables) puts hosts on an
+// "internet" with addresses libp2p counts as public and behind home
+// routers that masquerade and drop unsolicited traffic silently.
 package integration
 
 import (

@@ -164,6 +164,7 @@ func (n *natLab) home(i int) *natHome {
 	lanNet := netip.MustParsePrefix(fmt.Sprintf("192.168.%d.0/24", i))
 	gw := nthAddr(lanNet, 1)
 	h := &natHome{router: l.newNS(fmt.Sprintf("r%d", i)), wan: nthAddr(natInternet, i)}
+	n.firewall(h.router) // before its links exist: the router is never open
 	h.lan = n.segment(fmt.Sprintf("home%d", i), lanNet, gw)
 	n.checkPublic(h.wan, true)
 	n.checkPublic(gw, false)
@@ -176,13 +177,12 @@ func (n *natLab) home(i int) *natHome {
 	l.attach(h.lan.ns, "gw", h.lan.br)
 	l.addr(h.router, "lan0", netip.PrefixFrom(gw, lanNet.Bits()))
 	l.run("netns", "exec", h.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	n.firewall(h.router)
 	return h
 }
 
 // firewall makes the router in ns a home router: masquerade out of wan0,
 // let in only what belongs to a known connection, answer nothing else.
-// The DROP policies come first, so the router is never open.
+// Rules name wan0 and lan0, which need not exist yet.
 func (n *natLab) firewall(ns string) {
 	n.l.t.Helper()
 	for _, bin := range []string{n.ipt.v4, n.ipt.v6} {
@@ -258,7 +258,8 @@ func isPublic(a netip.Addr) bool {
 	return err == nil && manet.IsPublicAddr(m)
 }
 
-// nthAddr is the i-th address of the IPv4 prefix p.
+// nthAddr is the i-th address of the IPv4 prefix p, whose last octet is 0
+// (i < 256; the lab's segments are /24s holding natHostBase+natMaxHosts).
 func nthAddr(p netip.Prefix, i int) netip.Addr {
 	a := p.Addr().As4()
 	a[3] += byte(i)
