@@ -667,31 +667,45 @@ func natMapping(t *testing.T, mode natMode, h, srv, srv2 *labHost) {
 }
 
 // TestNATLabDaemons runs casd daemons in the lab, one on the internet and
-// one in home 1 behind a MASQUERADE router, and checks that the home
-// daemon connects to the public one by its multiaddr, that the public one
-// sees the connection come from the router's WAN address, and that a file
-// added at home reads back on the internet by capability over it. Before
-// that, the public daemon's dial of the home daemon at the router's WAN
-// address fails without an answer.
+// one in each home behind a MASQUERADE router, and checks that a home
+// daemon connects to the public one by its multiaddr (home 1 over TCP,
+// home 2 over QUIC), that the public one sees each connection come from
+// the router's WAN address, and that a file added at home reads back on
+// the internet by capability over it. Before that, the public daemon's
+// dial of the home daemon at the router's WAN address fails without an
+// answer.
 func TestNATLabDaemons(t *testing.T) {
 	requireNetAdmin(t)
 	n := newNATLab(t, natMasquerade)
 	pub := natDaemon(t, n.addInternetHost(), "local")
-	home := natDaemon(t, n.addHomeHost(1), "local")
+	homes := []*lanNode{natDaemon(t, n.addHomeHost(1), "local"), natDaemon(t, n.addHomeHost(2), "local")}
 
 	// Dialled on the router's WAN address, where its port would be if it
 	// were forwarded, the home daemon is out of reach: the dial fails,
 	// and not because something answered.
-	wan := n.wan(1)
 	start := time.Now()
-	res := pub.cli.run(t, "connect", fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", wan, home.d.ID))
+	res := pub.cli.run(t, "connect", fmt.Sprintf("/ip4/%s/tcp/4001/p2p/%s", n.wan(1), homes[0].d.ID))
 	check(t, res.code != 0, "the public daemon connected to the home daemon through its router's WAN address: %s", res)
 	check(t, !strings.Contains(res.stderr, "refused") && !strings.Contains(res.stderr, "unreachable"),
 		"the router answered the public daemon's dial: %s", res)
 	t.Logf("the public daemon's dial of the home daemon at the WAN address failed after %v: %s", time.Since(start).Round(time.Millisecond), strings.TrimSpace(res.stderr))
 
-	to := natLabAddr(t, pub, "/tcp/")
-	home.cli.requireOK(t, home.cli.run(t, "connect", to))
+	for i, transport := range []string{"/tcp/", "/quic-v1"} {
+		home := homes[i]
+		natConnectOut(t, pub, home, n.wan(i+1), transport)
+		data := randBytes(mib)
+		root := home.n.add(t, writeFile(t, home.n.work, "home.bin", data))
+		tok := home.n.share(t, root)
+		requireSameBytes(t, data, pub.n.cat(t, tok), fmt.Sprintf("cat on the internet by capability of a file added in home %d", i+1))
+	}
+}
+
+// natConnectOut has home's daemon connect to pub's over transport and
+// checks that pub lists it connected from wan over that transport, and
+// not from its LAN address.
+func natConnectOut(t *testing.T, pub, home *lanNode, wan netip.Addr, transport string) {
+	t.Helper()
+	home.cli.requireOK(t, home.cli.run(t, "connect", natLabAddr(t, pub, transport)))
 	var seen peerJSON
 	waitFor(t, daemonStartTimeout, func() (bool, string) {
 		ps := peerList(t, pub.cli, false)
@@ -702,16 +716,12 @@ func TestNATLabDaemons(t *testing.T) {
 		seen = ps[i]
 		return true, ""
 	})
-	check(t, slices.ContainsFunc(seen.Addrs, func(s string) bool { ip, ok := addrIP(s); return ok && ip == wan }),
-		"the public daemon sees the home daemon at %q, want the router's WAN address %s", seen.Addrs, wan)
+	fromWAN := func(s string) bool { ip, ok := addrIP(s); return ok && ip == wan && strings.Contains(s, transport) }
+	check(t, slices.ContainsFunc(seen.Addrs, fromWAN),
+		"the public daemon sees the home daemon at %q, want the router's WAN address %s over %s", seen.Addrs, wan, transport)
 	check(t, !slices.ContainsFunc(seen.Addrs, func(s string) bool { ip, ok := addrIP(s); return ok && ip == home.h.addr }),
 		"the public daemon sees the home daemon at its LAN address: %q", seen.Addrs)
-	t.Logf("the public daemon sees the home daemon connected from %q", seen.Addrs)
-
-	data := randBytes(mib)
-	root := home.n.add(t, writeFile(t, home.n.work, "home.bin", data))
-	tok := home.n.share(t, root)
-	requireSameBytes(t, data, pub.n.cat(t, tok), "cat on the internet by capability of a file added at home")
+	t.Logf("over %s the public daemon sees the home daemon in %s connected from %q", transport, home.h.ns, seen.Addrs)
 }
 
 // natDaemon starts a daemon on h: a repo of the given profile listening
