@@ -111,10 +111,10 @@ func (m natMode) target() []string {
 // natLab is an internet segment and two homes behind routers.
 type natLab struct {
 	l        *lab
-	mode     natMode
-	ipt      natTables
-	internet *natSegment
-	homes    [2]*natHome
+	mode     natMode     // how both routers masquerade
+	ipt      natTables   // the iptables commands the routers were built with
+	internet *natSegment // internet.ns is the internet bridge's namespace
+	homes    [2]*natHome // home 1 and home 2
 }
 
 // natSegment is a bridge in a namespace of its own, a subnet, and the
