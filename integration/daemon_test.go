@@ -379,12 +379,6 @@ type peerJSON struct {
 // hasSource reports whether the daemon names src among p's sources.
 func (p peerJSON) hasSource(src string) bool { return slices.Contains(p.Sources, src) }
 
-// quickExit is the environment of a command the tests run many times: a
-// binary built with -race sleeps a second before it exits unless told not
-// to (atexit_sleep_ms), which would make a poll of a dozen daemons take a
-// dozen seconds.
-var quickExit = map[string]string{"GORACE": "halt_on_error=1 atexit_sleep_ms=0"}
-
 // peerSources are the source names of `casd peers --json`, in the order
 // the daemon lists them.
 var peerSources = []string{"dht", "gossip", "mdns", "bootstrap", "remembered", "inbound"}
@@ -396,7 +390,7 @@ var peerSources = []string{"dht", "gossip", "mdns", "bootstrap", "remembered", "
 func allPeers(t testing.TB, n *node) []peerJSON {
 	t.Helper()
 	before := time.Now()
-	res := n.exec(t, runOpts{env: quickExit}, "peers", "--all", "--json")
+	res := n.run(t, "peers", "--all", "--json")
 	after := time.Now()
 	n.requireOK(t, res)
 	var raw []map[string]json.RawMessage

@@ -35,39 +35,14 @@ func startChain(t testing.TB, n int, kv ...string) *cluster {
 		t.Logf("started a chain of %d daemons in %.1f s (the first had run that long when the last was ready)", n, time.Since(start).Seconds())
 	}()
 	for i := range n {
-		c.nodes[i] = newQuickNode(t)
-		c.nodes[i].setConfigQuick(t, kv...)
+		c.nodes[i] = newNode(t)
+		setConfig(t, c.nodes[i], kv...)
 		if i > 0 {
-			c.nodes[i].requireOK(t, c.nodes[i].quick(t, "bootstrap", "add", c.daemons[i-1].tcpAddr(t)))
+			c.nodes[i].requireOK(t, c.nodes[i].run(t, "bootstrap", "add", c.daemons[i-1].tcpAddr(t)))
 		}
 		c.daemons[i] = startDaemon(t, c.nodes[i])
 	}
 	return c
-}
-
-// quick runs casd with args as run does, without the second a -race
-// binary sleeps before it exits (see quickExit).
-func (n *node) quick(t testing.TB, args ...string) result {
-	t.Helper()
-	return n.exec(t, runOpts{env: quickExit}, args...)
-}
-
-// newQuickNode is newNode, its init run quick.
-func newQuickNode(t testing.TB) *node {
-	t.Helper()
-	n := newEmptyNode(t)
-	res := n.quick(t, "init", "--profile=local")
-	n.requireOK(t, res)
-	n.id = parseInit(t, n, res)
-	return n
-}
-
-// setConfigQuick is setConfig, each command run quick.
-func (n *node) setConfigQuick(t testing.TB, kv ...string) {
-	t.Helper()
-	for i := 0; i+1 < len(kv); i += 2 {
-		n.requireOK(t, n.quick(t, "config", kv[i], kv[i+1]))
-	}
 }
 
 // knowledge is what one node of a cluster lists in `casd peers --all

@@ -221,7 +221,7 @@ func TestRememberedPeersAfterRestart(t *testing.T) {
 // joinFromB starts a new node bootstrapped only from node 0 of c.
 func (c *cluster) joinFromB(t testing.TB) *daemon {
 	t.Helper()
-	n := newQuickNode(t)
-	n.setConfigQuick(t, "Bootstrap", bootstrapFrom(t, c.daemons[0]))
+	n := newNode(t)
+	setConfig(t, n, "Bootstrap", bootstrapFrom(t, c.daemons[0]))
 	return startDaemon(t, n)
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -179,6 +180,14 @@ func (n *node) environ(extra map[string]string) []string {
 	return out
 }
 
+// cliGORACE is the race detector's setting for a CLI command: a binary
+// built with -race sleeps a second before it exits (atexit_sleep_ms, so
+// that other threads may finish a report), which made every command a
+// test runs a second slower, a poll of a dozen daemons twelve. A CLI
+// command has one goroutine of its own that matters, and a race halts it
+// at once (halt_on_error). The daemons keep the default sleep.
+const cliGORACE = "halt_on_error=1 atexit_sleep_ms=0"
+
 // command prepares a casd command; the caller starts and waits for it.
 func (n *node) command(ctx context.Context, o runOpts, args ...string) *exec.Cmd {
 	prog, argv := n.argv(casdBin, args...)
@@ -186,7 +195,9 @@ func (n *node) command(ctx context.Context, o runOpts, args ...string) *exec.Cmd
 		prog, argv = n.argv("sh", append([]string{"-c", `umask ` + o.umask + ` && exec "$0" "$@"`, casdBin}, args...)...)
 	}
 	cmd := exec.CommandContext(ctx, prog, argv...)
-	cmd.Env = n.environ(o.env)
+	env := map[string]string{"GORACE": cliGORACE}
+	maps.Copy(env, o.env)
+	cmd.Env = n.environ(env)
 	cmd.Dir = o.dir
 	if cmd.Dir == "" {
 		cmd.Dir = n.work
