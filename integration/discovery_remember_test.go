@@ -38,10 +38,12 @@ type rememberedPeer struct {
 	Record        string    `json:"record"` // base64 (std) of a marshalled record envelope
 	Addrs         []string  `json:"addrs"`
 	LastConnected time.Time `json:"last_connected"`
+	Outbound      bool      `json:"outbound"` // the node dialled the peer; absent when false
 }
 
 // readRemembered reads n's peers.json and checks it: mode 0600, version
-// 1, at most rememberMax peers, none twice and not n itself, most recently
+// 1, at most rememberMax peers (a quarter of them at most inbound-only),
+// none twice and not n itself, most recently
 // connected first, each with addresses and a record signed by the peer it
 // names. It returns the IDs of the peers with a record, in the file's
 // order (a casd peer always has one: the host exchanges signed records at
@@ -61,7 +63,11 @@ func readRemembered(t testing.TB, n *node) []string {
 	check(t, f.Version == 1, "%s: version %d, want 1", path, f.Version)
 	check(t, len(f.Peers) <= rememberMax, "%s lists %d peers, more than %d", path, len(f.Peers), rememberMax)
 	var ids, all []string
+	inbound := 0
 	for i, p := range f.Peers {
+		if !p.Outbound {
+			inbound++
+		}
 		check(t, p.ID != n.id, "%s lists the node itself (%s)", path, p.ID)
 		check(t, !slices.Contains(all, p.ID), "%s lists peer %s twice", path, p.ID)
 		all = append(all, p.ID)
@@ -77,6 +83,7 @@ func readRemembered(t testing.TB, n *node) []string {
 			ids = append(ids, p.ID)
 		}
 	}
+	check(t, inbound <= rememberMax/4, "%s lists %d peers that only connected inbound, more than %d", path, inbound, rememberMax/4)
 	return ids
 }
 
