@@ -56,9 +56,9 @@ func newTestHost(t testing.TB, opts HostOptions) host.Host {
 
 // newTestDHT starts a DHT on h, closed at cleanup (before h, which was
 // registered earlier).
-func newTestDHT(t testing.TB, h host.Host, bootstrap []peer.AddrInfo) *dht.IpfsDHT {
+func newTestDHT(t testing.TB, h host.Host, bootstrap []peer.AddrInfo, opts ...DHTOption) *dht.IpfsDHT {
 	t.Helper()
-	d, err := NewDHT(t.Context(), h, bootstrap)
+	d, err := NewDHT(t.Context(), h, bootstrap, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, d.Close()) })
 	return d
