@@ -287,7 +287,7 @@ func encodePeerRecords(envs []*record.Envelope, to peer.ID) [][]byte {
 		if len(out) == MaxPeerRecords {
 			break
 		}
-		b, id, err := encodePeerRecord(env)
+		b, id, err := EncodePeerRecord(env)
 		if err != nil {
 			log.Debugw("peers: record not sent", "to", to, "err", err)
 			continue
@@ -306,9 +306,11 @@ func encodePeerRecords(envs []*record.Envelope, to peer.ID) [][]byte {
 	return out
 }
 
-// encodePeerRecord marshals env and returns its peer, or an error if the
-// receiver would refuse it.
-func encodePeerRecord(env *record.Envelope) ([]byte, peer.ID, error) {
+// EncodePeerRecord marshals env and returns the peer it describes, or an
+// error if a receiver would refuse it (see [DecodePeerRecords]): not a
+// peer record, over [MaxRecordAddrs] addresses or [MaxRecordSize] bytes,
+// or not signed with an Ed25519 key. Its signature is not checked.
+func EncodePeerRecord(env *record.Envelope) ([]byte, peer.ID, error) {
 	if env == nil {
 		return nil, "", errors.New("nil envelope")
 	}

@@ -63,28 +63,13 @@ func (s *sampler) add(p peer.ID, env *record.Envelope) {
 	if env == nil || s.full() {
 		return
 	}
-	size, ok := sendable(env)
-	if !ok || size > s.budget {
-		log.Debugw("record left out of the sample", "peer", p, "size", size)
+	raw, _, err := protocol.EncodePeerRecord(env)
+	if err != nil || len(raw) > s.budget {
+		log.Debugw("record left out of the sample", "peer", p, "size", len(raw), "err", err)
 		return
 	}
-	s.budget -= size
+	s.budget -= len(raw)
 	s.out = append(s.out, env)
-}
-
-// sendable returns env's marshalled size and whether a receiver would take
-// it: within protocol.MaxRecordSize and protocol.MaxRecordAddrs.
-func sendable(env *record.Envelope) (int, bool) {
-	raw, err := env.Marshal()
-	if err != nil || len(raw) > protocol.MaxRecordSize {
-		return len(raw), false
-	}
-	r, err := env.Record()
-	if err != nil {
-		return len(raw), false
-	}
-	rec, ok := r.(*peer.PeerRecord)
-	return len(raw), ok && len(rec.Addrs) <= protocol.MaxRecordAddrs
 }
 
 // Merge takes the verified records that from sent: each is consumed into
